@@ -1,0 +1,22 @@
+// The interface every block of a model implements: [B, T, D] in, [B, T, D] out, with an
+// explicit backward (no general autograd). A block keeps what backward needs in the model's
+// Arena; the caller keeps the block's input and hands it back to backward.
+#pragma once
+
+#include <string>
+
+#include "cells/arena.hpp"
+
+namespace statelab {
+
+template <typename S>
+class Block {
+ public:
+  virtual ~Block() = default;
+  virtual std::string cell() const = 0;
+  virtual void forward(Pass p, const S* x, S* y) = 0;
+  // dx is overwritten; parameter gradients accumulate in the ParamStore.
+  virtual void backward(Pass p, const S* x, const S* dy, S* dx) = 0;
+};
+
+}  // namespace statelab

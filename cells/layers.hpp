@@ -1,0 +1,102 @@
+// The layers blocks are built from, each an explicit forward/backward pair over the kernels.
+// A layer owns its parameters (in the ParamStore) and the statistics it must keep for backward
+// (in the Arena); its input and output buffers belong to the caller, which hands the forward
+// input back to backward. Backward overwrites dx and accumulates parameter gradients.
+#pragma once
+
+#include <string>
+
+#include "cells/arena.hpp"
+#include "cells/params.hpp"
+#include "kernels/cpu/elementwise.hpp"
+
+namespace statelab {
+
+template <typename S>
+class Linear {
+ public:
+  Linear(ParamStore<S>& ps, const std::string& name, int64_t in, int64_t out, bool bias,
+         InitFn weight_init, InitFn bias_init = init::zeros());
+  void forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const;           // [N, in] -> [N, out]
+  void backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx) const;  // dx may be null
+  int64_t in() const { return in_; }
+  int64_t out() const { return out_; }
+
+ private:
+  int64_t in_, out_;
+  ParamId w_, b_ = -1;
+};
+
+template <typename S>
+class Embedding {
+ public:
+  Embedding(ParamStore<S>& ps, const std::string& name, int64_t vocab, int64_t dim);
+  void forward(ParamStore<S>& ps, Pass p, const int32_t* tokens, S* y) const;  // [N] -> [N, D]
+  void backward(ParamStore<S>& ps, Pass p, const int32_t* tokens, const S* dy) const;
+  int64_t vocab() const { return vocab_; }
+
+ private:
+  int64_t vocab_, dim_;
+  ParamId e_;
+};
+
+// LayerNorm over groups of `group` units; groups = 1 is plain LayerNorm, groups = heads is the
+// headwise norm that follows multi-head cells. Bias optional (the headwise norm has none).
+template <typename S>
+class GroupLayerNorm {
+ public:
+  GroupLayerNorm(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, int64_t groups,
+                 int64_t group, bool bias);
+  void forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const;
+  void backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy, S* dx) const;
+
+ private:
+  int64_t groups_, group_;
+  ParamId w_, b_ = -1;
+  typename Arena<S>::Slot mean_, rstd_;
+};
+
+template <typename S>
+class RmsNorm {
+ public:
+  RmsNorm(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, int64_t dim);
+  void forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const;
+  void backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy, S* dx) const;
+
+ private:
+  int64_t dim_;
+  ParamId w_;
+  typename Arena<S>::Slot rstd_;
+};
+
+// Causal depthwise conv over time with bias, [B, T, C] -> [B, T, C].
+template <typename S>
+class CausalConv {
+ public:
+  CausalConv(ParamStore<S>& ps, const std::string& name, int64_t channels, int64_t kernel);
+  void forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const;
+  void backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx) const;
+
+ private:
+  int64_t channels_, kernel_;
+  ParamId w_, b_;
+};
+
+// Gated FFN: down(act(gate) ⊙ value) with [gate | value] = up(x); no biases.
+template <typename S>
+class GatedFfn {
+ public:
+  GatedFfn(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, int64_t dim,
+           int64_t hidden, cpu::Activation act, double down_init_scale);
+  void forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const;
+  void backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy, S* dx) const;
+  int64_t hidden() const { return hidden_; }
+
+ private:
+  int64_t hidden_;
+  cpu::Activation act_;
+  Linear<S> up_, down_;
+  typename Arena<S>::Slot u_, a_, du_, da_;
+};
+
+}  // namespace statelab

@@ -1,0 +1,108 @@
+// Model assembly from the block pattern, and the forward / loss / backward sequence.
+#include "cells/model.hpp"
+
+#include <cmath>
+
+#include "cells/recurrent_block.hpp"
+#include "kernels/error.hpp"
+
+namespace statelab {
+
+namespace {
+
+template <typename S>
+std::unique_ptr<Block<S>> make_block(char letter, ParamStore<S>& ps, Arena<S>& arena,
+                                     const std::string& name, const ModelConfig& cfg,
+                                     int n_blocks) {
+  switch (letter) {
+    case 'l':
+      return std::make_unique<RecurrentBlock<S>>(ps, arena, name, cpu::NonlinearCell::lstm, cfg,
+                                                 n_blocks);
+    case 's':
+      return std::make_unique<RecurrentBlock<S>>(ps, arena, name, cpu::NonlinearCell::slstm,
+                                                 cfg, n_blocks);
+  }
+  throw ConfigError("model.blocks: unknown block letter '" + std::string(1, letter) + "'");
+}
+
+}  // namespace
+
+template <typename S>
+Model<S>::Model(const ModelConfig& cfg, int vocab, int64_t max_forward_tokens,
+                int64_t max_backward_tokens)
+    : cfg_(cfg),
+      vocab_(vocab),
+      embed_(params_, "embedding", vocab, cfg.d_model),
+      final_norm_(params_, arena_, "final_norm", 1, cfg.d_model, true),
+      head_(params_, "head", cfg.d_model, vocab, false,
+            init::normal(1.0 / std::sqrt(double(cfg.d_model)))) {
+  SL_CHECK(!cfg.blocks.empty(), "model.blocks is empty");
+  SL_CHECK(max_backward_tokens <= max_forward_tokens, "backward budget above forward budget");
+  const int n = int(cfg.blocks.size());
+  for (int i = 0; i < n; ++i)
+    blocks_.push_back(
+        make_block<S>(cfg.blocks[size_t(i)], params_, arena_, "blocks." + std::to_string(i), cfg, n));
+  const int64_t D = cfg.d_model;
+  for (int i = 0; i <= n; ++i) stream_.push_back(arena_.reserve(D));
+  normed_ = arena_.reserve(D);
+  logits_ = arena_.reserve(vocab);
+  dlogits_ = arena_.reserve(vocab, SlotUse::backward);
+  dnormed_ = arena_.reserve(D, SlotUse::backward);
+  grad_a_ = arena_.reserve(D, SlotUse::backward);
+  grad_b_ = arena_.reserve(D, SlotUse::backward);
+  params_.allocate();
+  arena_.allocate(max_forward_tokens, max_backward_tokens);
+}
+
+template <typename S>
+const S* Model<S>::forward(const int32_t* tokens, Pass p) {
+  SL_CHECK(p.B >= 1 && p.T >= 1, "empty pass");
+  SL_CHECK(p.tokens() <= arena_.max_forward_tokens(),
+           "pass of " + std::to_string(p.tokens()) + " tokens exceeds the arena's " +
+               std::to_string(arena_.max_forward_tokens()));
+  for (int64_t i = 0; i < p.tokens(); ++i)
+    SL_CHECK(tokens[i] >= 0 && tokens[i] < vocab_, "token id out of the vocabulary");
+  tokens_ = tokens;
+  pass_ = p;
+  grad_ready_ = false;
+  embed_.forward(params_, p, tokens, arena_(stream_[0]));
+  for (size_t i = 0; i < blocks_.size(); ++i)
+    blocks_[i]->forward(p, arena_(stream_[i]), arena_(stream_[i + 1]));
+  final_norm_.forward(params_, arena_, p, arena_(stream_.back()), arena_(normed_));
+  head_.forward(params_, p, arena_(normed_), arena_(logits_));
+  return arena_(logits_);
+}
+
+template <typename S>
+cpu::LossStats Model<S>::loss(const int32_t* targets, bool grad) {
+  SL_CHECK(tokens_, "loss before forward");
+  if (grad)
+    SL_CHECK(pass_.tokens() <= arena_.max_backward_tokens(),
+             "pass of " + std::to_string(pass_.tokens()) +
+                 " tokens exceeds the backward budget " +
+                 std::to_string(arena_.max_backward_tokens()));
+  grad_ready_ = grad;
+  return cpu::cross_entropy(grad ? arena_(dlogits_) : static_cast<S*>(nullptr), arena_(logits_),
+                            targets, pass_.tokens(), vocab_);
+}
+
+template <typename S>
+void Model<S>::backward() {
+  SL_CHECK(grad_ready_, "backward without loss(grad = true) after the last forward");
+  const Pass p = pass_;
+  head_.backward(params_, p, arena_(normed_), arena_(dlogits_), arena_(dnormed_));
+  S* dy = arena_(grad_a_);
+  S* dx = arena_(grad_b_);
+  final_norm_.backward(params_, arena_, p, arena_(stream_.back()), arena_(dnormed_), dy);
+  for (size_t i = blocks_.size(); i-- > 0;) {
+    blocks_[i]->backward(p, arena_(stream_[i]), dy, dx);
+    std::swap(dx, dy);
+  }
+  embed_.backward(params_, p, tokens_, dy);
+  grad_ready_ = false;
+}
+
+template class Model<float>;
+template class Model<double>;
+
+}  // namespace statelab

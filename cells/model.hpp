@@ -1,0 +1,58 @@
+// A model: token embedding -> blocks (from the pattern, e.g. "ss") -> final LayerNorm -> linear
+// head over the vocabulary. Owns its parameters and its activation arena; forward, loss and
+// backward run without allocating. Same code in float (training) and double (gradient checks).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "cells/block.hpp"
+#include "cells/layers.hpp"
+#include "cells/model_config.hpp"
+#include "kernels/cpu/loss.hpp"
+
+namespace statelab {
+
+template <typename S>
+class Model {
+ public:
+  // max_forward_tokens / max_backward_tokens bound B·T of any forward / backward pass.
+  Model(const ModelConfig& cfg, int vocab, int64_t max_forward_tokens,
+        int64_t max_backward_tokens);
+
+  ParamStore<S>& params() { return params_; }
+  const ParamStore<S>& params() const { return params_; }
+  const ModelConfig& config() const { return cfg_; }
+  int vocab() const { return vocab_; }
+  int n_blocks() const { return int(blocks_.size()); }
+  Block<S>& block(int i) { return *blocks_[size_t(i)]; }
+  int64_t arena_bytes() const { return arena_.bytes(); }
+
+  // tokens: [B, T]; returns logits [B, T, vocab] (valid until the next forward).
+  const S* forward(const int32_t* tokens, Pass p);
+  // Cross-entropy of the last forward against targets [B, T] (negative = ignored); with
+  // `grad` it also prepares backward.
+  cpu::LossStats loss(const int32_t* targets, bool grad);
+  // Accumulates parameter gradients of the mean loss of the last loss(grad = true).
+  void backward();
+  // The residual stream entering block i (i = n_blocks: the final norm's input), [B, T, D].
+  const S* residual(int i) { return arena_(stream_[size_t(i)]); }
+
+ private:
+  using Slot = typename Arena<S>::Slot;
+  ModelConfig cfg_;
+  int vocab_;
+  ParamStore<S> params_;
+  Arena<S> arena_;
+  Embedding<S> embed_;
+  std::vector<std::unique_ptr<Block<S>>> blocks_;
+  GroupLayerNorm<S> final_norm_;
+  Linear<S> head_;
+  std::vector<Slot> stream_;  // residual stream before each block and after the last
+  Slot normed_, logits_, dlogits_, dnormed_, grad_a_, grad_b_;
+  const int32_t* tokens_ = nullptr;
+  Pass pass_;
+  bool grad_ready_ = false;
+};
+
+}  // namespace statelab

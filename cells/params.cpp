@@ -1,0 +1,75 @@
+// ParamStore layout and initialisation.
+#include "cells/params.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/error.hpp"
+
+namespace statelab {
+
+namespace init {
+InitFn zeros() {
+  return [](Rng&, int64_t) { return 0.0; };
+}
+InitFn constant(double value) {
+  return [value](Rng&, int64_t) { return value; };
+}
+InitFn normal(double stddev) {
+  return [stddev](Rng& r, int64_t) { return stddev * r.normal(); };
+}
+InitFn uniform(double lo, double hi) {
+  return [lo, hi](Rng& r, int64_t) { return lo + (hi - lo) * r.uniform(); };
+}
+}  // namespace init
+
+template <typename S>
+ParamId ParamStore<S>::add(const std::string& name, Shape shape, InitFn init_fn, bool decay) {
+  SL_CHECK(!allocated_, "parameter '" + name + "' declared after allocation");
+  for (const auto& p : infos_) SL_CHECK(p.name != name, "duplicate parameter name '" + name + "'");
+  infos_.push_back({name, shape, std::move(init_fn), decay, -1});
+  return ParamId(infos_.size() - 1);
+}
+
+template <typename S>
+void ParamStore<S>::allocate() {
+  SL_CHECK(!allocated_, "ParamStore allocated twice");
+  int64_t offset = 0;
+  for (bool decay : {true, false}) {
+    for (auto& p : infos_)
+      if (p.decay == decay) {
+        p.offset = offset;
+        offset += p.shape.numel();
+      }
+    if (decay) decay_size_ = offset;
+  }
+  values_.assign(size_t(offset), S(0));
+  grads_.assign(size_t(offset), S(0));
+  m_.assign(size_t(offset), S(0));
+  v_.assign(size_t(offset), S(0));
+  allocated_ = true;
+}
+
+template <typename S>
+void ParamStore<S>::initialize(uint64_t seed) {
+  SL_CHECK(allocated_, "ParamStore::initialize before allocate");
+  for (size_t id = 0; id < infos_.size(); ++id) {
+    const auto& p = infos_[id];
+    Rng rng(seed, kStreamInit, id);
+    S* v = values_.data() + p.offset;
+    for (int64_t i = 0; i < p.shape.numel(); ++i) v[i] = S(p.init(rng, i));
+  }
+  std::fill(grads_.begin(), grads_.end(), S(0));
+  std::fill(m_.begin(), m_.end(), S(0));
+  std::fill(v_.begin(), v_.end(), S(0));
+}
+
+template <typename S>
+void ParamStore<S>::zero_grads() {
+  std::fill(grads_.begin(), grads_.end(), S(0));
+}
+
+template class ParamStore<float>;
+template class ParamStore<double>;
+
+}  // namespace statelab

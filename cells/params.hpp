@@ -1,0 +1,72 @@
+// ParamStore: every parameter of a model in one contiguous buffer, with one buffer each for
+// gradients and the two AdamW moments, and named views for export and checkpoints.
+// Parameters with weight decay are laid out first and those without (norms, biases, gate
+// biases) after them, so the optimizer treats each group as one flat region.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/rng.hpp"
+#include "kernels/tensor.hpp"
+
+namespace statelab {
+
+// Initial value of element `index` of a parameter, drawn from the parameter's own stream.
+using InitFn = std::function<double(Rng&, int64_t index)>;
+
+namespace init {
+InitFn zeros();
+InitFn constant(double value);
+InitFn normal(double stddev);
+InitFn uniform(double lo, double hi);
+}  // namespace init
+
+struct ParamInfo {
+  std::string name;  // stable dotted name, e.g. "blocks.0.slstm.R"
+  Shape shape;
+  InitFn init;
+  bool decay = true;
+  int64_t offset = -1;  // into the flat buffers, once allocated
+};
+
+using ParamId = int;
+
+template <typename S>
+class ParamStore {
+ public:
+  // Declares a parameter; names must be unique. Valid only before allocate().
+  ParamId add(const std::string& name, Shape shape, InitFn init, bool decay);
+  // Lays out and zero-fills every buffer; after this, views are stable.
+  void allocate();
+  // Fills parameters from (seed, kStreamInit, parameter number) and zeroes the rest.
+  void initialize(uint64_t seed);
+
+  bool allocated() const { return allocated_; }
+  int64_t size() const { return int64_t(values_.size()); }
+  int64_t decay_size() const { return decay_size_; }  // elements [0, decay_size) decay
+  const std::vector<ParamInfo>& infos() const { return infos_; }
+  const ParamInfo& info(ParamId id) const { return infos_.at(size_t(id)); }
+
+  S* value(ParamId id) { return values_.data() + info(id).offset; }
+  const S* value(ParamId id) const { return values_.data() + info(id).offset; }
+  S* grad(ParamId id) { return grads_.data() + info(id).offset; }
+  Tensor<S> value_tensor(ParamId id) { return {value(id), info(id).shape, Device::cpu}; }
+
+  S* values() { return values_.data(); }
+  const S* values() const { return values_.data(); }
+  S* grads() { return grads_.data(); }
+  S* moment1() { return m_.data(); }
+  S* moment2() { return v_.data(); }
+  void zero_grads();
+
+ private:
+  std::vector<ParamInfo> infos_;
+  std::vector<S> values_, grads_, m_, v_;
+  int64_t decay_size_ = 0;
+  bool allocated_ = false;
+};
+
+}  // namespace statelab

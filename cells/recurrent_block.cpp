@@ -1,0 +1,180 @@
+// RecurrentBlock: wiring of norms, gate projections, the recurrence kernel and the FFN.
+#include "cells/recurrent_block.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/elementwise.hpp"
+
+namespace statelab {
+
+namespace {
+
+// FFN width: ffn_factor·d rounded up to a multiple of 8 (xLSTM rounds to 64; 8 keeps small
+// models small while staying SIMD-friendly).
+int64_t ffn_width(double factor, int64_t d) {
+  return int64_t(std::ceil(factor * double(d) / 8.0)) * 8;
+}
+
+}  // namespace
+
+template <typename S>
+RecurrentBlock<S>::RecurrentBlock(ParamStore<S>& ps, Arena<S>& arena, const std::string& name,
+                                  cpu::NonlinearCell cell, const ModelConfig& cfg, int n_blocks)
+    : ps_(ps),
+      arena_(arena),
+      cell_(cell),
+      exp_forget_(cell == cpu::NonlinearCell::slstm && cfg.slstm.forget_gate == "exp"),
+      D_(cfg.d_model),
+      H_(cell == cpu::NonlinearCell::slstm ? cfg.heads : 1),
+      Dh_(D_ / H_),
+      norm1_(ps, arena, name + ".norm", 1, D_, true),
+      gate_if_(ps, name + ".cell.if_proj", D_, 2 * D_, true,
+               init::normal(1.0 / std::sqrt(double(D_))),
+               // Bias layout [H, 2, Dh]: input gate 0; forget gate open, so memory starts long.
+               // sLSTM: per-unit linspace 3..6 in each head; LSTM: the customary 1.
+               [lstm = cell == cpu::NonlinearCell::lstm, dh = Dh_](Rng&, int64_t i) {
+                 if ((i / dh) % 2 == 0) return 0.0;
+                 if (lstm) return 1.0;
+                 return dh > 1 ? 3.0 + 3.0 * double(i % dh) / double(dh - 1) : 3.0;
+               }),
+      gate_zo_(ps, name + ".cell.zo_proj", D_, 2 * D_, true,
+               init::normal(1.0 / std::sqrt(double(D_)))),
+      head_norm_(ps, arena, name + ".cell.head_norm", H_, Dh_, false) {
+  if (cell == cpu::NonlinearCell::slstm && cfg.slstm.conv_kernel > 0)
+    conv_.emplace(ps, name + ".cell.conv", D_, cfg.slstm.conv_kernel);
+  // Recurrent weights [H, Dh, 4, Dh]: zero for sLSTM (the reference initialisation), and
+  // PyTorch's LSTM range U(±1/√D) for the LSTM.
+  const double bound = 1.0 / std::sqrt(double(D_));
+  R_ = ps.add(name + ".cell.recurrent", {H_, Dh_, 4, Dh_},
+              cell == cpu::NonlinearCell::slstm ? init::zeros() : init::uniform(-bound, bound),
+              true);
+  if (cfg.ffn_factor > 0) {
+    norm2_.emplace(ps, arena, name + ".ffn_norm", 1, D_, true);
+    ffn_.emplace(ps, arena, name + ".ffn", D_, ffn_width(cfg.ffn_factor, D_),
+                 cpu::Activation::gelu, 1.0 / std::sqrt(2.0 * n_blocks));
+  }
+  const int64_t D = D_;
+  xn_ = arena.reserve(D);
+  if (conv_) {
+    xc_ = arena.reserve(D);
+    xif_ = arena.reserve(D);
+  }
+  uif_ = arena.reserve(2 * D);
+  uzo_ = arena.reserve(2 * D);
+  pre_ = arena.reserve(4 * D);
+  raw_ = arena.reserve(4 * D);
+  gates_ = arena.reserve(4 * D);
+  c_ = arena.reserve(D);
+  n_ = arena.reserve(D);
+  m_ = arena.reserve(D);
+  h_ = arena.reserve(D);
+  hn_ = arena.reserve(D);
+  y1_ = arena.reserve(D);
+  if (ffn_) {
+    xn2_ = arena.reserve(D);
+    dy1_ = arena.reserve(D, SlotUse::backward);
+    dxn2_ = arena.reserve(D, SlotUse::backward);
+  }
+  dh_ = arena.reserve(D, SlotUse::backward);
+  dpre_ = arena.reserve(4 * D, SlotUse::backward);
+  duif_ = arena.reserve(2 * D, SlotUse::backward);
+  duzo_ = arena.reserve(2 * D, SlotUse::backward);
+  dxif_ = arena.reserve(D, SlotUse::backward);
+  if (conv_) dxc_ = arena.reserve(D, SlotUse::backward);
+  dxn_ = arena.reserve(D, SlotUse::backward);
+  dxn_b_ = arena.reserve(D, SlotUse::backward);
+  work_ = arena.reserve(3 * D, SlotUse::backward);  // 3·B·D <= 3·D per token
+}
+
+template <typename S>
+std::string RecurrentBlock<S>::cell() const {
+  return cell_ == cpu::NonlinearCell::slstm ? "slstm" : "lstm";
+}
+
+template <typename S>
+cpu::NonlinearRecurrence<S> RecurrentBlock<S>::recurrence(Pass p) {
+  cpu::NonlinearRecurrence<S> r;
+  r.cell = cell_;
+  r.exp_forget = exp_forget_;
+  r.B = p.B, r.T = p.T, r.H = H_, r.Dh = Dh_;
+  r.pre = arena_(pre_);
+  r.R = ps_.value(R_);
+  r.raw = arena_(raw_);
+  r.gates = arena_(gates_);
+  r.c = arena_(c_);
+  r.n = arena_(n_);
+  r.m = arena_(m_);
+  r.h = arena_(h_);
+  return r;
+}
+
+template <typename S>
+void RecurrentBlock<S>::forward(Pass p, const S* x, S* y) {
+  const int64_t N = p.tokens(), D = D_;
+  S* xn = arena_(xn_);
+  norm1_.forward(ps_, arena_, p, x, xn);
+  const S* xif = xn;
+  if (conv_) {
+    conv_->forward(ps_, p, xn, arena_(xc_));
+    cpu::activation_fwd(cpu::Activation::silu, arena_(xif_), arena_(xc_), N * D);
+    xif = arena_(xif_);
+  }
+  gate_if_.forward(ps_, p, xif, arena_(uif_));
+  gate_zo_.forward(ps_, p, xn, arena_(uzo_));
+  // Interleave [N, H, 2, Dh] (i, f) and [N, H, 2, Dh] (z, o) into [N, H, 4, Dh].
+  const int64_t half = 2 * Dh_;
+  S* pre = arena_(pre_);
+  for (int64_t r = 0; r < N * H_; ++r) {
+    std::copy_n(arena_(uif_) + r * half, half, pre + r * 2 * half);
+    std::copy_n(arena_(uzo_) + r * half, half, pre + r * 2 * half + half);
+  }
+  cpu::nonlinear_recurrence_fwd(recurrence(p));
+  head_norm_.forward(ps_, arena_, p, arena_(h_), arena_(hn_));
+  S* y1 = ffn_ ? arena_(y1_) : y;
+  for (int64_t i = 0; i < N * D; ++i) y1[i] = x[i] + arena_(hn_)[i];
+  if (ffn_) {
+    norm2_->forward(ps_, arena_, p, y1, arena_(xn2_));
+    ffn_->forward(ps_, arena_, p, arena_(xn2_), y);
+    cpu::add_inplace(y, y1, N * D);
+  }
+}
+
+template <typename S>
+void RecurrentBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
+  const int64_t N = p.tokens(), D = D_;
+  const S* dy1 = dy;
+  if (ffn_) {
+    ffn_->backward(ps_, arena_, p, arena_(xn2_), dy, arena_(dxn2_));
+    norm2_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_));
+    cpu::add_inplace(arena_(dy1_), dy, N * D);
+    dy1 = arena_(dy1_);
+  }
+  head_norm_.backward(ps_, arena_, p, arena_(h_), dy1, arena_(dh_));
+  cpu::nonlinear_recurrence_bwd(recurrence(p), arena_(dh_), arena_(dpre_), ps_.grad(R_),
+                                arena_(work_));
+  const int64_t half = 2 * Dh_;
+  const S* dpre = arena_(dpre_);
+  for (int64_t r = 0; r < N * H_; ++r) {
+    std::copy_n(dpre + r * 2 * half, half, arena_(duif_) + r * half);
+    std::copy_n(dpre + r * 2 * half + half, half, arena_(duzo_) + r * half);
+  }
+  const S* xn = arena_(xn_);
+  S* dxn = arena_(dxn_);
+  gate_zo_.backward(ps_, p, xn, arena_(duzo_), dxn);
+  if (conv_) {
+    gate_if_.backward(ps_, p, arena_(xif_), arena_(duif_), arena_(dxif_));
+    cpu::activation_bwd(cpu::Activation::silu, arena_(dxc_), arena_(dxif_), arena_(xc_), N * D);
+    conv_->backward(ps_, p, xn, arena_(dxc_), arena_(dxn_b_));
+  } else {
+    gate_if_.backward(ps_, p, xn, arena_(duif_), arena_(dxn_b_));
+  }
+  cpu::add_inplace(dxn, arena_(dxn_b_), N * D);
+  norm1_.backward(ps_, arena_, p, x, dxn, dx);
+  cpu::add_inplace(dx, dy1, N * D);
+}
+
+template class RecurrentBlock<float>;
+template class RecurrentBlock<double>;
+
+}  // namespace statelab

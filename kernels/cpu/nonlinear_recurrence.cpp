@@ -1,0 +1,157 @@
+// LSTM / sLSTM recurrence on Eigen: per step one small GEMM per head for R h_{t-1}, then
+// element-wise gates; backward runs time in reverse and forms dR with one GEMM per sequence.
+#include "kernels/cpu/nonlinear_recurrence.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/cpu/eigen_maps.hpp"
+
+namespace statelab::cpu {
+
+namespace {
+
+template <typename S>
+S sigmoid(S x) {
+  return S(1) / (S(1) + std::exp(-x));
+}
+
+// log σ(x) without overflow for large |x|
+template <typename S>
+S log_sigmoid(S x) {
+  return -(std::max(-x, S(0)) + std::log1p(std::exp(-std::abs(x))));
+}
+
+}  // namespace
+
+template <typename S>
+void nonlinear_recurrence_fwd(const NonlinearRecurrence<S>& p) {
+  const int64_t B = p.B, T = p.T, H = p.H, Dh = p.Dh, D = H * Dh, G = 4 * Dh;
+  const bool slstm = p.cell == NonlinearCell::slstm;
+  std::copy_n(p.pre, B * T * H * G, p.raw);
+  for (int64_t t = 0; t < T; ++t) {
+    if (t > 0)
+      for (int64_t hd = 0; hd < H; ++hd) {
+        auto raw_t = mat(p.raw + (t * H + hd) * G, B, G, T * H * G);
+        raw_t.noalias() += cmat(p.h + ((t - 1) * H + hd) * Dh, B, Dh, T * D) *
+                           cmat(p.R + hd * Dh * G, Dh, G);
+      }
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t hd = 0; hd < H; ++hd) {
+        const int64_t gi = ((b * T + t) * H + hd) * G;  // gate row of (b, t, head)
+        const int64_t si = ((b * T + t) * H + hd) * Dh;  // state row
+        const int64_t prev = si - H * Dh;                // state row at t-1
+        const S* r = p.raw + gi;
+        S* g = p.gates + gi;
+        for (int64_t k = 0; k < Dh; ++k) {
+          const S z = std::tanh(r[2 * Dh + k]);
+          const S o = sigmoid(r[3 * Dh + k]);
+          const S c_prev = t > 0 ? p.c[prev + k] : S(0);
+          if (!slstm) {
+            const S i = sigmoid(r[k]), f = sigmoid(r[Dh + k]);
+            const S c = f * c_prev + i * z;
+            g[k] = i, g[Dh + k] = f, g[2 * Dh + k] = z, g[3 * Dh + k] = o;
+            p.c[si + k] = c;
+            p.h[si + k] = o * std::tanh(c);
+            continue;
+          }
+          const S log_f = p.exp_forget ? r[Dh + k] : log_sigmoid(r[Dh + k]);
+          S m, i_s, f_s;
+          if (t == 0) {
+            m = r[k];
+            i_s = S(1);
+            f_s = S(0);
+          } else {
+            const S m_prev = p.m[prev + k];
+            m = std::max(log_f + m_prev, r[k]);
+            i_s = std::exp(r[k] - m);
+            f_s = std::exp(log_f + m_prev - m);
+          }
+          const S n_prev = t > 0 ? p.n[prev + k] : S(0);
+          const S c = f_s * c_prev + i_s * z;
+          const S n = f_s * n_prev + i_s;
+          g[k] = i_s, g[Dh + k] = f_s, g[2 * Dh + k] = z, g[3 * Dh + k] = o;
+          p.c[si + k] = c;
+          p.n[si + k] = n;
+          p.m[si + k] = m;
+          p.h[si + k] = o * c / n;
+        }
+      }
+  }
+}
+
+template <typename S>
+void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* dpre, S* dR,
+                              S* work) {
+  const int64_t B = p.B, T = p.T, H = p.H, Dh = p.Dh, D = H * Dh, G = 4 * Dh;
+  const bool slstm = p.cell == NonlinearCell::slstm;
+  S* dh_rec = work;           // [B, H, Dh] gradient reaching h_t through R from step t+1
+  S* dc_carry = work + B * D;  // [B, H, Dh] gradient reaching c_t from c_{t+1}
+  S* dn_carry = work + 2 * B * D;
+  std::fill_n(work, 3 * B * D, S(0));
+  for (int64_t t = T - 1; t >= 0; --t) {
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t hd = 0; hd < H; ++hd) {
+        const int64_t gi = ((b * T + t) * H + hd) * G;
+        const int64_t si = ((b * T + t) * H + hd) * Dh;
+        const int64_t prev = si - H * Dh;
+        const int64_t wi = (b * H + hd) * Dh;
+        const S* r = p.raw + gi;
+        const S* g = p.gates + gi;
+        S* d = dpre + gi;
+        for (int64_t k = 0; k < Dh; ++k) {
+          const S gh = dh[si + k] + dh_rec[wi + k];
+          const S i = g[k], f = g[Dh + k], z = g[2 * Dh + k], o = g[3 * Dh + k];
+          const S c = p.c[si + k];
+          const S c_prev = t > 0 ? p.c[prev + k] : S(0);
+          if (!slstm) {
+            const S tc = std::tanh(c);
+            const S dc = dc_carry[wi + k] + gh * o * (S(1) - tc * tc);
+            d[k] = dc * z * i * (S(1) - i);
+            d[Dh + k] = dc * c_prev * f * (S(1) - f);
+            d[2 * Dh + k] = dc * i * (S(1) - z * z);
+            d[3 * Dh + k] = gh * tc * o * (S(1) - o);
+            dc_carry[wi + k] = dc * f;
+            continue;
+          }
+          const S n = p.n[si + k];
+          const S n_prev = t > 0 ? p.n[prev + k] : S(0);
+          const S dc = dc_carry[wi + k] + gh * o / n;
+          const S dn = dn_carry[wi + k] - gh * o * c / (n * n);
+          const S d_f_s = dc * c_prev + dn * n_prev;
+          const S d_i_s = dc * z + dn;
+          const S d_log_f = d_f_s * f;
+          d[k] = d_i_s * i;
+          d[Dh + k] = p.exp_forget ? d_log_f : d_log_f * (S(1) - sigmoid(r[Dh + k]));
+          d[2 * Dh + k] = dc * i * (S(1) - z * z);
+          d[3 * Dh + k] = gh * (c / n) * o * (S(1) - o);
+          dc_carry[wi + k] = dc * f;
+          dn_carry[wi + k] = dn * f;
+        }
+      }
+    // The gradient that reaches h_{t-1} through R: dh_rec = dpre_t · Rᵀ per head.
+    if (t > 0)
+      for (int64_t hd = 0; hd < H; ++hd)
+        mat(dh_rec + hd * Dh, B, Dh, D).noalias() =
+            cmat(dpre + (t * H + hd) * G, B, G, T * H * G) *
+            cmat(p.R + hd * Dh * G, Dh, G).transpose();
+  }
+  // dR_h = Σ_{b, t>=1} h_{t-1}ᵀ · dpre_t, one GEMM per sequence and head.
+  if (T > 1)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t hd = 0; hd < H; ++hd)
+        mat(dR + hd * Dh * G, Dh, G).noalias() +=
+            cmat(p.h + (b * T * H + hd) * Dh, T - 1, Dh, D).transpose() *
+            cmat(dpre + ((b * T + 1) * H + hd) * G, T - 1, G, H * G);
+}
+
+#define SL_INSTANTIATE(S)                                                                    \
+  template void nonlinear_recurrence_fwd<S>(const NonlinearRecurrence<S>&);                  \
+  template void nonlinear_recurrence_bwd<S>(const NonlinearRecurrence<S>&, const S*, S*, S*, \
+                                            S*);
+SL_INSTANTIATE(float)
+SL_INSTANTIATE(double)
+#undef SL_INSTANTIATE
+
+}  // namespace statelab::cpu

@@ -1,0 +1,46 @@
+// The non-linear recurrence family (LSTM, sLSTM) on the CPU, forward and backward.
+// The input part of every gate (W x_t + b for all t) is one GEMM done by the caller; this loop
+// adds the recurrent part R h_{t-1} head by head (R is block-diagonal: one Dh×Dh block per head
+// and gate; LSTM is the one-head case, i.e. a full R), applies the gate non-linearities and
+// updates the state. It saves pre-activations, activated gates and states: backward needs
+// them and probes report them. Checked by finite differences in double (tests/kernels).
+#pragma once
+
+#include <cstdint>
+
+namespace statelab::cpu {
+
+enum class NonlinearCell { lstm, slstm };
+
+// Gate order everywhere: i, f, z, o.  Layouts are batch-major; Dh = units per head.
+template <typename S>
+struct NonlinearRecurrence {
+  NonlinearCell cell = NonlinearCell::slstm;
+  bool exp_forget = false;  // sLSTM: forget gate exp(f̃) instead of σ(f̃)
+  int64_t B = 0, T = 0, H = 0, Dh = 0;
+  const S* pre = nullptr;  // [B, T, H, 4, Dh] input contribution W x_t + b
+  const S* R = nullptr;    // [H, Dh, 4, Dh]: raw[b,h,g,:] += Σ_k h_{t-1}[b,h,k] · R[h,k,g,:]
+  // Saved by forward:
+  S* raw = nullptr;    // [B, T, H, 4, Dh] pre-activations ĩ, f̃, z̃, õ
+  S* gates = nullptr;  // [B, T, H, 4, Dh] LSTM: σ(ĩ), σ(f̃), tanh(z̃), σ(õ); sLSTM: i', f', z, o
+  S* c = nullptr;      // [B, T, H, Dh] cell state
+  S* n = nullptr;      // [B, T, H, Dh] normalizer (sLSTM only)
+  S* m = nullptr;      // [B, T, H, Dh] stabilizer (sLSTM only)
+  S* h = nullptr;      // [B, T, H, Dh] hidden state = the output
+};
+
+// Forward from a zero state. sLSTM: m_t = max(log f_t + m_{t-1}, ĩ_t) with m_0 = −∞, so the
+// first step has i' = 1 and f' = 0 (the reference code's rule); thereafter n_t >= 1, so
+// h = o·c/n never divides by zero. h, c and n are invariant to the choice of m.
+template <typename S>
+void nonlinear_recurrence_fwd(const NonlinearRecurrence<S>& p);
+
+// dh: [B, T, H, Dh] gradient of the loss w.r.t. every h_t from above (consumed read-only).
+// dpre: [B, T, H, 4, Dh] overwritten; dR: [H, Dh, 4, Dh] accumulated.
+// work: 3·B·H·Dh scratch elements (no allocation inside the step loop).
+// m is treated as a constant: h does not depend on it, so its total derivative is zero.
+template <typename S>
+void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* dpre, S* dR,
+                              S* work);
+
+}  // namespace statelab::cpu

@@ -1,0 +1,26 @@
+// Normalisations on the CPU: LayerNorm, its headwise form (GroupNorm over the units of each
+// head, as the xLSTM blocks use after a multi-head cell) and RMSNorm. Forward saves mean and
+// 1/std per row and group, so backward needs no second pass over statistics.
+#pragma once
+
+#include <cstdint>
+
+namespace statelab::cpu {
+
+// x, y: [N, G·Dg]; w, b: [G·Dg] (b may be null); mean, rstd: [N, G]. G = 1 is LayerNorm.
+template <typename S>
+void group_layernorm_fwd(S* y, S* mean, S* rstd, const S* x, const S* w, const S* b, int64_t N,
+                         int64_t G, int64_t Dg, double eps);
+// dx overwritten; dw, db accumulated (db may be null)
+template <typename S>
+void group_layernorm_bwd(S* dx, S* dw, S* db, const S* dy, const S* x, const S* mean,
+                         const S* rstd, const S* w, int64_t N, int64_t G, int64_t Dg);
+
+// x, y: [N, D]; w: [D]; rstd: [N]
+template <typename S>
+void rmsnorm_fwd(S* y, S* rstd, const S* x, const S* w, int64_t N, int64_t D, double eps);
+template <typename S>
+void rmsnorm_bwd(S* dx, S* dw, const S* dy, const S* x, const S* rstd, const S* w, int64_t N,
+                 int64_t D);
+
+}  // namespace statelab::cpu

@@ -1,0 +1,35 @@
+// The `lab` subcommands as functions, so main.cpp only parses arguments and reports errors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace statelab {
+
+struct TrainOptions {
+  std::string preset;
+  std::vector<std::string> overrides;  // --set KEY=VALUE, in order
+  std::string out;                     // empty: runs/<name>-<timestamp>
+  bool force = false;
+  std::string device = "cpu";
+};
+int run_train(const TrainOptions& o);
+
+struct EvalOptions {
+  std::string run_dir;
+  std::string lengths;  // "lo:hi[:step]"; empty: the run's eval config
+  int64_t seed = -1;    // < 0: the run's eval seed
+  int samples = 0;      // 0: the run's
+  std::string json_out;
+  bool force = false;
+  std::string device = "cpu";
+};
+int run_eval(const EvalOptions& o);
+
+int run_devices();
+
+// "40:256" or "1:512:4" -> {lo, hi, step}; throws ConfigError naming `what` otherwise.
+std::vector<int> parse_length_range(const std::string& spec, const std::string& what);
+
+}  // namespace statelab

@@ -1,0 +1,496 @@
+// Strict loading of run configs: a preset file plus `--set` overrides becomes a RunConfig, or a
+// ConfigError naming the file, the JSON pointer, what is allowed and what was found.
+// Validation walks the schema in the declaration order of config.hpp, so the error reported is
+// the first one a reader of that header would meet; to_json writes the resolved whole back.
+#include "lab/config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "cells/catalog.hpp"
+#include "kernels/error.hpp"
+#include "tasks/registry.hpp"
+
+namespace statelab {
+namespace {
+
+using json = nlohmann::json;
+using Pointer = json::json_pointer;
+
+constexpr int kIntMax = std::numeric_limits<int>::max();
+constexpr int kMaxLength = 1000000;
+constexpr size_t kMaxShownChars = 200;
+
+// Values are quoted back to the user. A `--set` string may hold invalid UTF-8, which must not
+// turn the error report itself into a json exception; a whole misplaced section is cut short.
+std::string show(const json& v) {
+  if (v.is_number_float() && !std::isfinite(v.get<double>())) {
+    const double d = v.get<double>();
+    return std::isnan(d) ? "nan" : d > 0 ? "inf" : "-inf";
+  }
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > kMaxShownChars) s = s.substr(0, kMaxShownChars) + "...";
+  return s;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+bool contains(const std::vector<std::string>& items, const std::string& s) {
+  for (const auto& i : items)
+    if (i == s) return true;
+  return false;
+}
+
+std::string where(const std::string& source, const Pointer& at) {
+  return at.empty() ? source + ": " : source + ": " + at.to_string() + ": ";
+}
+
+[[noreturn]] void fail_at(const std::string& source, const Pointer& at, const std::string& expected,
+                          const std::string& got) {
+  throw ConfigError(where(source, at) + "expected " + expected + ", got " + got);
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// A misspelt key is the usual cause of an unknown one; naming the likely intent saves a lookup.
+std::string suggestion(const std::string& key, const std::vector<std::string>& allowed) {
+  std::string best;
+  size_t best_distance = 3;
+  for (const auto& a : allowed) {
+    const size_t d = edit_distance(key, a);
+    if (d < best_distance) {
+      best_distance = d;
+      best = a;
+    }
+  }
+  return best.empty() ? "" : "; did you mean " + best + "?";
+}
+
+std::optional<int64_t> as_integer(const json& v) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > uint64_t(std::numeric_limits<int64_t>::max())) return std::nullopt;
+    return int64_t(u);
+  }
+  if (v.is_number_integer()) return v.get<int64_t>();
+  return std::nullopt;
+}
+
+// One key of a schema object. `value` is null when the key is absent and the default stands.
+struct Field {
+  const std::string& source;
+  Pointer at;
+  const json* value;
+
+  [[noreturn]] void fail(const std::string& expected, const std::string& detail = "") const {
+    fail_at(source, at, expected, show(*value) + detail);
+  }
+  // For checks between fields, where the offending side may be a default the file never wrote:
+  // saying so tells the user which key to add.
+  template <typename T>
+  void require(bool ok, const std::string& expected, const T& resolved) const {
+    if (ok) return;
+    if (value) fail(expected);
+    fail_at(source, at, expected, show(json(resolved)) + " (the default)");
+  }
+};
+
+// One object of the schema. Unknown keys are checked before any field is read, so a typo is
+// reported as a typo and not as the missing value it left behind.
+class Section {
+ public:
+  Section(const std::string& source, Pointer at, const json* j, std::vector<std::string> allowed)
+      : source_(source), at_(std::move(at)), j_(j) {
+    if (!j_) return;
+    if (!j_->is_object()) fail_at(source_, at_, "an object with keys " + join(allowed), show(*j_));
+    for (const auto& item : j_->items())
+      if (!contains(allowed, item.key()))
+        throw ConfigError(where(source_, at_ / item.key()) + "unknown key; allowed keys: " +
+                          join(allowed) + suggestion(item.key(), allowed));
+  }
+
+  Field field(const std::string& key) const { return {source_, at_ / key, find(key)}; }
+  Section section(const std::string& key, std::vector<std::string> allowed) const {
+    return Section(source_, at_ / key, find(key), std::move(allowed));
+  }
+
+ private:
+  const json* find(const std::string& key) const {
+    if (!j_) return nullptr;
+    const auto it = j_->find(key);
+    return it == j_->end() ? nullptr : &*it;
+  }
+
+  const std::string& source_;
+  Pointer at_;
+  const json* j_;
+};
+
+std::string integer_range(int64_t lo, int64_t hi) {
+  if (hi == kIntMax) return "integer >= " + std::to_string(lo);
+  return "integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+}
+
+void read_int(const Field& f, int lo, int hi, int& out) {
+  if (!f.value) return;
+  const std::optional<int64_t> n = as_integer(*f.value);
+  if (n && *n >= lo && *n <= hi) {
+    out = int(*n);
+    return;
+  }
+  // Past int's range, ">= 1" alone would not explain the rejection.
+  if (n && *n > hi) f.fail("integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  f.fail(integer_range(lo, hi));
+}
+
+void read_seed(const Field& f, uint64_t& out) {
+  if (!f.value) return;
+  if (f.value->is_number_unsigned()) {
+    out = f.value->get<uint64_t>();
+    return;
+  }
+  // A json built in code holds a non-negative int as number_integer, not number_unsigned.
+  if (f.value->is_number_integer() && f.value->get<int64_t>() >= 0) {
+    out = uint64_t(f.value->get<int64_t>());
+    return;
+  }
+  f.fail("integer in [0, " + std::to_string(std::numeric_limits<uint64_t>::max()) + "]");
+}
+
+template <typename Ok>
+void read_number(const Field& f, double& out, Ok ok, const std::string& expected) {
+  if (!f.value) return;
+  if (f.value->is_number()) {
+    const double d = f.value->get<double>();
+    if (std::isfinite(d) && ok(d)) {
+      out = d;
+      return;
+    }
+  }
+  f.fail(expected);
+}
+
+// Returns whether the key was present, so the caller validates only what the file wrote.
+bool read_string(const Field& f, std::string& out, const std::string& expected) {
+  if (!f.value) return false;
+  if (!f.value->is_string()) f.fail(expected);
+  out = f.value->get<std::string>();
+  return true;
+}
+
+void read_one_of(const Field& f, std::string& out, const std::vector<std::string>& allowed) {
+  const std::string expected = "one of " + join(allowed);
+  if (read_string(f, out, expected) && !contains(allowed, out)) f.fail(expected);
+}
+
+void read_lengths(const Field& f, std::vector<int>& out) {
+  if (!f.value) return;
+  const std::string expected = "[lo, hi] with 1 <= lo <= hi <= " + std::to_string(kMaxLength);
+  const json& v = *f.value;
+  if (!v.is_array() || v.size() != 2) f.fail(expected);
+  const std::optional<int64_t> lo = as_integer(v[0]);
+  const std::optional<int64_t> hi = as_integer(v[1]);
+  if (!lo || !hi || *lo < 1 || *lo > *hi || *hi > kMaxLength) f.fail(expected);
+  out = {int(*lo), int(*hi)};
+}
+
+bool is_name_char(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         ch == '_';
+}
+
+// The name becomes a directory under the runs folder, so it must stay one path component.
+bool is_run_name(const std::string& s) {
+  if (s.empty() || s.size() > 255 || s == "." || s == "..") return false;
+  for (const char ch : s)
+    if (!is_name_char(ch) && ch != '.' && ch != '-') return false;
+  return true;
+}
+
+void read_blocks(const Field& f, std::string& out) {
+  std::string letters, legend;
+  for (const auto& k : block_kinds()) {
+    letters += k.letter;
+    legend += (legend.empty() ? "" : ", ") + std::string(1, k.letter) + " = " + k.cell;
+  }
+  const std::string expected = "a non-empty string of block letters (" + legend + ")";
+  if (!read_string(f, out, expected)) return;
+  if (out.empty()) f.fail(expected);
+  const size_t bad = out.find_first_not_of(letters);
+  if (bad != std::string::npos)
+    f.fail(expected, " (" + show(json(std::string(1, out[bad]))) + " at index " +
+                         std::to_string(bad) + " is not a block letter)");
+}
+
+std::string read_file(const std::string& path) {
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                              &std::fclose);
+  if (!file) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
+  std::string text;
+  char buf[1 << 16];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, file.get())) > 0) text.append(buf, n);
+  // A directory opens fine on Linux and fails only here, with EISDIR.
+  if (std::ferror(file.get())) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
+  return text;
+}
+
+// nlohmann keeps the last of two equal keys without a word; in a preset that silently drops a
+// setting the author believes is in force, so the parse tracks the keys of each open object.
+class DuplicateKeyCheck {
+ public:
+  explicit DuplicateKeyCheck(const std::string& path) : path_(path) {}
+
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        frames_.push_back({event == json::parse_event_t::object_start, {}, {}, 0});
+        break;
+      case json::parse_event_t::key: {
+        Frame& top = frames_.back();
+        top.key = parsed.get<std::string>();
+        if (!top.keys.insert(top.key).second)
+          throw ConfigError(where(path_, pointer()) + "duplicate key; each key may appear once");
+        break;
+      }
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        frames_.pop_back();
+        count_element();
+        break;
+      case json::parse_event_t::value:
+        count_element();
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool object;
+    std::set<std::string> keys;
+    std::string key;  // the key whose value is being read
+    size_t index;     // the array element being read
+  };
+
+  void count_element() {
+    if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+  }
+  Pointer pointer() const {
+    Pointer p;
+    for (const Frame& f : frames_) p = f.object ? p / f.key : p / f.index;
+    return p;
+  }
+
+  const std::string& path_;
+  std::vector<Frame> frames_;
+};
+
+json parse_preset(const std::string& path, const std::string& text) {
+  DuplicateKeyCheck check(path);
+  try {
+    return json::parse(text, std::ref(check));
+  } catch (const json::exception& e) {
+    // Drop the "[json.exception.parse_error.101] " tag; "at line L, column C" stays.
+    std::string what = e.what();
+    const size_t tag_end = what.find("] ");
+    if (what.rfind("[json.exception.", 0) == 0 && tag_end != std::string::npos)
+      what = what.substr(tag_end + 2);
+    throw ConfigError(path + ": invalid JSON: " + what);
+  }
+}
+
+}  // namespace
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  json j = parse_preset(path, read_file(path));
+  if (!j.is_object()) fail_at(path, Pointer(), "a JSON object at the top level", show(j));
+  for (const auto& o : overrides) apply_override(j, o, path);
+  if (!j.contains("name")) j["name"] = std::filesystem::path(path).stem().string();
+  return config_from_json(j, path);
+}
+
+void apply_override(json& j, const std::string& assignment, const std::string& source) {
+  const ConfigError malformed("--set '" + assignment +
+                              "': expected KEY=VALUE with KEY a dotted config path such as "
+                              "train.steps");
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos) throw malformed;
+  const std::string key = assignment.substr(0, eq);
+  std::vector<std::string> segments(1);
+  for (const char ch : key) {
+    if (ch == '.')
+      segments.emplace_back();
+    else if (is_name_char(ch))
+      segments.back() += ch;
+    else
+      throw malformed;
+  }
+  for (const auto& s : segments)
+    if (s.empty()) throw malformed;
+
+  // `model.blocks=ss` must work without shell-quoting JSON strings, so text that is not JSON
+  // is taken as the string it spells.
+  const std::string text = assignment.substr(eq + 1);
+  json value = json::parse(text, nullptr, false);
+  if (value.is_discarded()) value = text;
+
+  if (j.is_null()) j = json::object();
+  if (!j.is_object())
+    fail_at(source, Pointer(), "a JSON object to apply --set '" + assignment + "' to", show(j));
+  json* node = &j;
+  Pointer at;
+  for (size_t i = 0; i + 1 < segments.size(); ++i) {
+    at /= segments[i];
+    auto it = node->find(segments[i]);
+    if (it == node->end()) {
+      node = &((*node)[segments[i]] = json::object());
+    } else if (it->is_object()) {
+      node = &*it;
+    } else {
+      throw ConfigError(source + ": --set '" + assignment + "': " + at.to_string() +
+                        ": expected an object, got " + show(*it));
+    }
+  }
+  (*node)[segments.back()] = std::move(value);
+}
+
+RunConfig config_from_json(const json& j, const std::string& source) {
+  RunConfig c;
+  const Section top(source, Pointer(), &j,
+                    {"schema_version", "name", "device", "task", "model", "train", "eval"});
+  if (const Field f = top.field("schema_version"); f.value) {
+    const std::optional<int64_t> v = as_integer(*f.value);
+    if (!v || *v != 1) f.fail("1");
+  }
+  const std::string name_rule =
+      "a run directory name: 1 to 255 of A-Z a-z 0-9 _ . - and not \".\" or \"..\"";
+  if (const Field f = top.field("name"); read_string(f, c.name, name_rule) && !is_run_name(c.name))
+    f.fail(name_rule);
+  if (const Field f = top.field("device"); read_string(f, c.device, "\"cpu\"") && c.device != "cpu")
+    f.fail("\"cpu\"");
+
+  const Section task = top.section("task", {"name", "train_lengths"});
+  read_one_of(task.field("name"), c.task.name, task_names());
+  read_lengths(task.field("train_lengths"), c.task.train_lengths);
+
+  ModelConfig& m = c.model;
+  const Section model = top.section("model", {"blocks", "d_model", "heads", "ffn_factor", "slstm"});
+  read_blocks(model.field("blocks"), m.blocks);
+  read_int(model.field("d_model"), 1, 65536, m.d_model);
+  const Field heads = model.field("heads");
+  read_int(heads, 1, kIntMax, m.heads);
+  heads.require(m.d_model % m.heads == 0,
+                "integer >= 1 that divides d_model = " + std::to_string(m.d_model), m.heads);
+  read_number(model.field("ffn_factor"), m.ffn_factor, [](double d) { return d >= 0 && d <= 64; },
+              "number in [0, 64]");
+  const Section slstm = model.section("slstm", {"forget_gate", "conv_kernel"});
+  read_one_of(slstm.field("forget_gate"), m.slstm.forget_gate, {"sigmoid", "exp"});
+  read_int(slstm.field("conv_kernel"), 0, 64, m.slstm.conv_kernel);
+
+  TrainConfig& t = c.train;
+  const Section train =
+      top.section("train", {"steps", "batch", "lr", "min_lr", "warmup_steps", "weight_decay",
+                            "beta1", "beta2", "eps", "grad_clip", "seed", "log_every"});
+  read_int(train.field("steps"), 1, 1000000000, t.steps);
+  read_int(train.field("batch"), 1, 1000000, t.batch);
+  read_number(train.field("lr"), t.lr, [](double d) { return d > 0; }, "number > 0");
+  const std::string min_lr_rule = "number in [0, lr = " + show(json(t.lr)) + "]";
+  const Field min_lr = train.field("min_lr");
+  read_number(min_lr, t.min_lr, [&](double d) { return d >= 0 && d <= t.lr; }, min_lr_rule);
+  min_lr.require(t.min_lr <= t.lr, min_lr_rule, t.min_lr);
+  // Unset, warm-up is a tenth of training (the reference runs: 2,000 of 20,000), so changing
+  // train.steps alone never leaves a warm-up longer than the run.
+  const Field warmup = train.field("warmup_steps");
+  if (!warmup.value) t.warmup_steps = t.steps / 10;
+  read_int(warmup, 0, kIntMax, t.warmup_steps);
+  warmup.require(t.warmup_steps <= t.steps,
+                 "integer in [0, steps = " + std::to_string(t.steps) + "]", t.warmup_steps);
+  read_number(train.field("weight_decay"), t.weight_decay, [](double d) { return d >= 0; },
+              "number >= 0");
+  const auto unit = [](double d) { return d >= 0 && d < 1; };
+  read_number(train.field("beta1"), t.beta1, unit, "number in [0, 1)");
+  read_number(train.field("beta2"), t.beta2, unit, "number in [0, 1)");
+  read_number(train.field("eps"), t.eps, [](double d) { return d > 0; }, "number > 0");
+  read_number(train.field("grad_clip"), t.grad_clip, [](double d) { return d >= 0; },
+              "number >= 0 (0 = off)");
+  read_seed(train.field("seed"), t.seed);
+  read_int(train.field("log_every"), 1, kIntMax, t.log_every);
+
+  EvalConfig& e = c.eval;
+  const Section eval =
+      top.section("eval", {"lengths", "length_step", "samples", "seed", "batch_tokens"});
+  read_lengths(eval.field("lengths"), e.lengths);
+  read_int(eval.field("length_step"), 1, kIntMax, e.length_step);
+  read_int(eval.field("samples"), 1, 10000000, e.samples);
+  read_seed(eval.field("seed"), e.seed);
+  read_int(eval.field("batch_tokens"), 1, kIntMax, e.batch_tokens);
+  return c;
+}
+
+json to_json(const RunConfig& c) {
+  json j;
+  j["schema_version"] = c.schema_version;
+  // Only config_from_json on a document without a name leaves it empty, and "" is not a valid
+  // name, so writing it would break the round trip; load_config always fills it in.
+  if (!c.name.empty()) j["name"] = c.name;
+  j["device"] = c.device;
+  j["task"] = {{"name", c.task.name}, {"train_lengths", c.task.train_lengths}};
+  j["model"] = {{"blocks", c.model.blocks},
+                {"d_model", c.model.d_model},
+                {"heads", c.model.heads},
+                {"ffn_factor", c.model.ffn_factor},
+                {"slstm",
+                 {{"forget_gate", c.model.slstm.forget_gate},
+                  {"conv_kernel", c.model.slstm.conv_kernel}}}};
+  const TrainConfig& t = c.train;
+  j["train"] = {{"steps", t.steps},
+                {"batch", t.batch},
+                {"lr", t.lr},
+                {"min_lr", t.min_lr},
+                {"warmup_steps", t.warmup_steps},
+                {"weight_decay", t.weight_decay},
+                {"beta1", t.beta1},
+                {"beta2", t.beta2},
+                {"eps", t.eps},
+                {"grad_clip", t.grad_clip},
+                {"seed", t.seed},
+                {"log_every", t.log_every}};
+  const EvalConfig& e = c.eval;
+  j["eval"] = {{"lengths", e.lengths},
+               {"length_step", e.length_step},
+               {"samples", e.samples},
+               {"seed", e.seed},
+               {"batch_tokens", e.batch_tokens}};
+  return j;
+}
+
+}  // namespace statelab

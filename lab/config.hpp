@@ -1,0 +1,63 @@
+// The run configuration: one struct per preset section, loaded from JSON by a strict schema.
+// Unknown keys, wrong types and out-of-range values are errors that name the file and the JSON
+// pointer (`presets/x.json: /model/heads: expected integer >= 1, got 0`); every field has a
+// default so presets state only what they change, and config.json records the resolved whole.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cells/model_config.hpp"
+
+namespace statelab {
+
+struct TaskConfig {
+  std::string name = "parity";             // a name from the task registry
+  std::vector<int> train_lengths = {3, 40};  // [lo, hi]: each batch draws one length uniformly
+};
+
+struct TrainConfig {
+  int steps = 2000;            // >= 1
+  int batch = 64;              // >= 1
+  double lr = 1e-3;            // > 0
+  double min_lr = 1e-5;        // >= 0, <= lr: the cosine schedule ends here
+  int warmup_steps = 200;      // [0, steps]; when unset in a preset: steps / 10
+  double weight_decay = 0.1;   // >= 0 (never applied to norms and biases)
+  double beta1 = 0.9;          // [0, 1)
+  double beta2 = 0.999;        // [0, 1)
+  double eps = 1e-8;           // > 0
+  double grad_clip = 1.0;      // global-norm clip, > 0; 0 = off
+  uint64_t seed = 42;          // every random draw derives from it
+  int log_every = 50;          // >= 1: metrics.jsonl line and non-terminal progress line
+};
+
+struct EvalConfig {
+  std::vector<int> lengths = {40, 256};  // [lo, hi], lo >= 1
+  int length_step = 1;                   // >= 1
+  int samples = 128;                     // per length, >= 1
+  uint64_t seed = 1234;                  // held-out sets come from a stream training never uses
+  int batch_tokens = 16384;              // batch × length budget of one eval forward, >= 1
+};
+
+struct RunConfig {
+  int schema_version = 1;  // must be 1
+  std::string name;        // defaults to the preset's file name without .json
+  std::string device = "cpu";
+  TaskConfig task;
+  ModelConfig model;
+  TrainConfig train;
+  EvalConfig eval;
+};
+
+// Reads a preset, applies `--set a.b=value` overrides (value parsed as JSON, else taken as a
+// string), validates, fills defaults. Throws ConfigError naming `source`, the JSON pointer, the
+// value and what is allowed.
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+RunConfig config_from_json(const nlohmann::json& j, const std::string& source);
+nlohmann::json to_json(const RunConfig& c);
+void apply_override(nlohmann::json& j, const std::string& assignment, const std::string& source);
+
+}  // namespace statelab

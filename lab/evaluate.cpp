@@ -1,0 +1,123 @@
+// Held-out evaluation per length, its summary, JSON and table.
+#include "lab/evaluate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "cells/catalog.hpp"
+#include "kernels/rng.hpp"
+
+namespace statelab {
+
+std::vector<int> eval_lengths(const EvalConfig& e) {
+  std::vector<int> out;
+  for (int L = e.lengths[0]; L <= e.lengths[1]; L += e.length_step) out.push_back(L);
+  return out;
+}
+
+EvalResult evaluate(Model<float>& model, const Task& task, const EvalConfig& e,
+                    const std::vector<int>& train_lengths) {
+  EvalResult r;
+  r.task = task.name();
+  r.cell = cell_name_of(model.config().blocks);
+  r.train_lengths = train_lengths;
+  r.chance = task.chance();
+  Batch batch;
+  for (int L : eval_lengths(e)) {
+    Rng rng(e.seed, kStreamEvalData, uint64_t(L));
+    const int per_batch = int(std::clamp<int64_t>(e.batch_tokens / L, 1, e.samples));
+    cpu::LossStats total;
+    for (int done = 0; done < e.samples; done += per_batch) {
+      const int b = std::min(per_batch, e.samples - done);
+      task.sample(rng, b, L, batch);
+      model.forward(batch.tokens.data(), Pass{b, L});
+      const auto s = model.loss(batch.targets.data(), false);
+      total.loss_sum += s.loss_sum;
+      total.count += s.count;
+      total.correct += s.correct;
+    }
+    const double n = double(std::max<int64_t>(total.count, 1));
+    r.per_length.push_back({L, double(total.correct) / n, total.count, total.loss_sum / n});
+  }
+  summarize(r);
+  return r;
+}
+
+void summarize(EvalResult& r) {
+  const int hi = r.train_lengths.at(1);
+  double sum = 0;
+  int count = 0;
+  for (const auto& x : r.per_length)
+    if (x.length > hi) sum += x.accuracy, ++count;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  r.mean_accuracy_beyond_train = count ? sum / count : nan;
+  r.scaled_accuracy_beyond_train =
+      count ? (r.mean_accuracy_beyond_train - r.chance) / (1.0 - r.chance) : nan;
+  r.solved_up_to = 0;
+  std::vector<LengthAccuracy> sorted = r.per_length;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.length < b.length; });
+  for (const auto& x : sorted) {
+    if (x.accuracy < kSolvedAccuracy) break;
+    r.solved_up_to = x.length;
+  }
+}
+
+namespace {
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+}  // namespace
+
+nlohmann::json to_json(const EvalResult& r) {
+  nlohmann::json per = nlohmann::json::array();
+  for (const auto& x : r.per_length)
+    per.push_back({{"length", x.length}, {"accuracy", x.accuracy}, {"n", x.n}, {"loss", x.loss}});
+  return {{"task", r.task},
+          {"cell", r.cell},
+          {"train_lengths", r.train_lengths},
+          {"chance", r.chance},
+          {"per_length", per},
+          {"mean_accuracy_beyond_train", number_or_null(r.mean_accuracy_beyond_train)},
+          {"scaled_accuracy_beyond_train", number_or_null(r.scaled_accuracy_beyond_train)},
+          {"solved_up_to", r.solved_up_to},
+          {"solved_threshold", kSolvedAccuracy}};
+}
+
+std::string format_eval_table(const EvalResult& r) {
+  constexpr int kBucket = 40;
+  std::string out;
+  char line[160];
+  std::snprintf(line, sizeof line, "%s on %s, trained on lengths %d-%d (chance %.2f)\n",
+                r.cell.c_str(), r.task.c_str(), r.train_lengths[0], r.train_lengths[1], r.chance);
+  out += line;
+  out += "  lengths      mean acc   min acc   lengths evaluated\n";
+  int max_len = 0;
+  for (const auto& x : r.per_length) max_len = std::max(max_len, x.length);
+  for (int lo = 1; lo <= max_len; lo += kBucket) {
+    const int hi = lo + kBucket - 1;
+    double sum = 0, mn = 1;
+    int k = 0;
+    for (const auto& x : r.per_length)
+      if (x.length >= lo && x.length <= hi) sum += x.accuracy, mn = std::min(mn, x.accuracy), ++k;
+    if (!k) continue;
+    std::snprintf(line, sizeof line, "  %4d-%-4d    %6.3f    %6.3f    %d%s\n", lo, hi, sum / k, mn,
+                  k, hi <= r.train_lengths[1] ? "  (within training lengths)" : "");
+    out += line;
+  }
+  if (std::isfinite(r.mean_accuracy_beyond_train)) {
+    std::snprintf(line, sizeof line,
+                  "  beyond training (> %d): mean accuracy %.3f, scaled accuracy %.3f\n",
+                  r.train_lengths[1], r.mean_accuracy_beyond_train,
+                  r.scaled_accuracy_beyond_train);
+    out += line;
+  } else {
+    out += "  no evaluated length exceeds the training maximum\n";
+  }
+  std::snprintf(line, sizeof line, "  solved up to: %d (every evaluated length up to it >= %.2f)\n",
+                r.solved_up_to, kSolvedAccuracy);
+  out += line;
+  return out;
+}
+
+}  // namespace statelab

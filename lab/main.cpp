@@ -1,0 +1,55 @@
+// `lab`: the StateLab command line. Parses arguments with CLI11, runs one subcommand, and turns
+// every error into one message on stderr and a non-zero exit.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "kernels/error.hpp"
+#include "lab/commands.hpp"
+
+int main(int argc, char** argv) {
+  using namespace statelab;
+  CLI::App app{"StateLab: train sequence models on state-tracking tasks and measure how far they "
+               "generalize in length"};
+  app.require_subcommand(1);
+  app.get_formatter()->column_width(34);
+
+  TrainOptions train;
+  auto* t = app.add_subcommand("train", "Train a model from a preset, then evaluate it per length");
+  t->add_option("preset", train.preset, "Preset JSON file (see presets/)")->required();
+  t->add_option("--set", train.overrides,
+                "Override a config value, e.g. --set train.steps=3000 (repeatable; value is JSON "
+                "or a plain string)");
+  t->add_option("--out", train.out, "Run directory (default: runs/<preset name>-<timestamp>)");
+  t->add_flag("--force", train.force, "Write into a non-empty --out, replacing its run files");
+  t->add_option("--device", train.device, "Compute device")->capture_default_str();
+
+  EvalOptions eval;
+  auto* e = app.add_subcommand("eval", "Evaluate a finished run per length on held-out data");
+  e->add_option("run", eval.run_dir, "Run directory written by lab train")->required();
+  e->add_option("--lengths", eval.lengths, "Lengths LO:HI[:STEP] (default: the run's eval config)");
+  e->add_option("--seed", eval.seed, "Held-out set seed (default: the run's eval.seed)");
+  e->add_option("--samples", eval.samples, "Samples per length (default: the run's eval.samples)");
+  e->add_option("--json", eval.json_out, "Also write the result as JSON to this file");
+  e->add_flag("--force", eval.force, "Replace an existing --json file");
+  e->add_option("--device", eval.device, "Compute device")->capture_default_str();
+
+  app.add_subcommand("devices", "List the compute devices this build can use");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& err) {
+    return app.exit(err);
+  }
+  try {
+    if (t->parsed()) return run_train(train);
+    if (e->parsed()) return run_eval(eval);
+    return run_devices();
+  } catch (const Error& err) {
+    std::fprintf(stderr, "\nlab: error: %s\n", err.what());
+    return 1;
+  } catch (const std::exception& err) {
+    std::fprintf(stderr, "\nlab: internal error: %s\n", err.what());
+    return 2;
+  }
+}

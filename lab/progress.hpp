@@ -1,0 +1,39 @@
+// Console observers of a training run: a one-line progress bar redrawn in place on a terminal,
+// plain lines every log interval otherwise (logs, CI, pipes); and the metrics.jsonl writer.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "lab/trainer.hpp"
+
+namespace statelab {
+
+class ConsoleProgress final : public Observer {
+ public:
+  // `terminal`: redraw in place; otherwise print a line per logged interval.
+  ConsoleProgress(std::FILE* out, bool terminal);
+  ~ConsoleProgress() override;
+  void on_step(const StepMetrics& m) override;
+  void on_log(const StepMetrics& m) override;
+
+ private:
+  std::FILE* out_;
+  bool terminal_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point last_draw_{};
+};
+
+class MetricsFile final : public Observer {
+ public:
+  explicit MetricsFile(std::string path) : path_(std::move(path)) {}
+  void on_log(const StepMetrics& m) override;
+
+ private:
+  std::string path_;
+};
+
+std::string format_duration(double seconds);  // "1h02m", "3m05s", "42s"
+
+}  // namespace statelab

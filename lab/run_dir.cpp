@@ -1,0 +1,35 @@
+// Run directory naming and preparation.
+#include "lab/run_dir.hpp"
+
+#include <ctime>
+#include <filesystem>
+
+#include "kernels/error.hpp"
+#include "lab/files.hpp"
+
+namespace statelab {
+
+std::string default_run_dir(const std::string& name) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  return "runs/" + name + "-" + stamp;
+}
+
+void prepare_run_dir(const std::string& dir, bool force) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    if (!fs::is_directory(dir, ec))
+      throw ConfigError("--out " + dir + ": exists and is not a directory");
+    if (!fs::is_empty(dir, ec) && !force)
+      throw ConfigError("--out " + dir +
+                        ": directory exists and is not empty; choose another --out or pass "
+                        "--force to write into it (files of the same name are replaced)");
+  }
+  ensure_directory(dir);
+}
+
+}  // namespace statelab
