@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/aligned.hpp"
 #include "kernels/error.hpp"
 
 namespace statelab {
@@ -33,7 +34,8 @@ class Arena {
     int64_t total = 0;
     for (auto& s : slots_) {
       s.offset = total;
-      total += s.per_token * (s.use == SlotUse::forward ? max_forward_tokens : max_backward_tokens);
+      total += aligned_count<S>(s.per_token * (s.use == SlotUse::forward ? max_forward_tokens
+                                                                          : max_backward_tokens));
     }
     buffer_.assign(size_t(total), S(0));
   }
@@ -50,7 +52,7 @@ class Arena {
     int64_t offset;
   };
   std::vector<SlotInfo> slots_;
-  std::vector<S> buffer_;
+  AlignedVector<S> buffer_;  // 64-byte aligned slots: see kernels/aligned.hpp
   int64_t max_forward_tokens_ = 0, max_backward_tokens_ = 0;
 };
 

@@ -39,7 +39,7 @@ void ParamStore<S>::allocate() {
     for (auto& p : infos_)
       if (p.decay == decay) {
         p.offset = offset;
-        offset += p.shape.numel();
+        offset += aligned_count<S>(p.shape.numel());
       }
     if (decay) decay_size_ = offset;
   }

@@ -1,7 +1,8 @@
 // ParamStore: every parameter of a model in one contiguous buffer, with one buffer each for
 // gradients and the two AdamW moments, and named views for export and checkpoints.
 // Parameters with weight decay are laid out first and those without (norms, biases, gate
-// biases) after them, so the optimizer treats each group as one flat region.
+// biases) after them, so the optimizer treats each group as one flat region. Each parameter
+// starts on a 64-byte boundary; the padding between them stays zero.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/aligned.hpp"
 #include "kernels/rng.hpp"
 #include "kernels/tensor.hpp"
 
@@ -64,7 +66,7 @@ class ParamStore {
 
  private:
   std::vector<ParamInfo> infos_;
-  std::vector<S> values_, grads_, m_, v_;
+  AlignedVector<S> values_, grads_, m_, v_;  // 64-byte aligned: see kernels/aligned.hpp
   int64_t decay_size_ = 0;
   bool allocated_ = false;
 };

@@ -19,6 +19,7 @@
 
 #include "cells/catalog.hpp"
 #include "kernels/error.hpp"
+#include "lab/files.hpp"
 #include "tasks/registry.hpp"
 
 namespace statelab {
@@ -249,17 +250,13 @@ void read_blocks(const Field& f, std::string& out) {
                          std::to_string(bad) + " is not a block letter)");
 }
 
-std::string read_file(const std::string& path) {
-  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                              &std::fclose);
-  if (!file) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
-  std::string text;
-  char buf[1 << 16];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, file.get())) > 0) text.append(buf, n);
-  // A directory opens fine on Linux and fails only here, with EISDIR.
-  if (std::ferror(file.get())) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
-  return text;
+// A preset that cannot be read is a config problem to the user, whatever the cause.
+std::string read_preset(const std::string& path) {
+  try {
+    return read_file(path);
+  } catch (const IoError& e) {
+    throw ConfigError(e.what());
+  }
 }
 
 // nlohmann keeps the last of two equal keys without a word; in a preset that silently drops a
@@ -331,7 +328,7 @@ json parse_preset(const std::string& path, const std::string& text) {
 }  // namespace
 
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  json j = parse_preset(path, read_file(path));
+  json j = parse_preset(path, read_preset(path));
   if (!j.is_object()) fail_at(path, Pointer(), "a JSON object at the top level", show(j));
   for (const auto& o : overrides) apply_override(j, o, path);
   if (!j.contains("name")) j["name"] = std::filesystem::path(path).stem().string();

@@ -1,0 +1,185 @@
+// The `lab` command as a user meets it: a tiny run end to end (the run directory contract,
+// `lab eval` reproducing eval.json), and every bad input refused with a message that names the
+// file, key or argument, a non-zero exit, and nothing already written lost.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string output;  // stdout and stderr
+};
+
+Result lab(const std::string& args) {
+  const std::string cmd = std::string(STATELAB_LAB_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class LabCommand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("statelab_cli_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    preset_ = (dir_ / "tiny.json").string();
+    std::ofstream(preset_) << R"({"schema_version": 1,
+      "task": {"name": "parity", "train_lengths": [3, 6]},
+      "model": {"blocks": "s", "d_model": 8, "heads": 2},
+      "train": {"steps": 4, "batch": 4, "log_every": 2},
+      "eval": {"lengths": [3, 8], "samples": 6}})";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  void expect_error(const Result& r, const std::string& fragment) const {
+    EXPECT_NE(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find(fragment), std::string::npos)
+        << "expected '" << fragment << "' in:\n" << r.output;
+  }
+
+  fs::path dir_;
+  std::string preset_;
+};
+
+TEST_F(LabCommand, TrainWritesTheRunDirectoryContractAndEvalReproducesIt) {
+  const auto r = lab("train " + preset_ + " --out " + path("run") + " --set train.seed=3");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("solved up to"), std::string::npos) << r.output;
+  const auto config = nlohmann::json::parse(slurp(dir_ / "run/config.json"));
+  EXPECT_EQ(config["train"]["seed"], 3);
+  EXPECT_EQ(config["name"], "tiny");
+  EXPECT_EQ(config["model"]["ffn_factor"], 4.0 / 3);  // defaults filled in
+  std::istringstream metrics(slurp(dir_ / "run/metrics.jsonl"));
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    const auto m = nlohmann::json::parse(line);
+    for (const char* key : {"step", "loss", "train_accuracy", "lr", "tokens_per_s", "elapsed_s"})
+      EXPECT_TRUE(m.contains(key)) << key;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2);
+  const auto eval = nlohmann::json::parse(slurp(dir_ / "run/eval.json"));
+  EXPECT_EQ(eval["task"], "parity");
+  EXPECT_EQ(eval["cell"], "slstm");
+  EXPECT_EQ(eval["train_lengths"], nlohmann::json::array({3, 6}));
+  EXPECT_EQ(eval["per_length"].size(), 6u);
+  for (const char* key : {"mean_accuracy_beyond_train", "scaled_accuracy_beyond_train", "solved_up_to"})
+    EXPECT_TRUE(eval.contains(key)) << key;
+
+  const auto e = lab("eval " + path("run") + " --json " + path("again.json"));
+  ASSERT_EQ(e.code, 0) << e.output;
+  const auto again = nlohmann::json::parse(slurp(dir_ / "again.json"));
+  EXPECT_EQ(again["per_length"], eval["per_length"]) << "same weights, same held-out set";
+  const auto longer = lab("eval " + path("run") + " --lengths 1:20:4 --seed 9");
+  ASSERT_EQ(longer.code, 0) << longer.output;
+  EXPECT_NE(longer.output.find("1-40"), std::string::npos) << longer.output;
+}
+
+TEST_F(LabCommand, HelpListsEveryOptionWithItsDefault) {
+  const auto r = lab("train --help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* s : {"--set", "--out", "--force", "--device", "cpu"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << " missing from:\n" << r.output;
+  EXPECT_NE(lab("--help").output.find("eval"), std::string::npos);
+}
+
+TEST_F(LabCommand, MissingPresetIsNamed) {
+  expect_error(lab("train " + path("nope.json") + " --out " + path("r")), "nope.json");
+  EXPECT_FALSE(fs::exists(path("r")));
+}
+
+TEST_F(LabCommand, MalformedPresetNamesFileAndPosition) {
+  std::ofstream(path("bad.json")) << "{\"train\": {\"steps\": 3,}}";
+  expect_error(lab("train " + path("bad.json")), "bad.json: invalid JSON");
+}
+
+TEST_F(LabCommand, UnknownKeyFromAnOverrideNamesTheJsonPointer) {
+  expect_error(lab("train " + preset_ + " --set train.stpes=3 --out " + path("r")),
+               "/train/stpes: unknown key");
+}
+
+TEST_F(LabCommand, WrongTypeAndOutOfRangeValuesAreRefused) {
+  expect_error(lab("train " + preset_ + " --set model.heads=3 --out " + path("r")), "/model/heads");
+  expect_error(lab("train " + preset_ + " --set train.steps=\\\"ten\\\" --out " + path("r")),
+               "/train/steps");
+}
+
+TEST_F(LabCommand, UnknownCellAndTaskAreRefusedListingWhatIsAllowed) {
+  expect_error(lab("train " + preset_ + " --set model.blocks=sq --out " + path("r")),
+               "/model/blocks");
+  expect_error(lab("train " + preset_ + " --set task.name=parrity --out " + path("r")),
+               "parity");
+}
+
+TEST_F(LabCommand, NonEmptyOutIsRefusedWithoutForceAndKeepsItsFiles) {
+  fs::create_directories(path("full"));
+  std::ofstream(path("full/notes.txt")) << "keep me";
+  expect_error(lab("train " + preset_ + " --out " + path("full")), "--force");
+  EXPECT_EQ(slurp(dir_ / "full/notes.txt"), "keep me");
+  EXPECT_FALSE(fs::exists(path("full/config.json")));
+}
+
+TEST_F(LabCommand, UnwritableOutIsAClearError) {
+  std::ofstream(path("file")) << "x";
+  expect_error(lab("train " + preset_ + " --out " + path("file") + "/sub"), path("file"));
+}
+
+TEST_F(LabCommand, DeviceOtherThanCpuIsRefused) {
+  expect_error(lab("train " + preset_ + " --device cuda:0 --out " + path("r")), "--device");
+}
+
+TEST_F(LabCommand, EvalOfADirectoryWithoutARunIsRefused) {
+  fs::create_directories(path("empty"));
+  expect_error(lab("eval " + path("empty")), "no config.json");
+}
+
+TEST_F(LabCommand, EvalRefusesCorruptAndMismatchedModels) {
+  ASSERT_EQ(lab("train " + preset_ + " --out " + path("run")).code, 0);
+  const std::string model = slurp(dir_ / "run/model.safetensors");
+  std::ofstream(path("run/model.safetensors"), std::ios::binary) << model.substr(0, model.size() / 2);
+  expect_error(lab("eval " + path("run")), "model.safetensors");
+
+  ASSERT_EQ(lab("train " + preset_ + " --out " + path("wide") + " --set model.d_model=12").code, 0);
+  fs::copy_file(path("wide/model.safetensors"), path("run/model.safetensors"),
+                fs::copy_options::overwrite_existing);
+  expect_error(lab("eval " + path("run")), "embedding.weight");
+}
+
+TEST_F(LabCommand, MalformedLengthRangeIsRefused) {
+  ASSERT_EQ(lab("train " + preset_ + " --out " + path("run")).code, 0);
+  for (const char* bad : {"5", "9:3", "0:4", "a:b", "1:4:0"})
+    expect_error(lab("eval " + path("run") + " --lengths " + bad), "--lengths");
+}
+
+TEST_F(LabCommand, EvalJsonDoesNotReplaceAnExistingFileWithoutForce) {
+  ASSERT_EQ(lab("train " + preset_ + " --out " + path("run")).code, 0);
+  std::ofstream(path("mine.json")) << "mine";
+  expect_error(lab("eval " + path("run") + " --json " + path("mine.json")), "--force");
+  EXPECT_EQ(slurp(dir_ / "mine.json"), "mine");
+}
+
+}  // namespace

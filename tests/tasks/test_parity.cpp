@@ -1,0 +1,71 @@
+// The parity generator against an independent count of the decoded bits, its balance, its
+// layout (one answer at the last input position) and its determinism per (seed, index).
+#include <gtest/gtest.h>
+
+#include "kernels/error.hpp"
+#include "tasks/parity.hpp"
+#include "tasks/registry.hpp"
+
+namespace statelab {
+namespace {
+
+TEST(Parity, AnswerIsTheCountOfOnesModTwoAtTheLastPositionOnly) {
+  ParityTask task;
+  Batch batch;
+  for (int length : {1, 2, 3, 40, 257}) {
+    Rng rng(5, kStreamTrainData, uint64_t(length));
+    task.sample(rng, 200, length, batch);
+    for (int b = 0; b < batch.batch; ++b) {
+      int ones = 0;
+      for (int t = 0; t < length; ++t) {
+        const auto i = size_t(b * length + t);
+        ASSERT_TRUE(batch.tokens[i] == ParityTask::kZero || batch.tokens[i] == ParityTask::kOne);
+        ones += task.vocab().names[size_t(batch.tokens[i])] == "1";
+        EXPECT_EQ(batch.latent[i], ones % 2) << "latent state is the prefix parity";
+        if (t < length - 1) {
+          EXPECT_EQ(batch.targets[i], Batch::kIgnore);
+        }
+      }
+      const int32_t answer = batch.targets[size_t(b * length + length - 1)];
+      EXPECT_EQ(task.vocab().names[size_t(answer)], ones % 2 ? "1" : "0");
+    }
+  }
+}
+
+TEST(Parity, AnswersAreBalancedAndBitsUniform) {
+  ParityTask task;
+  Batch batch;
+  Rng rng(9, kStreamTrainData, 0);
+  task.sample(rng, 4000, 17, batch);
+  int odd = 0, ones = 0;
+  for (int b = 0; b < batch.batch; ++b) odd += batch.targets[size_t(b * 17 + 16)] == ParityTask::kOne;
+  for (auto tok : batch.tokens) ones += tok == ParityTask::kOne;
+  EXPECT_NEAR(odd / 4000.0, 0.5, 0.03);
+  EXPECT_NEAR(ones / (4000.0 * 17), 0.5, 0.01);
+  EXPECT_DOUBLE_EQ(task.chance(), 0.5);
+}
+
+TEST(Parity, SameSeedAndIndexGiveTheSameBatchAndOthersDiffer) {
+  ParityTask task;
+  Batch a, b, c;
+  Rng r1(3, kStreamTrainData, 10), r2(3, kStreamTrainData, 10), r3(3, kStreamTrainData, 11);
+  task.sample(r1, 16, 30, a);
+  task.sample(r2, 16, 30, b);
+  task.sample(r3, 16, 30, c);
+  EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_EQ(a.targets, b.targets);
+  EXPECT_NE(a.tokens, c.tokens);
+}
+
+TEST(TaskRegistry, MakesParityAndNamesKnownTasksForAnUnknownOne) {
+  EXPECT_EQ(make_task("parity")->name(), "parity");
+  try {
+    make_task("parrity");
+    FAIL() << "unknown task accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("known tasks: parity"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace statelab
