@@ -395,9 +395,10 @@ RunConfig config_from_json(const json& j, const std::string& source) {
   if (const Field f = top.field("device"); read_string(f, c.device, "\"cpu\"") && c.device != "cpu")
     f.fail("\"cpu\"");
 
-  const Section task = top.section("task", {"name", "train_lengths"});
+  const Section task = top.section("task", {"name", "train_lengths", "length_sampling"});
   read_one_of(task.field("name"), c.task.name, task_names());
   read_lengths(task.field("train_lengths"), c.task.train_lengths);
+  read_one_of(task.field("length_sampling"), c.task.length_sampling, {"per_batch", "per_sample"});
 
   ModelConfig& m = c.model;
   const Section model = top.section("model", {"blocks", "d_model", "heads", "ffn_factor", "slstm"});
@@ -460,7 +461,9 @@ json to_json(const RunConfig& c) {
   // name, so writing it would break the round trip; load_config always fills it in.
   if (!c.name.empty()) j["name"] = c.name;
   j["device"] = c.device;
-  j["task"] = {{"name", c.task.name}, {"train_lengths", c.task.train_lengths}};
+  j["task"] = {{"name", c.task.name},
+               {"train_lengths", c.task.train_lengths},
+               {"length_sampling", c.task.length_sampling}};
   j["model"] = {{"blocks", c.model.blocks},
                 {"d_model", c.model.d_model},
                 {"heads", c.model.heads},

@@ -16,7 +16,10 @@ namespace statelab {
 
 struct TaskConfig {
   std::string name = "parity";             // a name from the task registry
-  std::vector<int> train_lengths = {3, 40};  // [lo, hi]: each batch draws one length uniformly
+  std::vector<int> train_lengths = {3, 40};  // [lo, hi]
+  // "per_batch": each batch draws one length from train_lengths (cheapest: no padding);
+  // "per_sample": each sequence draws its own, padded to the longest (the reference harness).
+  std::string length_sampling = "per_batch";
 };
 
 struct TrainConfig {

@@ -35,9 +35,12 @@ void Trainer::train(const std::vector<Observer*>& observers) {
   Batch batch;
   for (int step = 1; step <= tc.steps; ++step) {
     Rng rng(tc.seed, kStreamTrainData, uint64_t(step));
-    const int L = int(rng.uniform_int(cfg_.task.train_lengths[0], cfg_.task.train_lengths[1]));
-    task_->sample(rng, tc.batch, L, batch);
-    const Pass p{tc.batch, L};
+    const auto& lengths = cfg_.task.train_lengths;
+    if (cfg_.task.length_sampling == "per_sample")
+      task_->sample_mixed(rng, tc.batch, lengths[0], lengths[1], batch);
+    else
+      task_->sample(rng, tc.batch, int(rng.uniform_int(lengths[0], lengths[1])), batch);
+    const Pass p{tc.batch, batch.length};
     model_->params().zero_grads();
     model_->forward(batch.tokens.data(), p);
     const auto stats = model_->loss(batch.targets.data(), true);

@@ -1,4 +1,5 @@
-// The training loop: sample a batch (one length per batch, uniform in the training range),
+// The training loop: sample a batch (lengths uniform in the training range, per batch or per
+// sequence),
 // forward, masked cross-entropy, backward, clip, AdamW, schedule; observers see every step and
 // every logged interval but never change training. Everything random flows from train.seed.
 #pragma once

@@ -10,19 +10,16 @@ std::string ParityTask::definition() const {
          "latent state: the parity of the prefix";
 }
 
-void ParityTask::sample(Rng& rng, int batch, int length, Batch& out) const {
-  out.resize(batch, length);
-  for (int b = 0; b < batch; ++b) {
-    int parity = 0;
-    for (int t = 0; t < length; ++t) {
-      const int bit = int(rng.next_u32() & 1u);
-      parity ^= bit;
-      const size_t i = size_t(b) * length + t;
-      out.tokens[i] = bit ? kOne : kZero;
-      out.latent[i] = parity;
-    }
-    out.targets[size_t(b) * length + length - 1] = parity ? kOne : kZero;
+void ParityTask::sample_sequence(Rng& rng, int length, int32_t* tokens, int32_t* targets,
+                                 int32_t* latent) const {
+  int parity = 0;
+  for (int t = 0; t < length; ++t) {
+    const int bit = int(rng.next_u32() & 1u);
+    parity ^= bit;
+    tokens[t] = bit ? kOne : kZero;
+    latent[t] = parity;
   }
+  targets[length - 1] = parity ? kOne : kZero;
 }
 
 }  // namespace statelab

@@ -14,7 +14,8 @@ class ParityTask final : public Task {
   std::string definition() const override;
   const Vocab& vocab() const override { return vocab_; }
   double chance() const override { return 0.5; }
-  void sample(Rng& rng, int batch, int length, Batch& out) const override;
+  void sample_sequence(Rng& rng, int length, int32_t* tokens, int32_t* targets,
+                       int32_t* latent) const override;
 
   static constexpr int32_t kZero = 1, kOne = 2;
 

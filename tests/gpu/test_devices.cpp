@@ -21,7 +21,9 @@ TEST(CudaDevices, NoDeviceAlwaysComesWithAReason) {
   const CudaProbe probe = probe_cuda_devices();
   if (!probe.devices.empty()) GTEST_SKIP() << probe.devices.size() << " CUDA device(s) present";
   EXPECT_FALSE(probe.why_none.empty());
-  if (!cuda_backend_built()) EXPECT_NE(probe.why_none.find("no CUDA backend"), std::string::npos);
+  if (!cuda_backend_built()) {
+    EXPECT_NE(probe.why_none.find("no CUDA backend"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -52,6 +52,7 @@ void expect_same_config(const RunConfig& a, const RunConfig& b) {
   EXPECT_EQ(a.device, b.device);
   EXPECT_EQ(a.task.name, b.task.name);
   EXPECT_EQ(a.task.train_lengths, b.task.train_lengths);
+  EXPECT_EQ(a.task.length_sampling, b.task.length_sampling);
   EXPECT_EQ(a.model.blocks, b.model.blocks);
   EXPECT_EQ(a.model.d_model, b.model.d_model);
   EXPECT_EQ(a.model.heads, b.model.heads);
@@ -335,6 +336,11 @@ TEST(ConfigFromJson, MinLrAboveLrIsRejected) {
                          "/train/min_lr: expected number in [0, lr = 0.001], got 0.01"));
 }
 
+TEST(ConfigFromJson, UnknownLengthSamplingIsRejected) {
+  EXPECT_TRUE(has_substr(error_of(R"({"task": {"length_sampling": "random"}})"),
+                         "/task/length_sampling: expected one of per_batch, per_sample, got \"random\""));
+}
+
 TEST(ConfigFromJson, UnknownForgetGateIsRejected) {
   EXPECT_TRUE(has_substr(error_of(R"({"model": {"slstm": {"forget_gate": "tanh"}}})"),
                          "/model/slstm/forget_gate: expected one of sigmoid, exp, got \"tanh\""));
@@ -442,7 +448,7 @@ TEST_F(ConfigFileTest, TopLevelThatIsNotAnObjectIsRejected) {
 TEST_F(ConfigFileTest, MissingFileIsAConfigErrorNamingThePathAndTheReason) {
   const std::string path = (dir_ / "absent.json").string();
   EXPECT_EQ(config_error([&] { load_config(path); }),
-            path + ": cannot read: No such file or directory");
+            path + ": cannot open for reading: No such file or directory");
 }
 
 TEST_F(ConfigFileTest, DirectoryIsNotReadableAsAPreset) {
@@ -455,6 +461,7 @@ RunConfig unusual_config() {
   RunConfig c;
   c.name = "round_trip";
   c.task.train_lengths = {7, 999};
+  c.task.length_sampling = "per_sample";
   c.model.blocks = "lsls";
   c.model.d_model = 96;
   c.model.heads = 3;
@@ -486,7 +493,7 @@ TEST(ToJson, WritesEveryFieldIncludingTheSchemaVersion) {
   const json j = to_json(c);
   EXPECT_EQ(j["schema_version"], json(1));
   EXPECT_EQ(j.size(), 7u);
-  EXPECT_EQ(j["task"].size(), 2u);
+  EXPECT_EQ(j["task"].size(), 3u);
   EXPECT_EQ(j["model"].size(), 5u);
   EXPECT_EQ(j["model"]["slstm"].size(), 2u);
   EXPECT_EQ(j["train"].size(), 12u);

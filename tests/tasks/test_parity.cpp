@@ -2,6 +2,8 @@
 // layout (one answer at the last input position) and its determinism per (seed, index).
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "kernels/error.hpp"
 #include "tasks/parity.hpp"
 #include "tasks/registry.hpp"
@@ -55,6 +57,34 @@ TEST(Parity, SameSeedAndIndexGiveTheSameBatchAndOthersDiffer) {
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_EQ(a.targets, b.targets);
   EXPECT_NE(a.tokens, c.tokens);
+}
+
+TEST(Parity, MixedBatchesDrawEachRowsLengthAndPadAfterItsAnswer) {
+  ParityTask task;
+  Batch batch;
+  Rng rng(4, kStreamTrainData, 1);
+  task.sample_mixed(rng, 300, 3, 40, batch);
+  std::set<int32_t> seen(batch.lengths.begin(), batch.lengths.end());
+  EXPECT_GT(seen.size(), 30u) << "lengths vary from row to row";
+  EXPECT_EQ(batch.length, *seen.rbegin()) << "padded to the longest row";
+  for (int b = 0; b < batch.batch; ++b) {
+    const int n = batch.lengths[size_t(b)];
+    ASSERT_GE(n, 3);
+    ASSERT_LE(n, 40);
+    int ones = 0;
+    for (int t = 0; t < batch.length; ++t) {
+      const auto i = size_t(b * batch.length + t);
+      if (t < n) {
+        ones += batch.tokens[i] == ParityTask::kOne;
+      } else {
+        EXPECT_EQ(batch.tokens[i], 0) << "PAD after the input";
+        EXPECT_EQ(batch.latent[i], Batch::kIgnore);
+      }
+      EXPECT_EQ(batch.targets[i] != Batch::kIgnore, t == n - 1) << "one answer, at the last input";
+    }
+    EXPECT_EQ(batch.targets[size_t(b * batch.length + n - 1)],
+              ones % 2 ? ParityTask::kOne : ParityTask::kZero);
+  }
 }
 
 TEST(TaskRegistry, MakesParityAndNamesKnownTasksForAnUnknownOne) {
