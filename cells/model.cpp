@@ -55,7 +55,7 @@ Model<S>::Model(const ModelConfig& cfg, int vocab, int64_t max_forward_tokens,
 }
 
 template <typename S>
-const S* Model<S>::forward(const int32_t* tokens, Pass p) {
+Tensor<const S> Model<S>::forward(const int32_t* tokens, Pass p) {
   SL_CHECK(p.B >= 1 && p.T >= 1, "empty pass");
   SL_CHECK(p.tokens() <= arena_.max_forward_tokens(),
            "pass of " + std::to_string(p.tokens()) + " tokens exceeds the arena's " +
@@ -70,7 +70,7 @@ const S* Model<S>::forward(const int32_t* tokens, Pass p) {
     blocks_[i]->forward(p, arena_(stream_[i]), arena_(stream_[i + 1]));
   final_norm_.forward(params_, arena_, p, arena_(stream_.back()), arena_(normed_));
   head_.forward(params_, p, arena_(normed_), arena_(logits_));
-  return arena_(logits_);
+  return {arena_(logits_), {p.B, p.T, vocab_}, Device::cpu};
 }
 
 template <typename S>

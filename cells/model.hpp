@@ -28,15 +28,18 @@ class Model {
   Block<S>& block(int i) { return *blocks_[size_t(i)]; }
   int64_t arena_bytes() const { return arena_.bytes(); }
 
-  // tokens: [B, T]; returns logits [B, T, vocab] (valid until the next forward).
-  const S* forward(const int32_t* tokens, Pass p);
+  // tokens: [B, T]; returns the logits (valid until the next forward).
+  Tensor<const S> forward(const int32_t* tokens, Pass p);  // [B, T, vocab]
   // Cross-entropy of the last forward against targets [B, T] (negative = ignored); with
   // `grad` it also prepares backward.
   cpu::LossStats loss(const int32_t* targets, bool grad);
   // Accumulates parameter gradients of the mean loss of the last loss(grad = true).
   void backward();
-  // The residual stream entering block i (i = n_blocks: the final norm's input), [B, T, D].
-  const S* residual(int i) { return arena_(stream_[size_t(i)]); }
+  // The residual stream of the last forward entering block i (i = n_blocks: the final norm's
+  // input).
+  Tensor<const S> residual(int i) {  // [B, T, D]
+    return {arena_(stream_[size_t(i)]), {pass_.B, pass_.T, cfg_.d_model}, Device::cpu};
+  }
 
  private:
   using Slot = typename Arena<S>::Slot;

@@ -17,8 +17,10 @@ std::vector<int64_t> dims(const Shape& s) {
 void save_model(const Model<float>& model, const RunConfig& cfg, const std::string& path) {
   const auto& ps = model.params();
   std::vector<safetensors::TensorRef> refs;
-  for (const auto& p : ps.infos())
-    refs.push_back({p.name, safetensors::DType::F32, dims(p.shape), ps.values() + p.offset});
+  for (ParamId id = 0; id < ParamId(ps.infos().size()); ++id) {
+    const Tensor<const float> t = ps.tensor(id);
+    refs.push_back({ps.info(id).name, safetensors::DType::F32, dims(t.shape), t.data});
+  }
   safetensors::save(path, refs,
                     {{"format", "statelab-model"}, {"config", to_json(cfg).dump()}});
 }

@@ -93,7 +93,8 @@ int64_t first_non_finite(const S* x, int64_t n) {
 std::string Trainer::locate_non_finite(Pass p) {
   const int64_t D = cfg_.model.d_model;
   for (int i = 0; i <= model_->n_blocks(); ++i) {
-    const int64_t at = first_non_finite(model_->residual(i), p.tokens() * D);
+    const auto stream = model_->residual(i);
+    const int64_t at = first_non_finite(stream.data, stream.numel());
     if (at < 0) continue;
     std::ostringstream s;
     const int64_t token = at / D;

@@ -92,3 +92,26 @@ TEST(Evaluate, TableBucketsLengthsByFortyAndMarksTheTrainingRange) {
 
 }  // namespace
 }  // namespace statelab
+
+namespace statelab {
+namespace {
+
+TEST(Trainer, ADivergedRunNamesTheStepAndTheFirstBlockThatWentNonFinite) {
+  RunConfig c = tiny(1);
+  c.model.blocks = "ls";
+  Trainer t(c);
+  auto& ps = t.model().params();
+  for (const auto& info : ps.infos())
+    if (info.name == "blocks.1.cell.recurrent") ps.values()[info.offset] = NAN;
+  try {
+    t.train({});
+    FAIL() << "a NaN weight must stop training";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("diverged at step 1"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("block 1 (slstm)"), std::string::npos) << msg;
+  }
+}
+
+}  // namespace
+}  // namespace statelab
