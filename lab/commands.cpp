@@ -64,7 +64,6 @@ int run_train(const TrainOptions& o) {
   prepare_run_dir(dir, o.force);
   write_file_atomic(dir + "/config.json", to_json(cfg).dump(2) + "\n");
   const std::string metrics_path = dir + "/metrics.jsonl";
-  if (std::filesystem::exists(metrics_path)) std::filesystem::remove(metrics_path);  // --force
 
   Trainer trainer(cfg);
   std::printf("training %s (%s) on %s, lengths %d-%d, %d steps of batch %d, %lld parameters -> %s\n",

@@ -9,6 +9,8 @@
 
 namespace statelab {
 
+const char* const kRunFiles[4] = {"config.json", "metrics.jsonl", "model.safetensors", "eval.json"};
+
 std::string default_run_dir(const std::string& name) {
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -30,6 +32,8 @@ void prepare_run_dir(const std::string& dir, bool force) {
                         "--force to write into it (files of the same name are replaced)");
   }
   ensure_directory(dir);
+  if (force)
+    for (const char* name : kRunFiles) fs::remove(fs::path(dir) / name, ec);
 }
 
 }  // namespace statelab

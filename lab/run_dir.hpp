@@ -7,8 +7,12 @@
 namespace statelab {
 
 std::string default_run_dir(const std::string& name);  // runs/<name>-YYYYmmdd-HHMMSS
-// Creates `dir` if needed. Refuses (ConfigError) a non-empty directory unless `force`, and
-// throws IoError when it cannot be created.
+// The files a run writes, in the order it writes them.
+extern const char* const kRunFiles[4];  // config.json, metrics.jsonl, model.safetensors, eval.json
+
+// Creates `dir` if needed. Refuses (ConfigError) a non-empty directory unless `force`; with
+// `force` it removes the run files of an earlier run there (and nothing else), so no file of
+// that run can be mistaken for one of the new run. Throws IoError when `dir` cannot be created.
 void prepare_run_dir(const std::string& dir, bool force);
 
 }  // namespace statelab

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -141,6 +142,17 @@ TEST_F(LabCommand, NonEmptyOutIsRefusedWithoutForceAndKeepsItsFiles) {
   expect_error(lab("train " + preset_ + " --out " + path("full")), "--force");
   EXPECT_EQ(slurp(dir_ / "full/notes.txt"), "keep me");
   EXPECT_FALSE(fs::exists(path("full/config.json")));
+}
+
+TEST_F(LabCommand, ForceReplacesAnEarlierRunsFilesAndKeepsOthers) {
+  ASSERT_EQ(lab("train " + preset_ + " --out " + path("run")).code, 0);
+  std::ofstream(path("run/notes.txt")) << "keep me";
+  const auto r = lab("train " + preset_ + " --out " + path("run") + " --force --set train.steps=2");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir_ / "run/config.json"))["train"]["steps"], 2);
+  const std::string metrics = slurp(dir_ / "run/metrics.jsonl");
+  EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 1) << "the earlier run's lines are gone";
+  EXPECT_EQ(slurp(dir_ / "run/notes.txt"), "keep me");
 }
 
 TEST_F(LabCommand, UnwritableOutIsAClearError) {
