@@ -65,6 +65,13 @@ void ParamStore<S>::initialize(uint64_t seed) {
 }
 
 template <typename S>
+int64_t ParamStore<S>::count() const {
+  int64_t n = 0;
+  for (const auto& p : infos_) n += p.shape.numel();
+  return n;
+}
+
+template <typename S>
 void ParamStore<S>::zero_grads() {
   std::fill(grads_.begin(), grads_.end(), S(0));
 }

@@ -47,7 +47,8 @@ class ParamStore {
   void initialize(uint64_t seed);
 
   bool allocated() const { return allocated_; }
-  int64_t size() const { return int64_t(values_.size()); }
+  int64_t size() const { return int64_t(values_.size()); }  // buffer length, padding included
+  int64_t count() const;                                     // parameters, padding excluded
   int64_t decay_size() const { return decay_size_; }  // elements [0, decay_size) decay
   const std::vector<ParamInfo>& infos() const { return infos_; }
   const ParamInfo& info(ParamId id) const { return infos_.at(size_t(id)); }

@@ -16,6 +16,7 @@
 #include "lab/progress.hpp"
 #include "lab/run_dir.hpp"
 #include "lab/trainer.hpp"
+#include "tasks/registry.hpp"
 
 namespace statelab {
 
@@ -63,19 +64,19 @@ int run_train(const TrainOptions& o) {
   const std::string dir = o.out.empty() ? default_run_dir(cfg.name) : o.out;
   prepare_run_dir(dir, o.force);
   write_file_atomic(dir + "/config.json", to_json(cfg).dump(2) + "\n");
-  const std::string metrics_path = dir + "/metrics.jsonl";
 
   Trainer trainer(cfg);
   std::printf("training %s (%s) on %s, lengths %d-%d, %d steps of batch %d, %lld parameters -> %s\n",
               cfg.name.c_str(), cfg.model.blocks.c_str(), cfg.task.name.c_str(),
               cfg.task.train_lengths[0], cfg.task.train_lengths[1], cfg.train.steps,
-              cfg.train.batch, static_cast<long long>(trainer.model().params().size()), dir.c_str());
+              cfg.train.batch, static_cast<long long>(trainer.model().params().count()), dir.c_str());
   std::fflush(stdout);
   const auto t0 = std::chrono::steady_clock::now();
+  TrainOutcome outcome;
   {
     ConsoleProgress progress(stdout, isatty(fileno(stdout)) == 1);
-    MetricsFile metrics(metrics_path);
-    trainer.train({&progress, &metrics});
+    MetricsFile metrics(dir + "/metrics.jsonl", dir + "/checks.jsonl");
+    outcome = trainer.train({&progress, &metrics});
   }
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   save_model(trainer.model(), cfg, dir + "/model.safetensors");
@@ -83,7 +84,13 @@ int run_train(const TrainOptions& o) {
   const auto t1 = std::chrono::steady_clock::now();
   const EvalResult result = trainer.evaluate();
   const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-  write_file_atomic(dir + "/eval.json", to_json(result).dump(2) + "\n");
+  nlohmann::json eval_json = to_json(result);
+  eval_json["training"] = {{"steps_run", outcome.steps_run},
+                           {"stop_reason", outcome.stop_reason},
+                           {"seconds", train_s}};
+  write_file_atomic(dir + "/eval.json", eval_json.dump(2) + "\n");
+  if (outcome.stop_reason != "completed")
+    std::printf("stopped after step %d: %s\n", outcome.steps_run, outcome.stop_reason.c_str());
   std::printf("trained in %s, evaluated %zu lengths x %d samples in %s\n\n%s\nwrote %s/{config.json, metrics.jsonl, model.safetensors, eval.json}\n",
               format_duration(train_s).c_str(), result.per_length.size(), cfg.eval.samples,
               format_duration(eval_s).c_str(), format_eval_table(result).c_str(), dir.c_str());
@@ -116,6 +123,87 @@ int run_eval(const EvalOptions& o) {
     write_new_file(o.json_out, to_json(result).dump(2) + "\n", o.force, "--json");
     std::printf("wrote %s\n", o.json_out.c_str());
   }
+  return 0;
+}
+
+namespace {
+
+struct LabelledSample {
+  std::vector<int32_t> tokens, answers, latent;
+};
+
+LabelledSample draw(const Task& task, Rng& rng, int length) {
+  LabelledSample s;
+  s.tokens.resize(static_cast<size_t>(length));
+  s.answers.resize(s.tokens.size());
+  s.latent.resize(s.tokens.size());
+  task.generate(rng, length, s.tokens.data());
+  task.label(s.tokens.data(), length, s.answers.data(), s.latent.data());
+  return s;
+}
+
+std::string answer_name(const Task& task, int32_t id) {
+  return id == Batch::kIgnore ? "." : task.vocab().names.at(size_t(id));
+}
+
+void print_sample(const Task& task, const LabelledSample& s) {
+  const int n = int(s.tokens.size());
+  std::string running, latent;
+  for (int t = 0; t < n; ++t) {
+    running += (t ? " " : "") + answer_name(task, s.answers[size_t(t)]);
+    latent += (t ? " " : "") + std::to_string(s.latent[size_t(t)]);
+  }
+  std::printf("  input:   %s\n  answer:  %s\n", task.decode(s.tokens.data(), n).c_str(),
+              answer_name(task, s.answers.back()).c_str());
+  if (task.has_running_answer()) std::printf("  running: %s\n", running.c_str());
+  std::printf("  latent:  %s\n", latent.c_str());
+}
+
+nlohmann::json sample_json(const Task& task, const LabelledSample& s) {
+  nlohmann::json answers = nlohmann::json::array();
+  for (int32_t a : s.answers)
+    answers.push_back(a == Batch::kIgnore ? nlohmann::json() : nlohmann::json(answer_name(task, a)));
+  return {{"input", task.decode(s.tokens.data(), int(s.tokens.size()))},
+          {"tokens", s.tokens},
+          {"answer", answer_name(task, s.answers.back())},
+          {"running_answers", answers},
+          {"latent", s.latent}};
+}
+
+}  // namespace
+
+int run_tasks(const TasksOptions& o) {
+  if (o.task.empty()) {
+    for (const auto& name : task_names()) {
+      const auto task = make_task(name);
+      const auto lengths = task->lengths_in(o.length, o.length + 8);
+      std::printf("%s  [%s]  chance %.3f, %s, readouts: final%s\n  %s\n  latent: %s\n", name.c_str(),
+                  task->family().c_str(), task->chance(), task->length_rule().c_str(),
+                  task->has_running_answer() ? ", per_token" : "", task->definition().c_str(),
+                  task->latent_definition().c_str());
+      Rng rng(o.seed, kStreamEvalData, uint64_t(lengths.at(0)));
+      for (int i = 0; i < 3; ++i) print_sample(*task, draw(*task, rng, lengths.at(0)));
+      std::printf("\n");
+    }
+    return 0;
+  }
+  const auto task = make_task(o.task);
+  if (!task->accepts_length(o.length))
+    throw ConfigError("--length " + std::to_string(o.length) + ": " + o.task + " accepts " +
+                      task->length_rule());
+  if (o.samples < 1) throw ConfigError("--samples " + std::to_string(o.samples) + ": expected >= 1");
+  Rng rng(o.seed, kStreamEvalData, uint64_t(o.length));
+  nlohmann::json all = nlohmann::json::array();
+  for (int i = 0; i < o.samples; ++i) {
+    const auto s = draw(*task, rng, o.length);
+    if (o.json) {
+      all.push_back(sample_json(*task, s));
+    } else {
+      std::printf("sample %d\n", i + 1);
+      print_sample(*task, s);
+    }
+  }
+  if (o.json) std::printf("%s\n", all.dump(1).c_str());
   return 0;
 }
 

@@ -27,6 +27,15 @@ struct EvalOptions {
 };
 int run_eval(const EvalOptions& o);
 
+struct TasksOptions {
+  std::string task;  // empty: list every task
+  int samples = 3;
+  int length = 12;
+  uint64_t seed = 1234;  // the default eval seed: samples are the held-out set's first rows
+  bool json = false;
+};
+int run_tasks(const TasksOptions& o);
+
 int run_devices();
 
 // "40:256" or "1:512:4" -> {lo, hi, step}; throws ConfigError naming `what` otherwise.

@@ -395,10 +395,22 @@ RunConfig config_from_json(const json& j, const std::string& source) {
   if (const Field f = top.field("device"); read_string(f, c.device, "\"cpu\"") && c.device != "cpu")
     f.fail("\"cpu\"");
 
-  const Section task = top.section("task", {"name", "train_lengths", "length_sampling"});
+  const Section task =
+      top.section("task", {"name", "train_lengths", "length_sampling", "readout"});
   read_one_of(task.field("name"), c.task.name, task_names());
-  read_lengths(task.field("train_lengths"), c.task.train_lengths);
+  const auto task_impl = make_task(c.task.name);
+  const Field train_lengths = task.field("train_lengths");
+  read_lengths(train_lengths, c.task.train_lengths);
+  train_lengths.require(
+      !task_impl->lengths_in(c.task.train_lengths[0], c.task.train_lengths[1]).empty(),
+      "[lo, hi] holding a length " + c.task.name + " accepts (" + task_impl->length_rule() + ")",
+      c.task.train_lengths);
   read_one_of(task.field("length_sampling"), c.task.length_sampling, {"per_batch", "per_sample"});
+  const Field readout = task.field("readout");
+  read_one_of(readout, c.task.readout, {"final", "per_token"});
+  readout.require(c.task.readout == "final" || task_impl->has_running_answer(),
+                  "\"final\" (" + c.task.name + " defines no running answer for per_token)",
+                  c.task.readout);
 
   ModelConfig& m = c.model;
   const Section model = top.section("model", {"blocks", "d_model", "heads", "ffn_factor", "slstm"});
@@ -417,7 +429,8 @@ RunConfig config_from_json(const json& j, const std::string& source) {
   TrainConfig& t = c.train;
   const Section train =
       top.section("train", {"steps", "batch", "lr", "min_lr", "warmup_steps", "weight_decay",
-                            "beta1", "beta2", "eps", "grad_clip", "seed", "log_every"});
+                            "beta1", "beta2", "eps", "grad_clip", "seed", "log_every",
+                            "eval_every", "early_stop_evals", "early_stop_accuracy"});
   read_int(train.field("steps"), 1, 1000000000, t.steps);
   read_int(train.field("batch"), 1, 1000000, t.batch);
   read_number(train.field("lr"), t.lr, [](double d) { return d > 0; }, "number > 0");
@@ -442,12 +455,25 @@ RunConfig config_from_json(const json& j, const std::string& source) {
               "number >= 0 (0 = off)");
   read_seed(train.field("seed"), t.seed);
   read_int(train.field("log_every"), 1, kIntMax, t.log_every);
+  read_int(train.field("eval_every"), 0, kIntMax, t.eval_every);
+  const Field early_stop = train.field("early_stop_evals");
+  read_int(early_stop, 0, kIntMax, t.early_stop_evals);
+  early_stop.require(t.early_stop_evals == 0 || t.eval_every > 0,
+                     "0 while train.eval_every is 0 (early stopping needs evaluations)",
+                     t.early_stop_evals);
+  read_number(train.field("early_stop_accuracy"), t.early_stop_accuracy,
+              [](double d) { return d > 0 && d <= 1; }, "number in (0, 1]");
 
   EvalConfig& e = c.eval;
   const Section eval =
       top.section("eval", {"lengths", "length_step", "samples", "seed", "batch_tokens"});
-  read_lengths(eval.field("lengths"), e.lengths);
+  const Field eval_lengths = eval.field("lengths");
+  read_lengths(eval_lengths, e.lengths);
   read_int(eval.field("length_step"), 1, kIntMax, e.length_step);
+  eval_lengths.require(!task_impl->lengths_in(e.lengths[0], e.lengths[1], e.length_step).empty(),
+                       "[lo, hi] holding a length " + c.task.name + " accepts (" +
+                           task_impl->length_rule() + ") on the length_step grid",
+                       e.lengths);
   read_int(eval.field("samples"), 1, 10000000, e.samples);
   read_seed(eval.field("seed"), e.seed);
   read_int(eval.field("batch_tokens"), 1, kIntMax, e.batch_tokens);
@@ -463,7 +489,8 @@ json to_json(const RunConfig& c) {
   j["device"] = c.device;
   j["task"] = {{"name", c.task.name},
                {"train_lengths", c.task.train_lengths},
-               {"length_sampling", c.task.length_sampling}};
+               {"length_sampling", c.task.length_sampling},
+               {"readout", c.task.readout}};
   j["model"] = {{"blocks", c.model.blocks},
                 {"d_model", c.model.d_model},
                 {"heads", c.model.heads},
@@ -483,7 +510,10 @@ json to_json(const RunConfig& c) {
                 {"eps", t.eps},
                 {"grad_clip", t.grad_clip},
                 {"seed", t.seed},
-                {"log_every", t.log_every}};
+                {"log_every", t.log_every},
+                {"eval_every", t.eval_every},
+                {"early_stop_evals", t.early_stop_evals},
+                {"early_stop_accuracy", t.early_stop_accuracy}};
   const EvalConfig& e = c.eval;
   j["eval"] = {{"lengths", e.lengths},
                {"length_step", e.length_step},

@@ -20,6 +20,9 @@ struct TaskConfig {
   // "per_batch": each batch draws one length from train_lengths (cheapest: no padding);
   // "per_sample": each sequence draws its own, padded to the longest (the reference harness).
   std::string length_sampling = "per_batch";
+  // "final": loss and accuracy at the last input position only (the xLSTM harness);
+  // "per_token": at every position where the task defines a running answer.
+  std::string readout = "final";
 };
 
 struct TrainConfig {
@@ -35,6 +38,12 @@ struct TrainConfig {
   double grad_clip = 1.0;      // global-norm clip, > 0; 0 = off
   uint64_t seed = 42;          // every random draw derives from it
   int log_every = 50;          // >= 1: metrics.jsonl line and non-terminal progress line
+  // Early stop: every eval_every steps (0 = never) the accuracy at the longest training length
+  // is measured on held-out data; training stops once it has been >= early_stop_accuracy for
+  // early_stop_evals evaluations in a row (0 = never stop early).
+  int eval_every = 0;              // >= 0
+  int early_stop_evals = 0;        // >= 0; > 0 needs eval_every > 0
+  double early_stop_accuracy = 0.999;  // (0, 1]
 };
 
 struct EvalConfig {

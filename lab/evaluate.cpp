@@ -11,35 +11,50 @@
 
 namespace statelab {
 
-std::vector<int> eval_lengths(const EvalConfig& e) {
-  std::vector<int> out;
-  for (int L = e.lengths[0]; L <= e.lengths[1]; L += e.length_step) out.push_back(L);
-  return out;
+namespace {
+
+// Rows whose argmax at their last position is their final answer.
+int64_t final_correct(Tensor<const float> logits, const Batch& batch) {
+  const int64_t V = logits.shape[2];
+  int64_t correct = 0;
+  for (int b = 0; b < batch.batch; ++b) {
+    const size_t at = size_t(b) * batch.length + size_t(batch.lengths[size_t(b)] - 1);
+    const float* row = logits.data + int64_t(at) * V;
+    correct += std::max_element(row, row + V) - row == batch.targets[at];
+  }
+  return correct;
 }
 
-EvalResult evaluate(Model<float>& model, const Task& task, const EvalConfig& e,
+}  // namespace
+
+EvalResult evaluate(Model<float>& model, const Task& task, Readout readout, const EvalConfig& e,
                     const std::vector<int>& train_lengths) {
   EvalResult r;
   r.task = task.name();
   r.cell = cell_name_of(model.config().blocks);
+  r.family = task.family();
+  r.readout = readout == Readout::final ? "final" : "per_token";
   r.train_lengths = train_lengths;
   r.chance = task.chance();
   Batch batch;
-  for (int L : eval_lengths(e)) {
+  for (int L : task.lengths_in(e.lengths[0], e.lengths[1], e.length_step)) {
     Rng rng(e.seed, kStreamEvalData, uint64_t(L));
     const int per_batch = int(std::clamp<int64_t>(e.batch_tokens / L, 1, e.samples));
     cpu::LossStats total;
+    int64_t finals = 0;
     for (int done = 0; done < e.samples; done += per_batch) {
       const int b = std::min(per_batch, e.samples - done);
-      task.sample(rng, b, L, batch);
-      model.forward(batch.tokens.data(), Pass{b, L});
+      task.sample(rng, b, L, readout, batch);
+      const auto logits = model.forward(batch.tokens.data(), Pass{b, L});
       const auto s = model.loss(batch.targets.data(), false);
       total.loss_sum += s.loss_sum;
       total.count += s.count;
       total.correct += s.correct;
+      finals += final_correct(logits, batch);
     }
     const double n = double(std::max<int64_t>(total.count, 1));
-    r.per_length.push_back({L, double(total.correct) / n, total.count, total.loss_sum / n});
+    r.per_length.push_back({L, double(total.correct) / n, total.count, total.loss_sum / n,
+                            double(finals) / e.samples});
   }
   summarize(r);
   return r;
@@ -72,9 +87,15 @@ nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::js
 nlohmann::json to_json(const EvalResult& r) {
   nlohmann::json per = nlohmann::json::array();
   for (const auto& x : r.per_length)
-    per.push_back({{"length", x.length}, {"accuracy", x.accuracy}, {"n", x.n}, {"loss", x.loss}});
+    per.push_back({{"length", x.length},
+                   {"accuracy", x.accuracy},
+                   {"n", x.n},
+                   {"loss", x.loss},
+                   {"final_accuracy", x.final_accuracy}});
   return {{"task", r.task},
           {"cell", r.cell},
+          {"family", r.family},
+          {"readout", r.readout},
           {"train_lengths", r.train_lengths},
           {"chance", r.chance},
           {"per_length", per},

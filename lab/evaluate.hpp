@@ -1,7 +1,8 @@
-// The length-generalization protocol: accuracy at every evaluated length on a fixed held-out
-// set, and the summary figures every report uses (mean and chance-corrected accuracy beyond the
-// training maximum, solved_up_to). The held-out sequences of length L come from
-// (eval.seed, eval stream, L), so they never depend on batch size or on which lengths are asked.
+// The length-generalization protocol: accuracy at every evaluated length the task accepts on a
+// fixed held-out set, and the summary figures every report uses (mean and chance-corrected
+// accuracy beyond the training maximum, solved_up_to). The held-out sequences of length L come
+// from (eval.seed, eval stream, L), so they never depend on batch size or on which lengths are
+// asked, and never meet the training stream.
 #pragma once
 
 #include <string>
@@ -17,13 +18,14 @@ namespace statelab {
 
 struct LengthAccuracy {
   int length = 0;
-  double accuracy = 0;
-  int64_t n = 0;  // answers scored
+  double accuracy = 0;        // over the answers the readout scores
+  int64_t n = 0;              // answers scored
   double loss = 0;
+  double final_accuracy = 0;  // the answer at the last position alone (= accuracy for "final")
 };
 
 struct EvalResult {
-  std::string task, cell;
+  std::string task, cell, family, readout;
   std::vector<int> train_lengths;  // [lo, hi]
   double chance = 0;
   std::vector<LengthAccuracy> per_length;
@@ -34,9 +36,7 @@ struct EvalResult {
 
 constexpr double kSolvedAccuracy = 0.99;
 
-std::vector<int> eval_lengths(const EvalConfig& e);
-
-EvalResult evaluate(Model<float>& model, const Task& task, const EvalConfig& e,
+EvalResult evaluate(Model<float>& model, const Task& task, Readout readout, const EvalConfig& e,
                     const std::vector<int>& train_lengths);
 
 // Fills the summary fields from per_length.

@@ -34,6 +34,16 @@ int main(int argc, char** argv) {
   e->add_flag("--force", eval.force, "Replace an existing --json file");
   e->add_option("--device", eval.device, "Compute device")->capture_default_str();
 
+  TasksOptions tasks;
+  auto* k = app.add_subcommand("tasks", "List the tasks, or print labelled samples of one");
+  k->add_option("task", tasks.task, "Task name (omit to list every task with three examples)");
+  k->add_option("--samples", tasks.samples, "Samples to print")->capture_default_str();
+  k->add_option("--length", tasks.length, "Input length of each sample")->capture_default_str();
+  k->add_option("--seed", tasks.seed,
+                "Seed; samples of length L are the held-out eval set of that seed at L")
+      ->capture_default_str();
+  k->add_flag("--json", tasks.json, "Print the samples as JSON");
+
   app.add_subcommand("devices", "List the compute devices this build can use");
 
   try {
@@ -44,6 +54,7 @@ int main(int argc, char** argv) {
   try {
     if (t->parsed()) return run_train(train);
     if (e->parsed()) return run_eval(eval);
+    if (k->parsed()) return run_tasks(tasks);
     return run_devices();
   } catch (const Error& err) {
     std::fprintf(stderr, "\nlab: error: %s\n", err.what());

@@ -57,6 +57,12 @@ void ConsoleProgress::on_log(const StepMetrics& m) {
   std::fflush(out_);
 }
 
+void ConsoleProgress::on_check(int step, int length, double accuracy) {
+  std::fprintf(out_, "%sstep %d: held-out accuracy at length %d: %.4f\n", terminal_ ? "\r\033[K" : "",
+               step, length, accuracy);
+  std::fflush(out_);
+}
+
 void MetricsFile::on_log(const StepMetrics& m) {
   const nlohmann::json line = {{"step", m.step},
                                {"loss", m.loss},
@@ -65,7 +71,12 @@ void MetricsFile::on_log(const StepMetrics& m) {
                                {"grad_norm", m.grad_norm},
                                {"tokens_per_s", m.tokens_per_s},
                                {"elapsed_s", m.elapsed_s}};
-  append_line(path_, line.dump());
+  append_line(metrics_path_, line.dump());
+}
+
+void MetricsFile::on_check(int step, int length, double accuracy) {
+  append_line(checks_path_,
+              nlohmann::json({{"step", step}, {"length", length}, {"accuracy", accuracy}}).dump());
 }
 
 }  // namespace statelab

@@ -17,6 +17,7 @@ class ConsoleProgress final : public Observer {
   ~ConsoleProgress() override;
   void on_step(const StepMetrics& m) override;
   void on_log(const StepMetrics& m) override;
+  void on_check(int step, int length, double accuracy) override;
 
  private:
   std::FILE* out_;
@@ -25,13 +26,17 @@ class ConsoleProgress final : public Observer {
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
+// metrics.jsonl (one line per logged interval) and checks.jsonl (one line per evaluation
+// during training).
 class MetricsFile final : public Observer {
  public:
-  explicit MetricsFile(std::string path) : path_(std::move(path)) {}
+  MetricsFile(std::string metrics_path, std::string checks_path)
+      : metrics_path_(std::move(metrics_path)), checks_path_(std::move(checks_path)) {}
   void on_log(const StepMetrics& m) override;
+  void on_check(int step, int length, double accuracy) override;
 
  private:
-  std::string path_;
+  std::string metrics_path_, checks_path_;
 };
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "42s"

@@ -9,7 +9,8 @@
 
 namespace statelab {
 
-const char* const kRunFiles[4] = {"config.json", "metrics.jsonl", "model.safetensors", "eval.json"};
+const char* const kRunFiles[5] = {"config.json", "metrics.jsonl", "checks.jsonl",
+                                  "model.safetensors", "eval.json"};
 
 std::string default_run_dir(const std::string& name) {
   const std::time_t now = std::time(nullptr);

@@ -1,4 +1,5 @@
-// The run directory contract: config.json, metrics.jsonl, model.safetensors, eval.json.
+// The run directory contract: config.json, metrics.jsonl, model.safetensors, eval.json (and
+// checks.jsonl when the run evaluates during training).
 // A run never writes into a directory that holds something else unless told to (--force).
 #pragma once
 
@@ -7,8 +8,9 @@
 namespace statelab {
 
 std::string default_run_dir(const std::string& name);  // runs/<name>-YYYYmmdd-HHMMSS
-// The files a run writes, in the order it writes them.
-extern const char* const kRunFiles[4];  // config.json, metrics.jsonl, model.safetensors, eval.json
+// The files a run writes: config.json, metrics.jsonl, checks.jsonl (early-stop evaluations),
+// model.safetensors, eval.json.
+extern const char* const kRunFiles[5];
 
 // Creates `dir` if needed. Refuses (ConfigError) a non-empty directory unless `force`; with
 // `force` it removes the run files of an earlier run there (and nothing else), so no file of

@@ -2,6 +2,7 @@
 #include "lab/trainer.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <sstream>
 
@@ -12,34 +13,52 @@ namespace statelab {
 
 int64_t eval_max_tokens(const EvalConfig& e) {
   int64_t most = 0;
-  for (int L : eval_lengths(e))
+  for (int L = e.lengths[0]; L <= e.lengths[1]; L += e.length_step)
     most = std::max(most, std::clamp<int64_t>(e.batch_tokens / L, 1, e.samples) * L);
   return most;
 }
 
 Trainer::Trainer(const RunConfig& cfg)
-    : cfg_(cfg), task_(make_task(cfg.task.name)), optimizer_(cfg.train) {
-  const int64_t train_tokens = int64_t(cfg.train.batch) * cfg.task.train_lengths[1];
+    : cfg_(cfg),
+      task_(make_task(cfg.task.name)),
+      readout_(readout_from_name(cfg.task.readout)),
+      train_lengths_(task_->lengths_in(cfg.task.train_lengths[0], cfg.task.train_lengths[1])),
+      optimizer_(cfg.train) {
+  SL_CHECK(!train_lengths_.empty(), "no accepted training length (validated by the config)");
+  const int64_t train_tokens = int64_t(cfg.train.batch) * train_lengths_.back();
   model_ = std::make_unique<Model<float>>(cfg.model, task_->vocab().size(),
                                           std::max(train_tokens, eval_max_tokens(cfg.eval)),
                                           train_tokens);
   model_->params().initialize(cfg.train.seed);
 }
 
-void Trainer::train(const std::vector<Observer*>& observers) {
+void Trainer::sample_batch(int step, Batch& batch) const {
+  Rng rng(cfg_.train.seed, kStreamTrainData, uint64_t(step));
+  if (cfg_.task.length_sampling == "per_sample") {
+    task_->sample_mixed(rng, cfg_.train.batch, train_lengths_.front(), train_lengths_.back(),
+                        readout_, batch);
+    return;
+  }
+  const int L = train_lengths_[size_t(rng.uniform_int(0, int64_t(train_lengths_.size()) - 1))];
+  task_->sample(rng, cfg_.train.batch, L, readout_, batch);
+}
+
+EvalResult Trainer::evaluate_on(const EvalConfig& e) {
+  return statelab::evaluate(*model_, *task_, readout_, e, cfg_.task.train_lengths);
+}
+
+TrainOutcome Trainer::train(const std::vector<Observer*>& observers) {
   using Clock = std::chrono::steady_clock;
   const auto& tc = cfg_.train;
   const auto start = Clock::now();
   auto interval_start = start;
   double interval_loss = 0, interval_correct = 0, interval_count = 0, interval_tokens = 0;
+  int good_checks = 0;
+  EvalConfig check = cfg_.eval;  // held-out accuracy at the longest training length
+  check.lengths = {train_lengths_.back(), train_lengths_.back()};
   Batch batch;
   for (int step = 1; step <= tc.steps; ++step) {
-    Rng rng(tc.seed, kStreamTrainData, uint64_t(step));
-    const auto& lengths = cfg_.task.train_lengths;
-    if (cfg_.task.length_sampling == "per_sample")
-      task_->sample_mixed(rng, tc.batch, lengths[0], lengths[1], batch);
-    else
-      task_->sample(rng, tc.batch, int(rng.uniform_int(lengths[0], lengths[1])), batch);
+    sample_batch(step, batch);
     const Pass p{tc.batch, batch.length};
     model_->params().zero_grads();
     model_->forward(batch.tokens.data(), p);
@@ -78,7 +97,20 @@ void Trainer::train(const std::vector<Observer*>& observers) {
       interval_start = now;
       interval_loss = interval_correct = interval_count = interval_tokens = 0;
     }
+    if (tc.eval_every > 0 && step % tc.eval_every == 0 && step < tc.steps) {
+      const double acc = evaluate_on(check).per_length.at(0).accuracy;
+      for (auto* o : observers) o->on_check(step, check.lengths[0], acc);
+      good_checks = acc >= tc.early_stop_accuracy ? good_checks + 1 : 0;
+      if (tc.early_stop_evals > 0 && good_checks >= tc.early_stop_evals) {
+        char reason[160];
+        std::snprintf(reason, sizeof reason,
+                      "early_stop: held-out accuracy at length %d >= %g for %d evaluations",
+                      check.lengths[0], tc.early_stop_accuracy, good_checks);
+        return {step, reason};
+      }
+    }
   }
+  return {tc.steps, "completed"};
 }
 
 namespace {

@@ -1,10 +1,12 @@
-// The training loop: sample a batch (lengths uniform in the training range, per batch or per
-// sequence),
-// forward, masked cross-entropy, backward, clip, AdamW, schedule; observers see every step and
-// every logged interval but never change training. Everything random flows from train.seed.
+// The training loop: sample a batch (lengths uniform over the task's accepted lengths in the
+// training range, per batch or per sequence), forward, masked cross-entropy, backward, clip,
+// AdamW, schedule; optionally stop early once held-out accuracy at the longest training length
+// stays high. Observers see every step but never change training. All randomness flows from
+// train.seed.
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "cells/model.hpp"
@@ -27,24 +29,35 @@ class Observer {
   virtual ~Observer() = default;
   virtual void on_step(const StepMetrics&) {}
   virtual void on_log(const StepMetrics&) {}  // every train.log_every steps and at the end
+  // Held-out accuracy at the longest training length, every train.eval_every steps.
+  virtual void on_check(int step, int length, double accuracy) {}
+};
+
+struct TrainOutcome {
+  int steps_run = 0;
+  std::string stop_reason;  // "completed" or "early_stop: ..."
 };
 
 class Trainer {
  public:
   explicit Trainer(const RunConfig& cfg);
-  void train(const std::vector<Observer*>& observers);
-  EvalResult evaluate() { return statelab::evaluate(*model_, *task_, cfg_.eval, cfg_.task.train_lengths); }
+  TrainOutcome train(const std::vector<Observer*>& observers);
+  EvalResult evaluate() { return evaluate_on(cfg_.eval); }
+  EvalResult evaluate_on(const EvalConfig& e);
   Model<float>& model() { return *model_; }
   const Task& task() const { return *task_; }
   const RunConfig& config() const { return cfg_; }
 
  private:
+  void sample_batch(int step, Batch& batch) const;
   // Names the first block output or parameter gradient that is not finite, for the message of
   // a diverged run.
   std::string locate_non_finite(Pass p);
 
   RunConfig cfg_;
   std::unique_ptr<Task> task_;
+  Readout readout_;
+  std::vector<int> train_lengths_;  // the accepted lengths in task.train_lengths
   std::unique_ptr<Model<float>> model_;
   AdamW<float> optimizer_;
 };

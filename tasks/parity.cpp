@@ -1,25 +1,31 @@
 // Parity generator: uniform random bits; the answer token is the bit token of (#1s mod 2).
 #include "tasks/parity.hpp"
 
+#include "kernels/error.hpp"
+
 namespace statelab {
 
 ParityTask::ParityTask() : vocab_{{"<pad>", "0", "1"}} {}
 
 std::string ParityTask::definition() const {
-  return "bits b1..bL uniform; answer at the last bit: (b1 + ... + bL) mod 2; "
-         "latent state: the parity of the prefix";
+  return "bits b1..bL uniform; answer at bL: (b1 + ... + bL) mod 2, as the bit token 0 or 1";
 }
 
-void ParityTask::sample_sequence(Rng& rng, int length, int32_t* tokens, int32_t* targets,
-                                 int32_t* latent) const {
+void ParityTask::generate(Rng& rng, int length, int32_t* tokens) const {
+  for (int t = 0; t < length; ++t) tokens[t] = (rng.next_u32() & 1u) ? kOne : kZero;
+}
+
+void ParityTask::label(const int32_t* tokens, int length, int32_t* answers,
+                       int32_t* latent) const {
   int parity = 0;
   for (int t = 0; t < length; ++t) {
-    const int bit = int(rng.next_u32() & 1u);
-    parity ^= bit;
-    tokens[t] = bit ? kOne : kZero;
+    if (tokens[t] != kZero && tokens[t] != kOne)
+      throw ConfigError("parity: position " + std::to_string(t + 1) + " holds '" +
+                        decode(tokens + t, 1) + "'; parity inputs are bits 0 and 1");
+    parity ^= tokens[t] == kOne;
     latent[t] = parity;
+    answers[t] = parity ? kOne : kZero;
   }
-  targets[length - 1] = parity ? kOne : kZero;
 }
 
 }  // namespace statelab

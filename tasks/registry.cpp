@@ -5,7 +5,12 @@
 #include <map>
 
 #include "kernels/error.hpp"
+#include "tasks/arithmetic_brackets.hpp"
+#include "tasks/counting.hpp"
+#include "tasks/flip_flop.hpp"
 #include "tasks/parity.hpp"
+#include "tasks/permutation.hpp"
+#include "tasks/regular.hpp"
 
 namespace statelab {
 
@@ -13,6 +18,18 @@ namespace {
 const std::map<std::string, std::function<std::unique_ptr<Task>()>>& factories() {
   static const std::map<std::string, std::function<std::unique_ptr<Task>()>> f = {
       {"parity", [] { return std::make_unique<ParityTask>(); }},
+      {"even_pairs", make_even_pairs_task},
+      {"cycle_navigation", make_cycle_navigation_task},
+      {"modular_arithmetic", make_modular_arithmetic_task},
+      {"modular_arithmetic_brackets", make_modular_arithmetic_brackets_task},
+      {"s3", make_s3_task},
+      {"s5", make_s5_task},
+      {"a5", make_a5_task},
+      {"majority", make_majority_task},
+      {"count_equality", make_count_equality_task},
+      {"anbn", make_anbn_task},
+      {"count_mod3", make_count_mod3_task},
+      {"flip_flop", make_flip_flop_task},
   };
   return f;
 }

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -41,19 +43,13 @@ std::string slurp(const fs::path& p) {
 class LabCommand : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("statelab_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    preset_ = (dir_ / "tiny.json").string();
+    preset_ = path("tiny.json");
     std::ofstream(preset_) << R"({"schema_version": 1,
       "task": {"name": "parity", "train_lengths": [3, 6]},
       "model": {"blocks": "s", "d_model": 8, "heads": 2},
       "train": {"steps": 4, "batch": 4, "log_every": 2},
       "eval": {"lengths": [3, 8], "samples": 6}})";
   }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   void expect_error(const Result& r, const std::string& fragment) const {
     EXPECT_NE(r.code, 0) << r.output;
@@ -61,7 +57,8 @@ class LabCommand : public ::testing::Test {
         << "expected '" << fragment << "' in:\n" << r.output;
   }
 
-  fs::path dir_;
+  statelab::testing::TempDir tmp_;
+  const fs::path& dir_ = tmp_.path();
   std::string preset_;
 };
 
@@ -106,6 +103,24 @@ TEST_F(LabCommand, HelpListsEveryOptionWithItsDefault) {
   for (const char* s : {"--set", "--out", "--force", "--device", "cpu"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s << " missing from:\n" << r.output;
   EXPECT_NE(lab("--help").output.find("eval"), std::string::npos);
+}
+
+TEST_F(LabCommand, TasksListsEveryTaskAndPrintsLabelledSamplesAsTextOrJson) {
+  const auto all = lab("tasks");
+  ASSERT_EQ(all.code, 0) << all.output;
+  EXPECT_NE(all.output.find("parity  [state tracking]  chance 0.500"), std::string::npos) << all.output;
+  const auto one = lab("tasks parity --samples 2 --length 5 --seed 3 --json");
+  ASSERT_EQ(one.code, 0) << one.output;
+  const auto samples = nlohmann::json::parse(one.output);
+  ASSERT_EQ(samples.size(), 2u);
+  for (const auto& s : samples) {
+    EXPECT_EQ(s["tokens"].size(), 5u);
+    int ones = 0;
+    for (int t : s["tokens"]) ones += t == 2;
+    EXPECT_EQ(s["answer"], ones % 2 ? "1" : "0");
+  }
+  expect_error(lab("tasks parity --length 0"), "--length 0");
+  expect_error(lab("tasks parrity"), "known tasks");
 }
 
 TEST_F(LabCommand, MissingPresetIsNamed) {

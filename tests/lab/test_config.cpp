@@ -13,6 +13,8 @@
 
 #include "kernels/error.hpp"
 #include "lab/config.hpp"
+#include "tasks/registry.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace statelab {
 namespace {
@@ -53,6 +55,10 @@ void expect_same_config(const RunConfig& a, const RunConfig& b) {
   EXPECT_EQ(a.task.name, b.task.name);
   EXPECT_EQ(a.task.train_lengths, b.task.train_lengths);
   EXPECT_EQ(a.task.length_sampling, b.task.length_sampling);
+  EXPECT_EQ(a.task.readout, b.task.readout);
+  EXPECT_EQ(a.train.eval_every, b.train.eval_every);
+  EXPECT_EQ(a.train.early_stop_evals, b.train.early_stop_evals);
+  EXPECT_EQ(a.train.early_stop_accuracy, b.train.early_stop_accuracy);
   EXPECT_EQ(a.model.blocks, b.model.blocks);
   EXPECT_EQ(a.model.d_model, b.model.d_model);
   EXPECT_EQ(a.model.heads, b.model.heads);
@@ -81,22 +87,13 @@ void expect_same_config(const RunConfig& a, const RunConfig& b) {
 // Preset files live in a fresh directory per test, so parallel ctest runs do not collide.
 class ConfigFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("statelab_config_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   std::string write(const std::string& file_name, const std::string& text) const {
     const fs::path p = dir_ / file_name;
     std::ofstream(p) << text;
     return p.string();
   }
-  fs::path dir_;
+  statelab::testing::TempDir tmp_;
+  const fs::path& dir_ = tmp_.path();
 };
 
 // --- defaults ----------------------------------------------------------------------------------
@@ -265,8 +262,9 @@ TEST(ConfigFromJson, IntegerBeyondIntRangeIsRejectedNamingTheRange) {
 }
 
 TEST(ConfigFromJson, NumberForAStringIsRejected) {
-  EXPECT_TRUE(has_substr(error_of(R"({"task": {"name": 3}})"),
-                         "/task/name: expected one of parity, got 3"));
+  const std::string msg = error_of(R"({"task": {"name": 3}})");
+  EXPECT_TRUE(has_substr(msg, "/task/name: expected one of "));
+  EXPECT_TRUE(has_substr(msg, ", got 3"));
 }
 
 TEST(ConfigFromJson, SectionThatIsNotAnObjectIsRejected) {
@@ -341,14 +339,42 @@ TEST(ConfigFromJson, UnknownLengthSamplingIsRejected) {
                          "/task/length_sampling: expected one of per_batch, per_sample, got \"random\""));
 }
 
+TEST(ConfigFromJson, EarlyStoppingWithoutEvaluationsIsRejected) {
+  EXPECT_TRUE(has_substr(error_of(R"({"train": {"early_stop_evals": 2}})"),
+                         "/train/early_stop_evals: expected 0 while train.eval_every is 0"));
+  EXPECT_TRUE(has_substr(error_of(R"({"train": {"eval_every": 10, "early_stop_accuracy": 1.5}})"),
+                         "/train/early_stop_accuracy: expected number in (0, 1], got 1.5"));
+}
+
+TEST(ConfigFromJson, TrainingRangeWithoutALengthTheTaskAcceptsIsRejected) {
+  EXPECT_TRUE(has_substr(
+      error_of(R"({"task": {"name": "modular_arithmetic", "train_lengths": [3, 3]}})"),
+      "/task/train_lengths: expected [lo, hi] holding a length modular_arithmetic accepts"));
+  EXPECT_TRUE(has_substr(
+      error_of(R"({"task": {"name": "modular_arithmetic"}, "eval": {"lengths": [41, 41]}})"),
+      "/eval/lengths: expected [lo, hi] holding a length modular_arithmetic accepts"));
+}
+
+TEST(ConfigFromJson, PerTokenReadoutNeedsATaskWithARunningAnswer) {
+  EXPECT_TRUE(has_substr(
+      error_of(R"({"task": {"name": "modular_arithmetic_brackets", "readout": "per_token"}})"),
+      "/task/readout: expected \"final\" (modular_arithmetic_brackets defines no running answer"));
+}
+
+TEST(ConfigFromJson, UnknownReadoutIsRejected) {
+  EXPECT_TRUE(has_substr(error_of(R"({"task": {"readout": "every"}})"),
+                         "/task/readout: expected one of final, per_token, got \"every\""));
+}
+
 TEST(ConfigFromJson, UnknownForgetGateIsRejected) {
   EXPECT_TRUE(has_substr(error_of(R"({"model": {"slstm": {"forget_gate": "tanh"}}})"),
                          "/model/slstm/forget_gate: expected one of sigmoid, exp, got \"tanh\""));
 }
 
 TEST(ConfigFromJson, UnknownTaskIsRejectedListingTheRegisteredTasks) {
-  EXPECT_TRUE(has_substr(error_of(R"({"task": {"name": "parrity"}})"),
-                         "presets/x.json: /task/name: expected one of parity"));
+  const std::string msg = error_of(R"({"task": {"name": "parrity"}})");
+  EXPECT_TRUE(has_substr(msg, "presets/x.json: /task/name: expected one of "));
+  for (const auto& name : task_names()) EXPECT_TRUE(has_substr(msg, name));
   EXPECT_TRUE(has_substr(error_of(R"({"task": {"name": "parrity"}})"), "got \"parrity\""));
 }
 
@@ -462,6 +488,10 @@ RunConfig unusual_config() {
   c.name = "round_trip";
   c.task.train_lengths = {7, 999};
   c.task.length_sampling = "per_sample";
+  c.task.readout = "per_token";
+  c.train.eval_every = 25;
+  c.train.early_stop_evals = 3;
+  c.train.early_stop_accuracy = 0.95;
   c.model.blocks = "lsls";
   c.model.d_model = 96;
   c.model.heads = 3;
@@ -493,10 +523,10 @@ TEST(ToJson, WritesEveryFieldIncludingTheSchemaVersion) {
   const json j = to_json(c);
   EXPECT_EQ(j["schema_version"], json(1));
   EXPECT_EQ(j.size(), 7u);
-  EXPECT_EQ(j["task"].size(), 3u);
+  EXPECT_EQ(j["task"].size(), 4u);
   EXPECT_EQ(j["model"].size(), 5u);
   EXPECT_EQ(j["model"]["slstm"].size(), 2u);
-  EXPECT_EQ(j["train"].size(), 12u);
+  EXPECT_EQ(j["train"].size(), 15u);
   EXPECT_EQ(j["eval"].size(), 5u);
 }
 

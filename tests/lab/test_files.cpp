@@ -17,6 +17,7 @@
 
 #include "kernels/error.hpp"
 #include "lab/files.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using statelab::append_line;
@@ -27,26 +28,7 @@ using statelab::write_file_atomic;
 
 namespace {
 
-// A fresh directory per test, removed with its contents afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "statelab-files-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
-    path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using statelab::testing::TempDir;
 
 // The message of the IoError that `f` throws; a test failure if it throws anything else or nothing.
 template <typename F>

@@ -23,6 +23,7 @@
 #include "kernels/error.hpp"
 #include "lab/files.hpp"
 #include "lab/safetensors.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace st = statelab::safetensors;
@@ -31,24 +32,7 @@ using st::DType;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "statelab-st-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
-    path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using statelab::testing::TempDir;
 
 // A file from a header string and raw data, with no padding, so tests control every byte.
 std::string with_header(const std::string& header, const std::string& data = "") {

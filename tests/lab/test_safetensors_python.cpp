@@ -22,6 +22,7 @@
 #include "kernels/error.hpp"
 #include "lab/files.hpp"
 #include "lab/safetensors.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace st = statelab::safetensors;
@@ -29,24 +30,7 @@ using st::DType;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "statelab-stpy-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
-    path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using statelab::testing::TempDir;
 
 // Single-quoted for /bin/sh, so paths with spaces or quotes survive std::system.
 std::string quote(const std::string& s) {

@@ -115,3 +115,48 @@ TEST(Trainer, ADivergedRunNamesTheStepAndTheFirstBlockThatWentNonFinite) {
 
 }  // namespace
 }  // namespace statelab
+
+namespace statelab {
+namespace {
+
+struct CheckLog final : Observer {
+  std::vector<double> accuracies;
+  void on_check(int, int, double accuracy) override { accuracies.push_back(accuracy); }
+};
+
+TEST(Trainer, StopsEarlyOnceHeldOutAccuracyStaysAboveTheBarAndSaysWhy) {
+  RunConfig c = tiny(2);
+  c.train.steps = 50;
+  c.train.eval_every = 5;
+  c.train.early_stop_evals = 2;
+  c.train.early_stop_accuracy = 0.01;  // any model passes: the mechanism is what is tested
+  Trainer t(c);
+  CheckLog log;
+  const TrainOutcome out = t.train({&log});
+  EXPECT_EQ(out.steps_run, 10);
+  EXPECT_EQ(log.accuracies.size(), 2u);
+  EXPECT_NE(out.stop_reason.find("early_stop"), std::string::npos) << out.stop_reason;
+  c.train.early_stop_evals = 0;  // checks still run and are reported, training completes
+  Trainer full(c);
+  CheckLog full_log;
+  EXPECT_EQ(full.train({&full_log}).stop_reason, "completed");
+  EXPECT_EQ(full_log.accuracies.size(), 9u);
+}
+
+TEST(Trainer, PerTokenReadoutScoresEveryPositionAndReportsTheFinalAnswerApart) {
+  RunConfig c = tiny(3);
+  c.task.readout = "per_token";
+  Trainer t(c);
+  const EvalResult r = t.evaluate();
+  EXPECT_EQ(r.readout, "per_token");
+  for (const auto& x : r.per_length) EXPECT_EQ(x.n, int64_t(x.length) * c.eval.samples);
+  c.task.readout = "final";
+  Trainer f(c);
+  for (const auto& x : f.evaluate().per_length) {
+    EXPECT_EQ(x.n, c.eval.samples);
+    EXPECT_DOUBLE_EQ(x.final_accuracy, x.accuracy);
+  }
+}
+
+}  // namespace
+}  // namespace statelab

@@ -16,7 +16,7 @@ TEST(Parity, AnswerIsTheCountOfOnesModTwoAtTheLastPositionOnly) {
   Batch batch;
   for (int length : {1, 2, 3, 40, 257}) {
     Rng rng(5, kStreamTrainData, uint64_t(length));
-    task.sample(rng, 200, length, batch);
+    task.sample(rng, 200, length, Readout::final, batch);
     for (int b = 0; b < batch.batch; ++b) {
       int ones = 0;
       for (int t = 0; t < length; ++t) {
@@ -38,7 +38,7 @@ TEST(Parity, AnswersAreBalancedAndBitsUniform) {
   ParityTask task;
   Batch batch;
   Rng rng(9, kStreamTrainData, 0);
-  task.sample(rng, 4000, 17, batch);
+  task.sample(rng, 4000, 17, Readout::final, batch);
   int odd = 0, ones = 0;
   for (int b = 0; b < batch.batch; ++b) odd += batch.targets[size_t(b * 17 + 16)] == ParityTask::kOne;
   for (auto tok : batch.tokens) ones += tok == ParityTask::kOne;
@@ -51,9 +51,9 @@ TEST(Parity, SameSeedAndIndexGiveTheSameBatchAndOthersDiffer) {
   ParityTask task;
   Batch a, b, c;
   Rng r1(3, kStreamTrainData, 10), r2(3, kStreamTrainData, 10), r3(3, kStreamTrainData, 11);
-  task.sample(r1, 16, 30, a);
-  task.sample(r2, 16, 30, b);
-  task.sample(r3, 16, 30, c);
+  task.sample(r1, 16, 30, Readout::final, a);
+  task.sample(r2, 16, 30, Readout::final, b);
+  task.sample(r3, 16, 30, Readout::final, c);
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_EQ(a.targets, b.targets);
   EXPECT_NE(a.tokens, c.tokens);
@@ -63,7 +63,7 @@ TEST(Parity, MixedBatchesDrawEachRowsLengthAndPadAfterItsAnswer) {
   ParityTask task;
   Batch batch;
   Rng rng(4, kStreamTrainData, 1);
-  task.sample_mixed(rng, 300, 3, 40, batch);
+  task.sample_mixed(rng, 300, 3, 40, Readout::final, batch);
   std::set<int32_t> seen(batch.lengths.begin(), batch.lengths.end());
   EXPECT_GT(seen.size(), 30u) << "lengths vary from row to row";
   EXPECT_EQ(batch.length, *seen.rbegin()) << "padded to the longest row";
@@ -87,13 +87,38 @@ TEST(Parity, MixedBatchesDrawEachRowsLengthAndPadAfterItsAnswer) {
   }
 }
 
+TEST(Parity, PerTokenReadoutScoresTheRunningParityEverywhere) {
+  ParityTask task;
+  Batch batch;
+  Rng rng(6, kStreamTrainData, 0);
+  task.sample(rng, 50, 20, Readout::per_token, batch);
+  for (size_t i = 0; i < batch.tokens.size(); ++i)
+    EXPECT_EQ(batch.targets[i], batch.latent[i] ? ParityTask::kOne : ParityTask::kZero);
+}
+
+TEST(Parity, EncodeDecodeRoundTripAndLabelRejectsNonBits) {
+  ParityTask task;
+  const auto tokens = task.encode("1 0 1 1");
+  EXPECT_EQ(tokens, (std::vector<int32_t>{2, 1, 2, 2}));
+  EXPECT_EQ(task.encode(task.decode(tokens.data(), 4)), tokens);
+  try {
+    task.encode("1 0 x 1");
+    FAIL() << "unknown symbol accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'x' at position 3"), std::string::npos) << e.what();
+  }
+  const std::vector<int32_t> pad_inside = {2, 0, 1};
+  std::vector<int32_t> answers(3), latent(3);
+  EXPECT_THROW(task.label(pad_inside.data(), 3, answers.data(), latent.data()), ConfigError);
+}
+
 TEST(TaskRegistry, MakesParityAndNamesKnownTasksForAnUnknownOne) {
   EXPECT_EQ(make_task("parity")->name(), "parity");
   try {
     make_task("parrity");
     FAIL() << "unknown task accepted";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("known tasks: parity"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("known tasks: a5, anbn,"), std::string::npos) << e.what();
   }
 }
 
