@@ -25,12 +25,6 @@ int apply(int left, int32_t op, int right) {
   }
 }
 
-[[noreturn]] void fail_at(const Task& task, const int32_t* tokens, int t,
-                          const std::string& expected) {
-  throw ConfigError(task.name() + ": position " + std::to_string(t + 1) + " holds '" +
-                    task.decode(tokens + t, 1) + "'; expected " + expected);
-}
-
 }  // namespace
 
 ModularArithmeticBracketsTask::ModularArithmeticBracketsTask()
@@ -75,9 +69,7 @@ std::vector<int32_t> ModularArithmeticBracketsTask::answer_tokens() const {
 }
 
 void ModularArithmeticBracketsTask::generate(Rng& rng, int length, int32_t* tokens) const {
-  if (!accepts_length(length))
-    throw ConfigError(name() + ": cannot generate length " + std::to_string(length) +
-                      "; accepted: " + length_rule());
+  require_length(length);
   struct Span {
     int start, n;
   };
@@ -171,11 +163,11 @@ void ModularArithmeticBracketsTask::label(const int32_t* tokens, int length, int
         } else if (tok == kOpen) {
           open.push_back(Open{t});
         } else {
-          fail_at(*this, tokens, t, expected());
+          reject_token(tokens, t, expected());
         }
         break;
       case Want::negated_digit:
-        if (!digit) fail_at(*this, tokens, t, expected());
+        if (!digit) reject_token(tokens, t, expected());
         complete(mod(-(tok - kDigit0)), true);
         break;
       case Want::close_or_op:
@@ -187,11 +179,11 @@ void ModularArithmeticBracketsTask::label(const int32_t* tokens, int length, int
           open.pop_back();
           complete(v, false);
         } else {
-          fail_at(*this, tokens, t, expected());
+          reject_token(tokens, t, expected());
         }
         break;
       case Want::close:
-        if (tok != kClose) fail_at(*this, tokens, t, expected());
+        if (tok != kClose) reject_token(tokens, t, expected());
         {
           const int v = open.back().value;
           open.pop_back();
@@ -199,12 +191,12 @@ void ModularArithmeticBracketsTask::label(const int32_t* tokens, int length, int
         }
         break;
       case Want::equals:
-        if (tok != kEquals) fail_at(*this, tokens, t, expected());
+        if (tok != kEquals) reject_token(tokens, t, expected());
         want = Want::end;
         answers[t] = kDigit0 + result;
         break;
       case Want::end:
-        fail_at(*this, tokens, t, expected());
+        reject_token(tokens, t, expected());
     }
     latent[t] = int32_t(open.size());
   }

@@ -43,23 +43,11 @@ namespace statelab {
 
 namespace {
 
-[[noreturn]] void reject_symbol(const Task& task, const int32_t* tokens, int t,
-                                const std::string& allowed) {
-  throw ConfigError(task.name() + ": position " + std::to_string(t + 1) + " holds '" +
-                    task.decode(tokens + t, 1) + "'; " + task.name() + " inputs are " + allowed);
-}
-
-void check_length(const Task& task, int length) {
-  if (!task.accepts_length(length))
-    throw ConfigError(task.name() + ": cannot form an input of length " + std::to_string(length) +
-                      "; the task needs " + task.length_rule());
-}
-
 // The a/b tasks share token ids a = 1, b = 2: +1 for a, -1 for b, else the input is invalid.
 int ab_step(const Task& task, const int32_t* tokens, int t) {
   if (tokens[t] == 1) return 1;
   if (tokens[t] == 2) return -1;
-  reject_symbol(task, tokens, t, "the symbols a and b");
+  task.reject_token(tokens, t, "the symbols a and b");
 }
 
 // `count_a` a's and the rest b's, in a uniformly random order (Fisher-Yates).
@@ -80,7 +68,7 @@ std::string MajorityTask::definition() const {
 }
 
 void MajorityTask::generate(Rng& rng, int length, int32_t* tokens) const {
-  check_length(*this, length);
+  require_length(length);
   for (int t = 0; t < length; ++t) tokens[t] = (rng.next_u32() & 1u) ? kB : kA;
 }
 
@@ -109,7 +97,7 @@ std::string CountEqualityTask::definition() const {
 }
 
 void CountEqualityTask::generate(Rng& rng, int length, int32_t* tokens) const {
-  check_length(*this, length);
+  require_length(length);
   const int half = length / 2;
   if (rng.bernoulli(0.5)) {
     fill_shuffled(rng, half, length, tokens);
@@ -152,7 +140,7 @@ std::string AnbnTask::latent_definition() const {
 }
 
 void AnbnTask::generate(Rng& rng, int length, int32_t* tokens) const {
-  check_length(*this, length);
+  require_length(length);
   const int n = length / 2;
   switch (rng.uniform_int(0, 5)) {
     case 3:  // a^(n+1) b^(n-1)
@@ -213,7 +201,7 @@ std::string CountMod3Task::definition() const {
 double CountMod3Task::chance() const { return 1.0 / 3.0; }
 
 void CountMod3Task::generate(Rng& rng, int length, int32_t* tokens) const {
-  check_length(*this, length);
+  require_length(length);
   for (int t = 0; t < length; ++t) tokens[t] = (rng.next_u32() & 1u) ? kOne : kZero;
 }
 
@@ -222,7 +210,7 @@ void CountMod3Task::label(const int32_t* tokens, int length, int32_t* answers,
   int count = 0;
   for (int t = 0; t < length; ++t) {
     if (tokens[t] != kZero && tokens[t] != kOne)
-      reject_symbol(*this, tokens, t, "the bits 0 and 1");
+      reject_token(tokens, t, "the bits 0 and 1");
     count = (count + (tokens[t] == kOne)) % 3;
     latent[t] = count;
     answers[t] = kR0 + count;

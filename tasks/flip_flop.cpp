@@ -26,9 +26,7 @@ std::string FlipFlopTask::definition() const {
 }
 
 void FlipFlopTask::generate(Rng& rng, int length, int32_t* tokens) const {
-  if (!accepts_length(length))
-    throw ConfigError("flip_flop: cannot form length " + std::to_string(length) + "; allowed: " +
-                      length_rule());
+  require_length(length);
   const auto random_bit = [&rng] { return (rng.next_u32() & 1u) ? kBit1 : kBit0; };
   tokens[0] = kWriteOp;
   tokens[1] = random_bit();
@@ -51,10 +49,7 @@ void FlipFlopTask::generate(Rng& rng, int length, int32_t* tokens) const {
 
 void FlipFlopTask::label(const int32_t* tokens, int length, int32_t* answers,
                          int32_t* latent) const {
-  const auto fail = [&](int t, const std::string& allowed) {
-    throw ConfigError("flip_flop: position " + std::to_string(t + 1) + " holds '" +
-                      decode(tokens + t, 1) + "'; allowed there: " + allowed);
-  };
+  const auto fail = [&](int t, const std::string& allowed) { reject_token(tokens, t, allowed); };
   int32_t reg = -1;  // no write yet
   for (int t = 0; t < length; ++t) {
     const int32_t tok = tokens[t];

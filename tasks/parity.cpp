@@ -1,8 +1,6 @@
 // Parity generator: uniform random bits; the answer token is the bit token of (#1s mod 2).
 #include "tasks/parity.hpp"
 
-#include "kernels/error.hpp"
-
 namespace statelab {
 
 ParityTask::ParityTask() : vocab_{{"<pad>", "0", "1"}} {}
@@ -19,9 +17,7 @@ void ParityTask::label(const int32_t* tokens, int length, int32_t* answers,
                        int32_t* latent) const {
   int parity = 0;
   for (int t = 0; t < length; ++t) {
-    if (tokens[t] != kZero && tokens[t] != kOne)
-      throw ConfigError("parity: position " + std::to_string(t + 1) + " holds '" +
-                        decode(tokens + t, 1) + "'; parity inputs are bits 0 and 1");
+    if (tokens[t] != kZero && tokens[t] != kOne) reject_token(tokens, t, "a bit 0 or 1");
     parity ^= tokens[t] == kOne;
     latent[t] = parity;
     answers[t] = parity ? kOne : kZero;

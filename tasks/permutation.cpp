@@ -89,10 +89,10 @@ void PermutationGroupTask::label(const int32_t* tokens, int length, int32_t* ans
   int32_t state = 0;  // identity
   for (int t = 0; t < length; ++t) {
     if (tokens[t] < 1 || tokens[t] > n)
-      throw ConfigError(name_ + ": position " + std::to_string(t + 1) + " holds '" +
-                        decode(tokens + t, 1) + "'; " + name_ + " inputs are the " +
-                        std::to_string(n) + " elements of the group in one-line notation (" +
-                        vocab_.names[1] + " ... " + vocab_.names[size_t(n)] + ")");
+      reject_token(tokens, t,
+                   "one of the " + std::to_string(n) + " elements of " + name_ +
+                       " in one-line notation (" + vocab_.names[1] + " ... " +
+                       vocab_.names[size_t(n)] + ")");
     state = product_[size_t(state) * size_t(n) + size_t(tokens[t] - 1)];
     latent[t] = state;
     answers[t] = state + 1;

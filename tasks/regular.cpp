@@ -14,18 +14,6 @@ namespace statelab {
 
 namespace {
 
-[[noreturn]] void fail_at(const Task& task, const int32_t* tokens, int t,
-                          const std::string& expected) {
-  throw ConfigError(task.name() + ": position " + std::to_string(t + 1) + " holds '" +
-                    task.decode(tokens + t, 1) + "'; expected " + expected);
-}
-
-void require_accepted(const Task& task, int length) {
-  if (!task.accepts_length(length))
-    throw ConfigError(task.name() + ": cannot generate length " + std::to_string(length) +
-                      "; accepted: " + task.length_rule());
-}
-
 int mod(int x, int m) { return ((x % m) + m) % m; }
 
 // Best constant answer's accuracy when the final answers of lengths lo..hi (those accepted)
@@ -58,7 +46,7 @@ std::string EvenPairsTask::latent_definition() const {
 }
 
 void EvenPairsTask::generate(Rng& rng, int length, int32_t* tokens) const {
-  require_accepted(*this, length);
+  require_length(length);
   for (int t = 0; t < length; ++t) tokens[t] = (rng.next_u32() & 1u) ? kB : kA;
 }
 
@@ -67,7 +55,7 @@ void EvenPairsTask::label(const int32_t* tokens, int length, int32_t* answers,
   if (length < 1) throw ConfigError("even_pairs: empty input; expected symbols a and b");
   int first = 0;
   for (int t = 0; t < length; ++t) {
-    if (tokens[t] != kA && tokens[t] != kB) fail_at(*this, tokens, t, "a or b");
+    if (tokens[t] != kA && tokens[t] != kB) reject_token(tokens, t, "a or b");
     const int current = tokens[t] == kB;
     if (t == 0) first = current;
     latent[t] = 2 * first + current;
@@ -107,7 +95,7 @@ std::vector<int32_t> CycleNavigationTask::answer_tokens() const {
 }
 
 void CycleNavigationTask::generate(Rng& rng, int length, int32_t* tokens) const {
-  require_accepted(*this, length);
+  require_length(length);
   for (int t = 0; t < length; ++t) tokens[t] = kLeft + int32_t(rng.uniform_int(0, 2));
 }
 
@@ -116,7 +104,7 @@ void CycleNavigationTask::label(const int32_t* tokens, int length, int32_t* answ
   if (length < 1) throw ConfigError("cycle_navigation: empty input; expected moves -1 0 +1");
   int position = 0;
   for (int t = 0; t < length; ++t) {
-    if (tokens[t] < kLeft || tokens[t] > kRight) fail_at(*this, tokens, t, "a move -1, 0 or +1");
+    if (tokens[t] < kLeft || tokens[t] > kRight) reject_token(tokens, t, "a move -1, 0 or +1");
     position = mod(position + (tokens[t] - kStay), kCycle);
     latent[t] = position;
     answers[t] = kPosition0 + position;
@@ -177,7 +165,7 @@ std::vector<int32_t> ModularArithmeticTask::answer_tokens() const {
 }
 
 void ModularArithmeticTask::generate(Rng& rng, int length, int32_t* tokens) const {
-  require_accepted(*this, length);
+  require_length(length);
   for (int t = 0; t + 1 < length; ++t)
     tokens[t] = t % 2 == 0 ? kDigit0 + int32_t(rng.uniform_int(0, kModulus - 1))
                            : kPlus + int32_t(rng.uniform_int(0, 2));
@@ -195,15 +183,14 @@ void ModularArithmeticTask::label(const int32_t* tokens, int length, int32_t* an
     const bool last = t == length - 1;
     if (t % 2 == 0) {
       if (tok < kDigit0 || tok >= kDigit0 + M)
-        fail_at(*this, tokens, t, "a digit 0-4 (digits and operators alternate, from a digit)");
+        reject_token(tokens, t, "a digit 0-4 (digits and operators alternate, from a digit)");
       if (last)
-        fail_at(*this, tokens, t,
-                "'=' after the last digit; the input ends without one (inputs have even length)");
+        reject_token(tokens, t, "'=' after the last digit; the input ends without one (inputs have even length)");
       m = mod(m * (tok - kDigit0), M);
       answers[t] = kDigit0 + mod(s + m, M);
       latent[t] = M * s + m;
     } else if (last) {
-      if (tok != kEquals) fail_at(*this, tokens, t, "'=' as the last token");
+      if (tok != kEquals) reject_token(tokens, t, "'=' as the last token");
       s = mod(s + m, M);
       m = 0;
       answers[t] = kDigit0 + s;
@@ -213,7 +200,7 @@ void ModularArithmeticTask::label(const int32_t* tokens, int length, int32_t* an
         s = mod(s + m, M);
         m = tok == kPlus ? 1 : M - 1;
       } else if (tok != kTimes) {
-        fail_at(*this, tokens, t, "an operator + - * ('=' only as the last token)");
+        reject_token(tokens, t, "an operator + - * ('=' only as the last token)");
       }  // '*': the term so far becomes the next digit's factor, m unchanged
       answers[t] = Batch::kIgnore;
       latent[t] = M * s + m;

@@ -86,6 +86,17 @@ std::vector<int32_t> Task::encode(const std::string& text) const {
   return ids;
 }
 
+void Task::reject_token(const int32_t* tokens, int t, const std::string& expected) const {
+  throw ConfigError(name() + ": position " + std::to_string(t + 1) + " holds '" +
+                    decode(tokens + t, 1) + "'; expected " + expected);
+}
+
+void Task::require_length(int length) const {
+  if (!accepts_length(length))
+    throw ConfigError(name() + ": cannot form length " + std::to_string(length) +
+                      "; accepted: " + length_rule());
+}
+
 std::string Task::decode(const int32_t* tokens, int length) const {
   std::string out;
   for (int t = 0; t < length; ++t) {

@@ -80,6 +80,13 @@ class Task {
   // encode throws ConfigError naming the unknown symbol, its position and the vocabulary.
   std::vector<int32_t> encode(const std::string& text) const;
   std::string decode(const int32_t* tokens, int length) const;
+
+  // The errors every task raises alike, as ConfigError:
+  // "<task>: position N holds '<symbol>'; expected <expected>" for an invalid input, and
+  // "<task>: cannot form length L; accepted: <length_rule>" for a generator asked for a length
+  // it cannot form (a task never silently produces another length).
+  [[noreturn]] void reject_token(const int32_t* tokens, int t, const std::string& expected) const;
+  void require_length(int length) const;
 };
 
 }  // namespace statelab
