@@ -17,6 +17,9 @@ class Block {
   virtual void forward(Pass p, const S* x, S* y) = 0;
   // dx is overwritten; parameter gradients accumulate in the ParamStore.
   virtual void backward(Pass p, const S* x, const S* dy, S* dx) = 0;
+  // The first activation the last forward saved that is not finite, in forward order, with its
+  // tensor, time step and head; empty when all are finite.
+  virtual std::string find_non_finite(Pass p) const = 0;
 };
 
 }  // namespace statelab

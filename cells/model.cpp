@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "cells/non_finite.hpp"
 #include "cells/recurrent_block.hpp"
 #include "kernels/error.hpp"
 
@@ -100,6 +101,26 @@ void Model<S>::backward() {
   }
   embed_.backward(params_, p, tokens_, dy);
   grad_ready_ = false;
+}
+
+template <typename S>
+std::string Model<S>::find_non_finite() {
+  const Pass p = pass_;
+  const int64_t D = cfg_.d_model;
+  if (const auto at = earliest_non_finite(arena_(stream_[0]), p, D))
+    return describe("the embedding output", *at);
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const std::string layer = "block " + std::to_string(i) + " (" + blocks_[i]->cell() + ")";
+    if (const std::string inside = blocks_[i]->find_non_finite(p); !inside.empty())
+      return layer + ": " + inside;
+    if (const auto at = earliest_non_finite(arena_(stream_[i + 1]), p, D))
+      return describe(layer + ": the block output", *at);
+  }
+  if (const auto at = earliest_non_finite(arena_(normed_), p, D))
+    return describe("the final norm", *at);
+  if (const auto at = earliest_non_finite(arena_(logits_), p, vocab_))
+    return describe("the logits", *at);
+  return "";
 }
 
 template class Model<float>;

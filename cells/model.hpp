@@ -35,6 +35,9 @@ class Model {
   cpu::LossStats loss(const int32_t* targets, bool grad);
   // Accumulates parameter gradients of the mean loss of the last loss(grad = true).
   void backward();
+  // Where the last forward first went non-finite, layer by layer in forward order: the layer,
+  // tensor, batch row, time step and head; empty when every activation is finite.
+  std::string find_non_finite();
   // The residual stream of the last forward entering block i (i = n_blocks: the final norm's
   // input).
   Tensor<const S> residual(int i) {  // [B, T, D]

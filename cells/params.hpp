@@ -63,6 +63,8 @@ class ParamStore {
   S* grads() { return grads_.data(); }
   S* moment1() { return m_.data(); }
   S* moment2() { return v_.data(); }
+  const S* moment1() const { return m_.data(); }
+  const S* moment2() const { return v_.data(); }
   void zero_grads();
 
  private:

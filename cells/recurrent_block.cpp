@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <vector>
 
+#include "cells/non_finite.hpp"
 #include "kernels/cpu/elementwise.hpp"
 
 namespace statelab {
@@ -172,6 +175,49 @@ void RecurrentBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   cpu::add_inplace(dxn, arena_(dxn_b_), N * D);
   norm1_.backward(ps_, arena_, p, x, dxn, dx);
   cpu::add_inplace(dx, dy1, N * D);
+}
+
+template <typename S>
+std::string RecurrentBlock<S>::find_non_finite(Pass p) const {
+  const int64_t D = D_, Dh = Dh_;
+  // Per-head tensors of the cell: [B, T, H, width·Dh] with `width` gates or states per head.
+  auto headed = [&](const std::string& what, Slot s, int64_t width) -> std::string {
+    const auto at = earliest_non_finite(arena_(s), p, width * D);
+    if (!at) return "";
+    const int64_t head = at->index / (width * Dh), within = at->index % (width * Dh);
+    static const char* const kGate[4] = {"i", "f", "z", "o"};
+    return what + (width == 4 ? std::string(" (gate ") + kGate[within / Dh] + ")" : "") +
+           " at batch row " + std::to_string(at->batch) + ", time step " +
+           std::to_string(at->time) + ", head " + std::to_string(head) + ", unit " +
+           std::to_string(within % Dh);
+  };
+  auto plain = [&](const std::string& what, Slot s, int64_t width) -> std::string {
+    const auto at = earliest_non_finite(arena_(s), p, width);
+    return at ? describe(what, *at) : "";
+  };
+  std::vector<std::function<std::string()>> checks = {[&] { return plain("input norm", xn_, D); }};
+  if (conv_) {
+    checks.push_back([&] { return plain("conv output", xc_, D); });
+    checks.push_back([&] { return plain("conv SiLU", xif_, D); });
+  }
+  checks.push_back([&] { return plain("i/f gate projection", uif_, 2 * D); });
+  checks.push_back([&] { return plain("z/o gate projection", uzo_, 2 * D); });
+  checks.push_back([&] { return headed("gate pre-activations", raw_, 4); });
+  checks.push_back([&] { return headed("gates", gates_, 4); });
+  checks.push_back([&] { return headed("cell state c", c_, 1); });
+  if (cell_ == cpu::NonlinearCell::slstm) {
+    checks.push_back([&] { return headed("stabilizer m", m_, 1); });
+    checks.push_back([&] { return headed("normalizer n", n_, 1); });
+  }
+  checks.push_back([&] { return headed("hidden state h", h_, 1); });
+  checks.push_back([&] { return plain("head norm", hn_, D); });
+  if (ffn_) {
+    checks.push_back([&] { return plain("residual after the cell", y1_, D); });
+    checks.push_back([&] { return plain("FFN input norm", xn2_, D); });
+  }
+  for (const auto& check : checks)
+    if (auto found = check(); !found.empty()) return found;
+  return "";
 }
 
 template class RecurrentBlock<float>;

@@ -24,6 +24,7 @@ class RecurrentBlock final : public Block<S> {
   std::string cell() const override;
   void forward(Pass p, const S* x, S* y) override;
   void backward(Pass p, const S* x, const S* dy, S* dx) override;
+  std::string find_non_finite(Pass p) const override;
 
   // What the last forward computed inside the cell (for probes and tests).
   cpu::NonlinearRecurrence<S> recurrence(Pass p);

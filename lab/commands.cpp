@@ -1,4 +1,4 @@
-// `lab train`, `lab eval` and `lab devices`.
+// `lab eval`, `lab tasks` and `lab devices` (`lab train` is in train_command.cpp).
 #include "lab/commands.hpp"
 
 #include <unistd.h>
@@ -20,12 +20,12 @@
 
 namespace statelab {
 
-namespace {
-
 void check_device(const std::string& device) {
   if (device != "cpu")
     throw ConfigError("--device " + device + ": expected cpu (the only device of this version)");
 }
+
+namespace {
 
 // Writes `path` only if nothing is there yet, or `force`: a report never replaces one silently.
 void write_new_file(const std::string& path, const std::string& bytes, bool force,
@@ -54,47 +54,6 @@ std::vector<int> parse_length_range(const std::string& spec, const std::string& 
   if (parts.size() != 3 || parts[0] < 1 || parts[0] > parts[1] || parts[2] < 1)
     throw ConfigError(msg);
   return parts;
-}
-
-int run_train(const TrainOptions& o) {
-  check_device(o.device);
-  auto overrides = o.overrides;
-  overrides.push_back("device=" + o.device);
-  const RunConfig cfg = load_config(o.preset, overrides);
-  const std::string dir = o.out.empty() ? default_run_dir(cfg.name) : o.out;
-  prepare_run_dir(dir, o.force);
-  write_file_atomic(dir + "/config.json", to_json(cfg).dump(2) + "\n");
-
-  Trainer trainer(cfg);
-  std::printf("training %s (%s) on %s, lengths %d-%d, %d steps of batch %d, %lld parameters -> %s\n",
-              cfg.name.c_str(), cfg.model.blocks.c_str(), cfg.task.name.c_str(),
-              cfg.task.train_lengths[0], cfg.task.train_lengths[1], cfg.train.steps,
-              cfg.train.batch, static_cast<long long>(trainer.model().params().count()), dir.c_str());
-  std::fflush(stdout);
-  const auto t0 = std::chrono::steady_clock::now();
-  TrainOutcome outcome;
-  {
-    ConsoleProgress progress(stdout, isatty(fileno(stdout)) == 1);
-    MetricsFile metrics(dir + "/metrics.jsonl", dir + "/checks.jsonl");
-    outcome = trainer.train({&progress, &metrics});
-  }
-  const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  save_model(trainer.model(), cfg, dir + "/model.safetensors");
-
-  const auto t1 = std::chrono::steady_clock::now();
-  const EvalResult result = trainer.evaluate();
-  const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-  nlohmann::json eval_json = to_json(result);
-  eval_json["training"] = {{"steps_run", outcome.steps_run},
-                           {"stop_reason", outcome.stop_reason},
-                           {"seconds", train_s}};
-  write_file_atomic(dir + "/eval.json", eval_json.dump(2) + "\n");
-  if (outcome.stop_reason != "completed")
-    std::printf("stopped after step %d: %s\n", outcome.steps_run, outcome.stop_reason.c_str());
-  std::printf("trained in %s, evaluated %zu lengths x %d samples in %s\n\n%s\nwrote %s/{config.json, metrics.jsonl, model.safetensors, eval.json}\n",
-              format_duration(train_s).c_str(), result.per_length.size(), cfg.eval.samples,
-              format_duration(eval_s).c_str(), format_eval_table(result).c_str(), dir.c_str());
-  return 0;
 }
 
 int run_eval(const EvalOptions& o) {

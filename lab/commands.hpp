@@ -13,7 +13,11 @@ struct TrainOptions {
   std::string out;                     // empty: runs/<name>-<timestamp>
   bool force = false;
   std::string device = "cpu";
+  std::string resume;  // a run directory to continue from its newest checkpoint
+  int stop_after = 0;  // > 0: stop resumably after this step
 };
+// Exit status: 0 when the run finished or stopped as asked (--stop-after), 130 when a signal
+// interrupted it (checkpoint written, resumable).
 int run_train(const TrainOptions& o);
 
 struct EvalOptions {
@@ -37,6 +41,9 @@ struct TasksOptions {
 int run_tasks(const TasksOptions& o);
 
 int run_devices();
+
+// Throws ConfigError unless `device` is one this build can use.
+void check_device(const std::string& device);
 
 // "40:256" or "1:512:4" -> {lo, hi, step}; throws ConfigError naming `what` otherwise.
 std::vector<int> parse_length_range(const std::string& spec, const std::string& what);

@@ -427,10 +427,15 @@ RunConfig config_from_json(const json& j, const std::string& source) {
   read_int(slstm.field("conv_kernel"), 0, 64, m.slstm.conv_kernel);
 
   TrainConfig& t = c.train;
-  const Section train =
-      top.section("train", {"steps", "batch", "lr", "min_lr", "warmup_steps", "weight_decay",
-                            "beta1", "beta2", "eps", "grad_clip", "seed", "log_every",
-                            "eval_every", "early_stop_evals", "early_stop_accuracy"});
+  std::vector<std::string> train_keys = {
+      "steps",      "batch",           "lr",         "min_lr",     "warmup_steps",
+      "weight_decay", "beta1",         "beta2",      "eps",        "grad_clip",
+      "seed",       "log_every",       "eval_every", "early_stop_evals", "early_stop_accuracy",
+      "checkpoint_every", "keep_checkpoints", "on_nan"};
+#ifdef STATELAB_FAULT_INJECTION
+  train_keys.push_back("poison");
+#endif
+  const Section train = top.section("train", train_keys);
   read_int(train.field("steps"), 1, 1000000000, t.steps);
   read_int(train.field("batch"), 1, 1000000, t.batch);
   read_number(train.field("lr"), t.lr, [](double d) { return d > 0; }, "number > 0");
@@ -463,6 +468,14 @@ RunConfig config_from_json(const json& j, const std::string& source) {
                      t.early_stop_evals);
   read_number(train.field("early_stop_accuracy"), t.early_stop_accuracy,
               [](double d) { return d > 0 && d <= 1; }, "number in (0, 1]");
+  read_int(train.field("checkpoint_every"), 0, kIntMax, t.checkpoint_every);
+  read_int(train.field("keep_checkpoints"), 1, 1000, t.keep_checkpoints);
+  read_one_of(train.field("on_nan"), t.on_nan, {"stop", "skip_step"});
+#ifdef STATELAB_FAULT_INJECTION
+  const Section poison = train.section("poison", {"step", "parameter"});
+  read_int(poison.field("step"), 0, kIntMax, t.poison_step);
+  read_string(poison.field("parameter"), t.poison_parameter, "a parameter name");
+#endif
 
   EvalConfig& e = c.eval;
   const Section eval =
@@ -513,7 +526,12 @@ json to_json(const RunConfig& c) {
                 {"log_every", t.log_every},
                 {"eval_every", t.eval_every},
                 {"early_stop_evals", t.early_stop_evals},
-                {"early_stop_accuracy", t.early_stop_accuracy}};
+                {"early_stop_accuracy", t.early_stop_accuracy},
+                {"checkpoint_every", t.checkpoint_every},
+                {"keep_checkpoints", t.keep_checkpoints},
+                {"on_nan", t.on_nan}};
+  if (t.poison_step > 0)
+    j["train"]["poison"] = {{"step", t.poison_step}, {"parameter", t.poison_parameter}};
   const EvalConfig& e = c.eval;
   j["eval"] = {{"lengths", e.lengths},
                {"length_step", e.length_step},

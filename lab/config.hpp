@@ -44,6 +44,14 @@ struct TrainConfig {
   int eval_every = 0;              // >= 0
   int early_stop_evals = 0;        // >= 0; > 0 needs eval_every > 0
   double early_stop_accuracy = 0.999;  // (0, 1]
+  int checkpoint_every = 500;   // >= 0: a checkpoint every N steps (0: only when training stops)
+  int keep_checkpoints = 3;     // >= 1: the newest K are kept
+  std::string on_nan = "stop";  // "stop" | "skip_step": what a non-finite loss or gradient does
+  // Fault injection, accepted only by test builds (section "poison"): parameter
+  // poison.parameter is NaN during step poison.step (restored after it), a transient fault in
+  // one layer. 0 = off.
+  int poison_step = 0;
+  std::string poison_parameter;
 };
 
 struct EvalConfig {

@@ -176,4 +176,20 @@ void ensure_directory(const std::string& path) {
   }
 }
 
+int remove_stale_temporaries(const std::string& dir) {
+  namespace fs = std::filesystem;
+  int removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    // write_file_atomic's temporaries: "." + final name + ".tmp." + pid + "." + counter
+    if (name.size() > 1 && name[0] == '.' && name.find(".tmp.") != std::string::npos &&
+        it->is_regular_file(ec)) {
+      std::error_code rm;
+      removed += fs::remove(it->path(), rm);
+    }
+  }
+  return removed;
+}
+
 }  // namespace statelab

@@ -26,4 +26,8 @@ std::string read_file(const std::string& path);
 // impossible (a regular file in the way, no permission). An existing directory is fine.
 void ensure_directory(const std::string& path);
 
+// Removes the temporary files write_file_atomic leaves in `dir` when its process is killed
+// mid-write (never a file under a final name); returns how many were removed.
+int remove_stale_temporaries(const std::string& dir);
+
 }  // namespace statelab

@@ -16,13 +16,17 @@ int main(int argc, char** argv) {
 
   TrainOptions train;
   auto* t = app.add_subcommand("train", "Train a model from a preset, then evaluate it per length");
-  t->add_option("preset", train.preset, "Preset JSON file (see presets/)")->required();
+  t->add_option("preset", train.preset, "Preset JSON file (see presets/)");
   t->add_option("--set", train.overrides,
                 "Override a config value, e.g. --set train.steps=3000 (repeatable; value is JSON "
                 "or a plain string)");
   t->add_option("--out", train.out, "Run directory (default: runs/<preset name>-<timestamp>)");
   t->add_flag("--force", train.force, "Write into a non-empty --out, replacing its run files");
   t->add_option("--device", train.device, "Compute device")->capture_default_str();
+  t->add_option("--resume", train.resume,
+                "Continue the run in this directory from its newest checkpoint");
+  t->add_option("--stop-after", train.stop_after,
+                "Stop after this step as an interruption would (checkpoint written, resumable)");
 
   EvalOptions eval;
   auto* e = app.add_subcommand("eval", "Evaluate a finished run per length on held-out data");

@@ -2,7 +2,6 @@
 #include "lab/model_io.hpp"
 
 #include "kernels/error.hpp"
-#include "lab/safetensors.hpp"
 
 namespace statelab {
 
@@ -14,30 +13,38 @@ std::vector<int64_t> dims(const Shape& s) {
 }
 }  // namespace
 
+std::vector<safetensors::TensorRef> parameter_refs(const ParamStore<float>& ps,
+                                                   const float* buffer,
+                                                   const std::string& prefix) {
+  std::vector<safetensors::TensorRef> refs;
+  for (const auto& p : ps.infos())
+    refs.push_back({prefix + p.name, safetensors::DType::F32, dims(p.shape), buffer + p.offset});
+  return refs;
+}
+
+void load_parameters(const safetensors::Contents& contents, const ParamStore<float>& ps,
+                     float* buffer, const std::string& prefix, const std::string& source) {
+  for (const auto& p : ps.infos())
+    safetensors::copy_tensor(contents, prefix + p.name, dims(p.shape), buffer + p.offset, source);
+}
+
 void save_model(const Model<float>& model, const RunConfig& cfg, const std::string& path) {
   const auto& ps = model.params();
-  std::vector<safetensors::TensorRef> refs;
-  for (ParamId id = 0; id < ParamId(ps.infos().size()); ++id) {
-    const Tensor<const float> t = ps.tensor(id);
-    refs.push_back({ps.info(id).name, safetensors::DType::F32, dims(t.shape), t.data});
-  }
-  safetensors::save(path, refs,
+  safetensors::save(path, parameter_refs(ps, ps.values(), ""),
                     {{"format", "statelab-model"}, {"config", to_json(cfg).dump()}});
 }
 
 void load_model(Model<float>& model, const std::string& path) {
   const auto contents = safetensors::load(path);
   auto& ps = model.params();
-  for (const auto& p : ps.infos())
-    safetensors::copy_tensor(contents, p.name, dims(p.shape), ps.values() + p.offset, path);
-  if (contents.tensors.size() != ps.infos().size()) {
-    for (const auto& name : contents.order) {
-      bool known = false;
-      for (const auto& p : ps.infos()) known = known || p.name == name;
-      if (!known)
-        throw IoError(path + ": tensor '" + name +
-                      "' is not a parameter of the model this run's config.json describes");
-    }
+  load_parameters(contents, ps, ps.values(), "", path);
+  if (contents.tensors.size() == ps.infos().size()) return;
+  for (const auto& name : contents.order) {
+    bool known = false;
+    for (const auto& p : ps.infos()) known = known || p.name == name;
+    if (!known)
+      throw IoError(path + ": tensor '" + name +
+                    "' is not a parameter of the model this run's config.json describes");
   }
 }
 

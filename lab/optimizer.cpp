@@ -17,11 +17,23 @@ double learning_rate(const TrainConfig& c, int step) {
 }
 
 template <typename S>
+double AdamW<S>::clip(ParamStore<S>& ps) const {
+  const double norm = cpu::global_norm(ps.grads(), ps.size());
+  if (std::isfinite(norm) && cfg_.grad_clip > 0 && norm > cfg_.grad_clip)
+    cpu::scale_inplace(ps.grads(), ps.size(), cfg_.grad_clip / norm);
+  return norm;
+}
+
+template <typename S>
 double AdamW<S>::step(ParamStore<S>& ps, double lr) {
+  const double norm = clip(ps);
+  apply(ps, lr);
+  return norm;
+}
+
+template <typename S>
+void AdamW<S>::apply(ParamStore<S>& ps, double lr) {
   const int64_t n = ps.size();
-  const double norm = cpu::global_norm(ps.grads(), n);
-  if (cfg_.grad_clip > 0 && norm > cfg_.grad_clip)
-    cpu::scale_inplace(ps.grads(), n, cfg_.grad_clip / norm);
   ++t_;
   cpu::AdamWStep s{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, t_};
   const int64_t nd = ps.decay_size();
@@ -29,7 +41,6 @@ double AdamW<S>::step(ParamStore<S>& ps, double lr) {
   s.weight_decay = 0;
   cpu::adamw_update(ps.values() + nd, ps.grads() + nd, ps.moment1() + nd, ps.moment2() + nd,
                     n - nd, s);
-  return norm;
 }
 
 template class AdamW<float>;

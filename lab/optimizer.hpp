@@ -16,10 +16,15 @@ template <typename S>
 class AdamW {
  public:
   explicit AdamW(const TrainConfig& c) : cfg_(c) {}
-  // Clips gradients to cfg.grad_clip (if > 0) and applies one AdamW step at `lr`.
-  // Returns the gradient norm before clipping.
+  // The global gradient norm, then clipping to cfg.grad_clip (if > 0). A non-finite norm
+  // leaves the gradients as they are, for the caller to diagnose or skip.
+  double clip(ParamStore<S>& ps) const;
+  // One AdamW step at `lr` with the current gradients.
+  void apply(ParamStore<S>& ps, double lr);
+  // clip + apply; returns the norm before clipping.
   double step(ParamStore<S>& ps, double lr);
   int64_t steps_taken() const { return t_; }
+  void set_steps_taken(int64_t t) { t_ = t; }  // on resume
 
  private:
   TrainConfig cfg_;

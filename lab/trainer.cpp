@@ -1,10 +1,11 @@
-// Trainer: batches, steps, metrics, divergence diagnosis.
+// Trainer: batches, steps, metrics, held-out checks, checkpoints through the caller, and the
+// diagnosis of a step that went non-finite.
 #include "lab/trainer.hpp"
 
 #include <chrono>
-#include <cstdio>
 #include <cmath>
-#include <sstream>
+#include <cstdio>
+#include <optional>
 
 #include "kernels/error.hpp"
 #include "tasks/registry.hpp"
@@ -32,6 +33,11 @@ Trainer::Trainer(const RunConfig& cfg)
   model_->params().initialize(cfg.train.seed);
 }
 
+void Trainer::restore(const TrainState& s) {
+  state_ = s;
+  optimizer_.set_steps_taken(s.optimizer_steps);
+}
+
 void Trainer::sample_batch(int step, Batch& batch) const {
   Rng rng(cfg_.train.seed, kStreamTrainData, uint64_t(step));
   if (cfg_.task.length_sampling == "per_sample") {
@@ -47,37 +53,106 @@ EvalResult Trainer::evaluate_on(const EvalConfig& e) {
   return statelab::evaluate(*model_, *task_, readout_, e, cfg_.task.train_lengths);
 }
 
-TrainOutcome Trainer::train(const std::vector<Observer*>& observers) {
+namespace {
+
+// Fault injection for tests: the named parameter is NaN while the object lives.
+class Poison {
+ public:
+  Poison(ParamStore<float>& ps, const std::string& name) {
+    for (const auto& info : ps.infos())
+      if (info.name == name) {
+        target_ = ps.values() + info.offset;
+        saved_.assign(target_, target_ + info.shape.numel());
+        std::fill_n(target_, saved_.size(), NAN);
+        return;
+      }
+    throw ConfigError("train.poison.parameter: no parameter named '" + name + "'");
+  }
+  ~Poison() { std::copy(saved_.begin(), saved_.end(), target_); }
+
+ private:
+  float* target_ = nullptr;
+  std::vector<float> saved_;
+};
+
+template <typename S>
+bool all_finite(const S* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+std::string Trainer::diagnose_non_finite(const Batch& batch) {
+  model_->forward(batch.tokens.data(), Pass{batch.batch, batch.length});
+  if (std::string found = model_->find_non_finite(); !found.empty())
+    return "first non-finite activation: " + found;
+  auto& ps = model_->params();
+  for (const auto& info : ps.infos())
+    if (!all_finite(ps.values() + info.offset, info.shape.numel()))
+      return "parameter " + info.name + " is not finite";
+  for (const auto& info : ps.infos())
+    if (!all_finite(ps.grads() + info.offset, info.shape.numel()))
+      return "activations are finite; the first non-finite gradient is that of " + info.name;
+  return "activations, parameters and gradients are finite; the loss itself overflowed";
+}
+
+TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const TrainControl& control) {
   using Clock = std::chrono::steady_clock;
   const auto& tc = cfg_.train;
   const auto start = Clock::now();
   auto interval_start = start;
-  double interval_loss = 0, interval_correct = 0, interval_count = 0, interval_tokens = 0;
-  int good_checks = 0;
+  auto elapsed = [&] {
+    return state_.elapsed_s + std::chrono::duration<double>(Clock::now() - start).count();
+  };
   EvalConfig check = cfg_.eval;  // held-out accuracy at the longest training length
   check.lengths = {train_lengths_.back(), train_lengths_.back()};
+  auto save = [&] {
+    if (!control.checkpoint) return;
+    TrainState s = state_;
+    s.elapsed_s = elapsed();
+    control.checkpoint(s);
+  };
   Batch batch;
-  for (int step = 1; step <= tc.steps; ++step) {
+  while (state_.step < tc.steps) {
+    const int step = state_.step + 1;
+    std::optional<Poison> poisoned;
+    if (tc.poison_step == step) poisoned.emplace(model_->params(), tc.poison_parameter);
     sample_batch(step, batch);
     const Pass p{tc.batch, batch.length};
     model_->params().zero_grads();
     model_->forward(batch.tokens.data(), p);
     const auto stats = model_->loss(batch.targets.data(), true);
     const double loss = stats.loss_sum / double(std::max<int64_t>(stats.count, 1));
-    if (!std::isfinite(loss))
-      throw Error("training diverged at step " + std::to_string(step) + ": loss is " +
-                  std::to_string(loss) + "; " + locate_non_finite(p));
-    model_->backward();
+    double grad_norm = NAN;
+    if (std::isfinite(loss)) {
+      model_->backward();
+      grad_norm = optimizer_.clip(model_->params());
+    }
     const double lr = learning_rate(tc, step);
-    const double grad_norm = optimizer_.step(model_->params(), lr);
-    if (!std::isfinite(grad_norm))
-      throw Error("training diverged at step " + std::to_string(step) +
-                  ": gradient norm is not finite; " + locate_non_finite(p));
+    if (!std::isfinite(grad_norm)) {
+      NonFiniteReport report;
+      report.step = step;
+      report.batch = batch;
+      report.skipped = tc.on_nan == "skip_step";
+      report.message = "step " + std::to_string(step) + ": " +
+                       (std::isfinite(loss) ? "the gradient norm is not finite"
+                                            : "the loss is " + std::to_string(loss)) +
+                       "; " + diagnose_non_finite(batch);
+      for (auto* o : observers) o->on_non_finite(report);
+      if (!report.skipped) throw Error("training diverged at " + report.message);
+      ++state_.skipped_steps;  // the update is dropped; the step still counts
+    } else {
+      optimizer_.apply(model_->params(), lr);
+      state_.interval_loss += stats.loss_sum;
+      state_.interval_correct += double(stats.correct);
+      state_.interval_count += double(stats.count);
+      state_.interval_tokens += double(p.tokens());
+    }
+    state_.step = step;
+    state_.optimizer_steps = optimizer_.steps_taken();
 
-    interval_loss += stats.loss_sum;
-    interval_correct += double(stats.correct);
-    interval_count += double(stats.count);
-    interval_tokens += double(p.tokens());
     const auto now = Clock::now();
     StepMetrics m;
     m.step = step;
@@ -86,66 +161,46 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers) {
     m.train_accuracy = double(stats.correct) / double(std::max<int64_t>(stats.count, 1));
     m.lr = lr;
     m.grad_norm = grad_norm;
-    m.elapsed_s = std::chrono::duration<double>(now - start).count();
+    m.elapsed_s = elapsed();
     const double interval_s = std::chrono::duration<double>(now - interval_start).count();
-    m.tokens_per_s = interval_s > 0 ? interval_tokens / interval_s : 0;
+    m.tokens_per_s = interval_s > 0 ? state_.interval_tokens / interval_s : 0;
     for (auto* o : observers) o->on_step(m);
     if (step % tc.log_every == 0 || step == tc.steps) {
-      m.loss = interval_loss / std::max(interval_count, 1.0);
-      m.train_accuracy = interval_correct / std::max(interval_count, 1.0);
+      m.loss = state_.interval_loss / std::max(state_.interval_count, 1.0);
+      m.train_accuracy = state_.interval_correct / std::max(state_.interval_count, 1.0);
       for (auto* o : observers) o->on_log(m);
+      ++state_.metrics_lines;
       interval_start = now;
-      interval_loss = interval_correct = interval_count = interval_tokens = 0;
+      state_.interval_loss = state_.interval_correct = state_.interval_count = 0;
+      state_.interval_tokens = 0;
     }
     if (tc.eval_every > 0 && step % tc.eval_every == 0 && step < tc.steps) {
       const double acc = evaluate_on(check).per_length.at(0).accuracy;
       for (auto* o : observers) o->on_check(step, check.lengths[0], acc);
-      good_checks = acc >= tc.early_stop_accuracy ? good_checks + 1 : 0;
-      if (tc.early_stop_evals > 0 && good_checks >= tc.early_stop_evals) {
+      ++state_.checks_lines;
+      state_.good_checks = acc >= tc.early_stop_accuracy ? state_.good_checks + 1 : 0;
+      if (tc.early_stop_evals > 0 && state_.good_checks >= tc.early_stop_evals) {
+        save();
         char reason[160];
         std::snprintf(reason, sizeof reason,
                       "early_stop: held-out accuracy at length %d >= %g for %d evaluations",
-                      check.lengths[0], tc.early_stop_accuracy, good_checks);
-        return {step, reason};
+                      check.lengths[0], tc.early_stop_accuracy, state_.good_checks);
+        return {step, reason, false};
       }
     }
+    if (step == tc.steps) break;
+    if (control.interrupt && control.interrupt->load()) {
+      save();
+      return {step, "interrupted after step " + std::to_string(step), true};
+    }
+    if (control.stop_after > 0 && step >= control.stop_after) {
+      save();
+      return {step, "stopped after step " + std::to_string(step) + " (--stop-after)", true};
+    }
+    if (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) save();
   }
-  return {tc.steps, "completed"};
-}
-
-namespace {
-template <typename S>
-int64_t first_non_finite(const S* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(x[i])) return i;
-  return -1;
-}
-}  // namespace
-
-std::string Trainer::locate_non_finite(Pass p) {
-  const int64_t D = cfg_.model.d_model;
-  for (int i = 0; i <= model_->n_blocks(); ++i) {
-    const auto stream = model_->residual(i);
-    const int64_t at = first_non_finite(stream.data, stream.numel());
-    if (at < 0) continue;
-    std::ostringstream s;
-    const int64_t token = at / D;
-    s << "first non-finite activation: "
-      << (i == 0 ? std::string("the embedding output")
-                 : "the output of block " + std::to_string(i - 1) + " (" +
-                       model_->block(i - 1).cell() + ")")
-      << " at batch row " << token / p.T << ", time step " << token % p.T << ", unit " << at % D;
-    return s.str();
-  }
-  auto& ps = model_->params();
-  for (size_t id = 0; id < ps.infos().size(); ++id) {
-    const auto& info = ps.infos()[id];
-    if (first_non_finite(ps.values() + info.offset, info.shape.numel()) >= 0)
-      return "parameter " + info.name + " is not finite";
-    if (first_non_finite(ps.grads() + info.offset, info.shape.numel()) >= 0)
-      return "the gradient of " + info.name + " is not finite (first in declaration order)";
-  }
-  return "activations and gradients are finite; the loss itself overflowed";
+  save();
+  return {state_.step, "completed", false};
 }
 
 }  // namespace statelab

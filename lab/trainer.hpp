@@ -2,9 +2,11 @@
 // training range, per batch or per sequence), forward, masked cross-entropy, backward, clip,
 // AdamW, schedule; optionally stop early once held-out accuracy at the longest training length
 // stays high. Observers see every step but never change training. All randomness flows from
-// train.seed.
+// train.seed and the step number, so a run restored from a checkpoint continues bit for bit.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +26,14 @@ struct StepMetrics {
   double tokens_per_s = 0, elapsed_s = 0;
 };
 
+// What went non-finite, found by re-running the failing step with checks after every layer.
+struct NonFiniteReport {
+  int step = 0;
+  std::string message;  // names the step, layer, tensor, head and time step
+  Batch batch;          // the batch of the failing step
+  bool skipped = false; // train.on_nan = "skip_step": the update was dropped, training goes on
+};
+
 class Observer {
  public:
   virtual ~Observer() = default;
@@ -31,28 +41,53 @@ class Observer {
   virtual void on_log(const StepMetrics&) {}  // every train.log_every steps and at the end
   // Held-out accuracy at the longest training length, every train.eval_every steps.
   virtual void on_check(int step, int length, double accuracy) {}
+  virtual void on_non_finite(const NonFiniteReport&) {}
+};
+
+// Everything of a run in progress besides parameters and optimizer moments: a checkpoint
+// stores it so that a resumed run repeats the uninterrupted one exactly.
+struct TrainState {
+  int step = 0;         // steps completed
+  int64_t optimizer_steps = 0;
+  int good_checks = 0;  // consecutive held-out checks at or above the early-stop bar
+  int skipped_steps = 0;
+  double interval_loss = 0, interval_correct = 0, interval_count = 0, interval_tokens = 0;
+  double elapsed_s = 0;                       // training seconds before this process
+  int64_t metrics_lines = 0, checks_lines = 0;  // lines written so far to metrics/checks files
 };
 
 struct TrainOutcome {
   int steps_run = 0;
-  std::string stop_reason;  // "completed" or "early_stop: ..."
+  std::string stop_reason;  // "completed", "early_stop: …", "stopped after step N", "interrupted …"
+  bool resumable_stop = false;  // stopped on request (--stop-after, a signal): resume continues
+};
+
+// How a caller steers a run from outside: where to stop, a flag a signal handler raises, and
+// what to do with a checkpoint (every train.checkpoint_every steps and whenever training stops).
+struct TrainControl {
+  int stop_after = 0;  // > 0: stop resumably after this step
+  const std::atomic<bool>* interrupt = nullptr;
+  std::function<void(const TrainState&)> checkpoint;
 };
 
 class Trainer {
  public:
   explicit Trainer(const RunConfig& cfg);
-  TrainOutcome train(const std::vector<Observer*>& observers);
+  TrainOutcome train(const std::vector<Observer*>& observers, const TrainControl& control = {});
   EvalResult evaluate() { return evaluate_on(cfg_.eval); }
   EvalResult evaluate_on(const EvalConfig& e);
   Model<float>& model() { return *model_; }
   const Task& task() const { return *task_; }
   const RunConfig& config() const { return cfg_; }
+  const TrainState& state() const { return state_; }
+  // After loading parameters and moments from a checkpoint.
+  void restore(const TrainState& s);
 
  private:
   void sample_batch(int step, Batch& batch) const;
-  // Names the first block output or parameter gradient that is not finite, for the message of
-  // a diverged run.
-  std::string locate_non_finite(Pass p);
+  // Re-runs the forward of `batch` and names the first layer output, tensor, head and time step
+  // that is not finite, else the first non-finite parameter or gradient.
+  std::string diagnose_non_finite(const Batch& batch);
 
   RunConfig cfg_;
   std::unique_ptr<Task> task_;
@@ -60,6 +95,7 @@ class Trainer {
   std::vector<int> train_lengths_;  // the accepted lengths in task.train_lengths
   std::unique_ptr<Model<float>> model_;
   AdamW<float> optimizer_;
+  TrainState state_;
 };
 
 // Tokens of the largest eval forward: per length L, min(samples, batch_tokens / L) sequences.

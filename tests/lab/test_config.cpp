@@ -526,7 +526,7 @@ TEST(ToJson, WritesEveryFieldIncludingTheSchemaVersion) {
   EXPECT_EQ(j["task"].size(), 4u);
   EXPECT_EQ(j["model"].size(), 5u);
   EXPECT_EQ(j["model"]["slstm"].size(), 2u);
-  EXPECT_EQ(j["train"].size(), 15u);
+  EXPECT_EQ(j["train"].size(), 18u);
   EXPECT_EQ(j["eval"].size(), 5u);
 }
 

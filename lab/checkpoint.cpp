@@ -1,0 +1,143 @@
+// Checkpoint files: tensors "param.*", "adam_m.*", "adam_v.*" plus metadata holding the format,
+// the run's config and the TrainState as JSON (doubles round-trip exactly through it).
+#include "lab/checkpoint.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "kernels/error.hpp"
+#include "lab/files.hpp"
+#include "lab/model_io.hpp"
+#include "lab/safetensors.hpp"
+
+namespace statelab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFormat = "statelab-checkpoint-1";
+
+nlohmann::json state_json(const TrainState& s) {
+  return {{"step", s.step},
+          {"optimizer_steps", s.optimizer_steps},
+          {"good_checks", s.good_checks},
+          {"skipped_steps", s.skipped_steps},
+          {"interval_loss", s.interval_loss},
+          {"interval_correct", s.interval_correct},
+          {"interval_count", s.interval_count},
+          {"interval_tokens", s.interval_tokens},
+          {"elapsed_s", s.elapsed_s},
+          {"metrics_lines", s.metrics_lines},
+          {"checks_lines", s.checks_lines}};
+}
+
+TrainState state_from_json(const std::string& text, const std::string& source) {
+  try {
+    const auto j = nlohmann::json::parse(text);
+    TrainState s;
+    s.step = j.at("step").get<int>();
+    s.optimizer_steps = j.at("optimizer_steps").get<int64_t>();
+    s.good_checks = j.at("good_checks").get<int>();
+    s.skipped_steps = j.at("skipped_steps").get<int>();
+    s.interval_loss = j.at("interval_loss").get<double>();
+    s.interval_correct = j.at("interval_correct").get<double>();
+    s.interval_count = j.at("interval_count").get<double>();
+    s.interval_tokens = j.at("interval_tokens").get<double>();
+    s.elapsed_s = j.at("elapsed_s").get<double>();
+    s.metrics_lines = j.at("metrics_lines").get<int64_t>();
+    s.checks_lines = j.at("checks_lines").get<int64_t>();
+    if (s.step < 0 || s.optimizer_steps < 0 || s.metrics_lines < 0 || s.checks_lines < 0)
+      throw IoError(source + ": negative counter in the training state");
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    throw IoError(source + ": training state metadata is malformed: " + e.what());
+  }
+}
+
+const std::string& metadata(const safetensors::Contents& c, const std::string& key,
+                            const std::string& source) {
+  const auto it = c.metadata.find(key);
+  if (it == c.metadata.end()) throw IoError(source + ": not a checkpoint (no '" + key + "' metadata)");
+  return it->second;
+}
+
+}  // namespace
+
+std::string checkpoint_path(const std::string& run_dir, int step) {
+  char name[40];
+  std::snprintf(name, sizeof name, "step-%09d.safetensors", step);
+  return (fs::path(run_dir) / "checkpoints" / name).string();
+}
+
+std::vector<std::string> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  const fs::path dir = fs::path(run_dir) / "checkpoints";
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind("step-", 0) == 0 && it->path().extension() == ".safetensors")
+      found.push_back(it->path().string());
+  }
+  std::sort(found.rbegin(), found.rend());  // zero-padded step numbers sort as text
+  return found;
+}
+
+void save_checkpoint(const std::string& run_dir, const Model<float>& model, const TrainState& state,
+                     const RunConfig& cfg) {
+  ensure_directory((fs::path(run_dir) / "checkpoints").string());
+  const auto& ps = model.params();
+  auto refs = parameter_refs(ps, ps.values(), "param.");
+  for (auto& r : parameter_refs(ps, ps.moment1(), "adam_m.")) refs.push_back(r);
+  for (auto& r : parameter_refs(ps, ps.moment2(), "adam_v.")) refs.push_back(r);
+  safetensors::save(checkpoint_path(run_dir, state.step), refs,
+                    {{"format", kFormat},
+                     {"config", to_json(cfg).dump()},
+                     {"state", state_json(state).dump()}});
+}
+
+TrainState load_checkpoint(const std::string& path, Model<float>& model, const RunConfig& cfg) {
+  const auto contents = safetensors::load(path);
+  if (metadata(contents, "format", path) != kFormat)
+    throw IoError(path + ": checkpoint format '" + metadata(contents, "format", path) +
+                  "', expected " + kFormat);
+  nlohmann::json saved_cfg;
+  try {
+    saved_cfg = nlohmann::json::parse(metadata(contents, "config", path));
+  } catch (const nlohmann::json::exception& e) {
+    throw IoError(path + ": config metadata is malformed: " + e.what());
+  }
+  if (saved_cfg != to_json(cfg))
+    throw IoError(path + ": written by a run with another config than " +
+                  "this run's config.json; refusing to mix them");
+  auto& ps = model.params();
+  load_parameters(contents, ps, ps.values(), "param.", path);
+  load_parameters(contents, ps, ps.moment1(), "adam_m.", path);
+  load_parameters(contents, ps, ps.moment2(), "adam_v.", path);
+  return state_from_json(metadata(contents, "state", path), path);
+}
+
+void prune_checkpoints(const std::string& run_dir, int keep) {
+  const auto all = list_checkpoints(run_dir);
+  std::error_code ec;
+  for (size_t i = size_t(keep); i < all.size(); ++i) fs::remove(all[i], ec);
+}
+
+Resumed load_newest_checkpoint(const std::string& run_dir, Model<float>& model,
+                               const RunConfig& cfg,
+                               const std::function<void(const std::string&)>& warn) {
+  const auto all = list_checkpoints(run_dir);
+  if (all.empty()) throw IoError(run_dir + ": no checkpoint to resume from (checkpoints/ is empty)");
+  for (const auto& path : all) {
+    try {
+      return {path, load_checkpoint(path, model, cfg)};
+    } catch (const IoError& e) {
+      warn(std::string(e.what()) + "; trying an older checkpoint");
+    }
+  }
+  throw IoError(run_dir + ": none of the " + std::to_string(all.size()) +
+                " checkpoints could be read");
+}
+
+}  // namespace statelab
