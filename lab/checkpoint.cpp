@@ -19,6 +19,15 @@ namespace {
 
 constexpr const char* kFormat = "statelab-checkpoint-1";
 
+// Metadata values are small flat JSON documents; a crafted deep one is refused while parsing.
+nlohmann::json parse_metadata(const std::string& text, const std::string& source) {
+  constexpr int kMaxDepth = 8;
+  return nlohmann::json::parse(text, [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > kMaxDepth) throw IoError(source + ": metadata nests deeper than a checkpoint's");
+    return true;
+  });
+}
+
 nlohmann::json state_json(const TrainState& s) {
   return {{"step", s.step},
           {"optimizer_steps", s.optimizer_steps},
@@ -35,7 +44,7 @@ nlohmann::json state_json(const TrainState& s) {
 
 TrainState state_from_json(const std::string& text, const std::string& source) {
   try {
-    const auto j = nlohmann::json::parse(text);
+    const auto j = parse_metadata(text, source);
     TrainState s;
     s.step = j.at("step").get<int>();
     s.optimizer_steps = j.at("optimizer_steps").get<int64_t>();
@@ -104,7 +113,7 @@ TrainState load_checkpoint(const std::string& path, Model<float>& model, const R
                   "', expected " + kFormat);
   nlohmann::json saved_cfg;
   try {
-    saved_cfg = nlohmann::json::parse(metadata(contents, "config", path));
+    saved_cfg = parse_metadata(metadata(contents, "config", path), path);
   } catch (const nlohmann::json::exception& e) {
     throw IoError(path + ": config metadata is malformed: " + e.what());
   }

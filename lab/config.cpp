@@ -31,6 +31,7 @@ using Pointer = json::json_pointer;
 constexpr int kIntMax = std::numeric_limits<int>::max();
 constexpr int kMaxLength = 1000000;
 constexpr size_t kMaxShownChars = 200;
+constexpr int kMaxDepth = 32;
 
 // Values are quoted back to the user. A `--set` string may hold invalid UTF-8, which must not
 // turn the error report itself into a json exception; a whole misplaced section is cut short.
@@ -265,10 +266,15 @@ class DuplicateKeyCheck {
  public:
   explicit DuplicateKeyCheck(const std::string& path) : path_(path) {}
 
-  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+  bool operator()(int depth, json::parse_event_t event, json& parsed) {
     switch (event) {
       case json::parse_event_t::object_start:
       case json::parse_event_t::array_start:
+        // Presets nest a few levels; a deep document would only exhaust the stack of the
+        // recursive code that later prints or walks it.
+        if (depth >= kMaxDepth)
+          throw ConfigError(where(path_, pointer()) + "nested deeper than " +
+                            std::to_string(kMaxDepth) + " levels; presets nest a few");
         frames_.push_back({event == json::parse_event_t::object_start, {}, {}, 0});
         break;
       case json::parse_event_t::key: {
@@ -357,7 +363,15 @@ void apply_override(json& j, const std::string& assignment, const std::string& s
   // `model.blocks=ss` must work without shell-quoting JSON strings, so text that is not JSON
   // is taken as the string it spells.
   const std::string text = assignment.substr(eq + 1);
-  json value = json::parse(text, nullptr, false);
+  json value = json::parse(
+      text,
+      [&](int depth, json::parse_event_t, json&) {
+        if (depth >= kMaxDepth)
+          throw ConfigError("--set '" + key + "=...': value nested deeper than " +
+                            std::to_string(kMaxDepth) + " levels");
+        return true;
+      },
+      false);
   if (value.is_discarded()) value = text;
 
   if (j.is_null()) j = json::object();

@@ -465,6 +465,15 @@ TEST_F(ConfigFileTest, DuplicateKeyIsRejectedWithItsPointer) {
   EXPECT_TRUE(has_substr(config_error([&] { load_config(nested); }), ": /a/1/k: duplicate key"));
 }
 
+TEST_F(ConfigFileTest, DeeplyNestedDocumentsAndOverridesAreRefusedBeforeAnythingWalksThem) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_TRUE(has_substr(config_error([&] { load_config(write("deep.json", deep)); }),
+                         "nested deeper than 32 levels"));
+  const std::string ok = write("ok.json", "{}");
+  EXPECT_TRUE(has_substr(config_error([&] { load_config(ok, {"train.steps=" + deep}); }),
+                         "--set 'train.steps=...': value nested deeper than 32 levels"));
+}
+
 TEST_F(ConfigFileTest, TopLevelThatIsNotAnObjectIsRejected) {
   const std::string path = write("arr.json", "[1, 2]");
   EXPECT_EQ(config_error([&] { load_config(path); }),
