@@ -3,6 +3,8 @@
 #include "lab/checkpoint.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 
@@ -42,23 +44,41 @@ nlohmann::json state_json(const TrainState& s) {
           {"checks_lines", s.checks_lines}};
 }
 
+// A counter of the training state: an integer in [0, INT_MAX], never coerced from another type.
+int64_t read_count(const nlohmann::json& j, const char* key, const std::string& source) {
+  const auto& v = j.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
+    throw IoError(source + ": training state '" + key + "' must be an integer in [0, 2^31), got " +
+                  v.dump());
+  return v.get<int64_t>();
+}
+
+double read_amount(const nlohmann::json& j, const char* key, const std::string& source) {
+  const auto& v = j.at(key);
+  if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
+    throw IoError(source + ": training state '" + key +
+                  "' must be a finite number >= 0, got " + v.dump());
+  return v.get<double>();
+}
+
 TrainState state_from_json(const std::string& text, const std::string& source) {
   try {
     const auto j = parse_metadata(text, source);
     TrainState s;
-    s.step = j.at("step").get<int>();
-    s.optimizer_steps = j.at("optimizer_steps").get<int64_t>();
-    s.good_checks = j.at("good_checks").get<int>();
-    s.skipped_steps = j.at("skipped_steps").get<int>();
+    s.step = int(read_count(j, "step", source));
+    s.optimizer_steps = read_count(j, "optimizer_steps", source);
+    s.good_checks = int(read_count(j, "good_checks", source));
+    s.skipped_steps = int(read_count(j, "skipped_steps", source));
+    // The loss sum of the open interval may be any finite number a model produced.
+    if (!j.at("interval_loss").is_number() || !std::isfinite(j.at("interval_loss").get<double>()))
+      throw IoError(source + ": training state 'interval_loss' must be a finite number");
     s.interval_loss = j.at("interval_loss").get<double>();
-    s.interval_correct = j.at("interval_correct").get<double>();
-    s.interval_count = j.at("interval_count").get<double>();
-    s.interval_tokens = j.at("interval_tokens").get<double>();
-    s.elapsed_s = j.at("elapsed_s").get<double>();
-    s.metrics_lines = j.at("metrics_lines").get<int64_t>();
-    s.checks_lines = j.at("checks_lines").get<int64_t>();
-    if (s.step < 0 || s.optimizer_steps < 0 || s.metrics_lines < 0 || s.checks_lines < 0)
-      throw IoError(source + ": negative counter in the training state");
+    s.interval_correct = read_amount(j, "interval_correct", source);
+    s.interval_count = read_amount(j, "interval_count", source);
+    s.interval_tokens = read_amount(j, "interval_tokens", source);
+    s.elapsed_s = read_amount(j, "elapsed_s", source);
+    s.metrics_lines = read_count(j, "metrics_lines", source);
+    s.checks_lines = read_count(j, "checks_lines", source);
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw IoError(source + ": training state metadata is malformed: " + e.what());

@@ -488,7 +488,14 @@ RunConfig config_from_json(const json& j, const std::string& source) {
 #ifdef STATELAB_FAULT_INJECTION
   const Section poison = train.section("poison", {"step", "parameter"});
   read_int(poison.field("step"), 0, kIntMax, t.poison_step);
-  read_string(poison.field("parameter"), t.poison_parameter, "a parameter name");
+  const Field parameter = poison.field("parameter");
+  if (read_string(parameter, t.poison_parameter, "a parameter name (A-Z a-z 0-9 _ .)") &&
+      (t.poison_parameter.empty() ||
+       t.poison_parameter.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789_.") != std::string::npos))
+    parameter.fail("a parameter name (A-Z a-z 0-9 _ .)");
+  parameter.require(t.poison_step == 0 || !t.poison_parameter.empty(),
+                    "a parameter name when poison.step > 0", t.poison_parameter);
 #endif
 
   EvalConfig& e = c.eval;

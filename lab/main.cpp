@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
   t->add_option("--resume", train.resume,
                 "Continue the run in this directory from its newest checkpoint");
   t->add_option("--stop-after", train.stop_after,
-                "Stop after this step as an interruption would (checkpoint written, resumable)");
+                "Stop after this step as an interruption would (checkpoint written, resumable; "
+                "default: run to train.steps)");
 
   EvalOptions eval;
   auto* e = app.add_subcommand("eval", "Evaluate a finished run per length on held-out data");

@@ -14,7 +14,7 @@ namespace statelab {
 
 int64_t eval_max_tokens(const EvalConfig& e) {
   int64_t most = 0;
-  for (int L = e.lengths[0]; L <= e.lengths[1]; L += e.length_step)
+  for (int64_t L = e.lengths[0]; L <= e.lengths[1]; L += e.length_step)  // 64-bit: see lengths_in
     most = std::max(most, std::clamp<int64_t>(e.batch_tokens / L, 1, e.samples) * L);
   return most;
 }

@@ -64,8 +64,8 @@ void Task::sample_mixed(Rng& rng, int batch, int lo, int hi, Readout readout, Ba
 
 std::vector<int> Task::lengths_in(int lo, int hi, int step) const {
   std::vector<int> out;
-  for (int L = lo; L <= hi; L += step)
-    if (accepts_length(L)) out.push_back(L);
+  for (int64_t L = lo; L <= hi; L += step)  // 64-bit: lo + step may pass INT_MAX
+    if (accepts_length(int(L))) out.push_back(int(L));
   return out;
 }
 
