@@ -2,43 +2,23 @@
 // `lab eval` reproducing eval.json), and every bad input refused with a message that names the
 // file, key or argument, a non-zero exit, and nothing already written lost.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/run_lab.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code;
-  std::string output;  // stdout and stderr
-};
-
-Result lab(const std::string& args) {
-  const std::string cmd = std::string(STATELAB_LAB_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using statelab::testing::slurp;
+constexpr auto lab = &statelab::testing::run_lab;
 
 class LabCommand : public ::testing::Test {
  protected:
@@ -51,7 +31,7 @@ class LabCommand : public ::testing::Test {
       "eval": {"lengths": [3, 8], "samples": 6}})";
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  void expect_error(const Result& r, const std::string& fragment) const {
+  void expect_error(const statelab::testing::LabResult& r, const std::string& fragment) const {
     EXPECT_NE(r.code, 0) << r.output;
     EXPECT_NE(r.output.find(fragment), std::string::npos)
         << "expected '" << fragment << "' in:\n" << r.output;

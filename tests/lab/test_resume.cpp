@@ -17,33 +17,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/run_lab.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code;
-  std::string output;
-};
-
-Result lab(const std::string& args) {
-  const std::string cmd = std::string(STATELAB_LAB_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using statelab::testing::slurp;
+constexpr auto lab = &statelab::testing::run_lab;
 
 // metrics.jsonl without the wall-clock fields, which no two runs share.
 std::vector<nlohmann::json> deterministic_metrics(const fs::path& p) {
