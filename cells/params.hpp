@@ -56,7 +56,6 @@ class ParamStore {
   S* value(ParamId id) { return values_.data() + info(id).offset; }
   const S* value(ParamId id) const { return values_.data() + info(id).offset; }
   S* grad(ParamId id) { return grads_.data() + info(id).offset; }
-  Tensor<const S> tensor(ParamId id) const { return {value(id), info(id).shape, Device::cpu}; }
 
   S* values() { return values_.data(); }
   const S* values() const { return values_.data(); }

@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
                 "Override a config value, e.g. --set train.steps=3000 (repeatable; value is JSON "
                 "or a plain string)");
   t->add_option("--out", train.out, "Run directory (default: runs/<preset name>-<timestamp>)");
-  t->add_flag("--force", train.force, "Write into a non-empty --out, replacing its run files");
+  t->add_flag("--force", train.force,
+              "Write into a non-empty --out, replacing the earlier run there (other files stay)");
   t->add_option("--device", train.device, "Compute device")->capture_default_str();
   t->add_option("--resume", train.resume,
                 "Continue the run in this directory from its newest checkpoint");

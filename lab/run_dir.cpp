@@ -9,8 +9,11 @@
 
 namespace statelab {
 
-const char* const kRunFiles[5] = {"config.json", "metrics.jsonl", "checks.jsonl",
-                                  "model.safetensors", "eval.json"};
+namespace {
+const char* const kRunFiles[] = {"config.json", "metrics.jsonl", "checks.jsonl",
+                                 "model.safetensors", "eval.json"};
+const char* const kRunDirs[] = {"checkpoints", "nan_report"};
+}  // namespace
 
 std::string default_run_dir(const std::string& name) {
   const std::time_t now = std::time(nullptr);
@@ -30,11 +33,14 @@ void prepare_run_dir(const std::string& dir, bool force) {
     if (!fs::is_empty(dir, ec) && !force)
       throw ConfigError("--out " + dir +
                         ": directory exists and is not empty; choose another --out or pass "
-                        "--force to write into it (files of the same name are replaced)");
+                        "--force to replace the earlier run in it (its run files, checkpoints and NaN "
+                        "reports; other files stay)");
   }
   ensure_directory(dir);
-  if (force)
+  if (force) {
     for (const char* name : kRunFiles) fs::remove(fs::path(dir) / name, ec);
+    for (const char* name : kRunDirs) fs::remove_all(fs::path(dir) / name, ec);
+  }
 }
 
 }  // namespace statelab

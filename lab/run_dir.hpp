@@ -8,13 +8,10 @@
 namespace statelab {
 
 std::string default_run_dir(const std::string& name);  // runs/<name>-YYYYmmdd-HHMMSS
-// The files a run writes: config.json, metrics.jsonl, checks.jsonl (early-stop evaluations),
-// model.safetensors, eval.json.
-extern const char* const kRunFiles[5];
-
 // Creates `dir` if needed. Refuses (ConfigError) a non-empty directory unless `force`; with
-// `force` it removes the run files of an earlier run there (and nothing else), so no file of
-// that run can be mistaken for one of the new run. Throws IoError when `dir` cannot be created.
+// `force` it removes what an earlier run wrote there (its files, checkpoints and NaN reports,
+// and nothing else), so nothing of that run is taken for the new one's, and a later --resume
+// never starts from the old run's checkpoints. Throws IoError when `dir` cannot be created.
 void prepare_run_dir(const std::string& dir, bool force);
 
 }  // namespace statelab

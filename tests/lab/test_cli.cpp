@@ -148,6 +148,8 @@ TEST_F(LabCommand, ForceReplacesAnEarlierRunsFilesAndKeepsOthers) {
   const std::string metrics = slurp(dir_ / "run/metrics.jsonl");
   EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 1) << "the earlier run's lines are gone";
   EXPECT_EQ(slurp(dir_ / "run/notes.txt"), "keep me");
+  EXPECT_FALSE(fs::exists(dir_ / "run/checkpoints/step-000000004.safetensors"))
+      << "a checkpoint of the earlier run would be resumed from";
 }
 
 TEST_F(LabCommand, UnwritableOutIsAClearError) {
