@@ -376,21 +376,6 @@ TEST(CountingTasks, NamesFactoriesAndAnswerTokensAreWhatTheRegistryExpects) {
   }
 }
 
-TEST(CountingTasks, SameSeedAndIndexGiveTheSameBatchAndOthersDiffer) {
-  for (const auto& task : all_counting_tasks()) {
-    const int length = task->accepts_length(30) ? 30 : 31;
-    Batch a, b, c;
-    Rng r1(3, kStreamTrainData, 10), r2(3, kStreamTrainData, 10), r3(3, kStreamTrainData, 11);
-    task->sample(r1, 32, length, Readout::per_token, a);
-    task->sample(r2, 32, length, Readout::per_token, b);
-    task->sample(r3, 32, length, Readout::per_token, c);
-    EXPECT_EQ(a.tokens, b.tokens) << task->name();
-    EXPECT_EQ(a.targets, b.targets) << task->name();
-    EXPECT_EQ(a.latent, b.latent) << task->name();
-    EXPECT_NE(a.tokens, c.tokens) << task->name();
-  }
-}
-
 TEST(CountingTasks, EncodeOfDecodeIsTheIdentityAndLabelAcceptsEveryGeneratedInput) {
   for (const auto& task : all_counting_tasks()) {
     for (int length : task->lengths_in(1, 12)) {

@@ -152,31 +152,6 @@ TEST(FlipFlop, FinalAnswersAreBalanced) {
   EXPECT_TRUE(task->has_running_answer());
 }
 
-TEST(FlipFlop, SameSeedAndIndexGiveTheSameTokensAndOthersDiffer) {
-  const auto task = make_flip_flop_task();
-  Batch a, b, c;
-  Rng r1(3, kStreamTrainData, 10), r2(3, kStreamTrainData, 10), r3(3, kStreamTrainData, 11);
-  task->sample(r1, 16, 61, Readout::per_token, a);
-  task->sample(r2, 16, 61, Readout::per_token, b);
-  task->sample(r3, 16, 61, Readout::per_token, c);
-  EXPECT_EQ(a.tokens, b.tokens);
-  EXPECT_EQ(a.targets, b.targets);
-  EXPECT_EQ(a.latent, b.latent);
-  EXPECT_NE(a.tokens, c.tokens);
-}
-
-TEST(FlipFlop, EncodeOfDecodeIsTheIdentity) {
-  const auto task = make_flip_flop_task();
-  Batch batch;
-  Rng rng(4, kStreamTrainData, 0);
-  task->sample(rng, 20, 33, Readout::final, batch);
-  for (int b = 0; b < 20; ++b) {
-    const std::vector<int32_t> row(batch.tokens.begin() + b * 33,
-                                   batch.tokens.begin() + (b + 1) * 33);
-    EXPECT_EQ(task->encode(task->decode(row.data(), 33)), row);
-  }
-}
-
 TEST(FlipFlop, LabelRejectsMalformedSequencesNamingThePosition) {
   const auto task = make_flip_flop_task();
   const auto expect_error = [&](const std::string& text, const std::string& part) {

@@ -47,18 +47,6 @@ TEST(Parity, AnswersAreBalancedAndBitsUniform) {
   EXPECT_DOUBLE_EQ(task.chance(), 0.5);
 }
 
-TEST(Parity, SameSeedAndIndexGiveTheSameBatchAndOthersDiffer) {
-  ParityTask task;
-  Batch a, b, c;
-  Rng r1(3, kStreamTrainData, 10), r2(3, kStreamTrainData, 10), r3(3, kStreamTrainData, 11);
-  task.sample(r1, 16, 30, Readout::final, a);
-  task.sample(r2, 16, 30, Readout::final, b);
-  task.sample(r3, 16, 30, Readout::final, c);
-  EXPECT_EQ(a.tokens, b.tokens);
-  EXPECT_EQ(a.targets, b.targets);
-  EXPECT_NE(a.tokens, c.tokens);
-}
-
 TEST(Parity, MixedBatchesDrawEachRowsLengthAndPadAfterItsAnswer) {
   ParityTask task;
   Batch batch;

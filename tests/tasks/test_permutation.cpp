@@ -220,35 +220,6 @@ TEST(PermutationTask, AnswersAndInputsAreUniformOverTheGroup) {
   }
 }
 
-TEST(PermutationTask, SameSeedAndIndexGiveTheSameTokensAndOthersDiffer) {
-  for (const auto& c : group_cases()) {
-    const auto task = c.make();
-    Batch a, b, d;
-    Rng r1(5, kStreamTrainData, 10), r2(5, kStreamTrainData, 10), r3(5, kStreamTrainData, 11);
-    task->sample(r1, 16, 30, Readout::per_token, a);
-    task->sample(r2, 16, 30, Readout::per_token, b);
-    task->sample(r3, 16, 30, Readout::per_token, d);
-    EXPECT_EQ(a.tokens, b.tokens);
-    EXPECT_EQ(a.targets, b.targets);
-    EXPECT_EQ(a.latent, b.latent);
-    EXPECT_NE(a.tokens, d.tokens);
-  }
-}
-
-TEST(PermutationTask, EncodeOfDecodeIsTheIdentity) {
-  for (const auto& c : group_cases()) {
-    const auto task = c.make();
-    Batch batch;
-    Rng rng(6, kStreamTrainData, 2);
-    task->sample(rng, 20, 25, Readout::final, batch);
-    for (int b = 0; b < 20; ++b) {
-      const std::vector<int32_t> row(batch.tokens.begin() + b * 25,
-                                     batch.tokens.begin() + (b + 1) * 25);
-      EXPECT_EQ(task->encode(task->decode(row.data(), 25)), row);
-    }
-  }
-}
-
 TEST(PermutationTask, LabelRejectsPadAndOutOfRangeTokensNamingThePosition) {
   for (const auto& c : group_cases()) {
     const auto task = c.make();

@@ -1,5 +1,6 @@
 // Properties every task shares: registered names resolve, lengths the task refuses are never
-// produced, and the training and held-out streams of one seed never share a sequence.
+// produced, one Rng triple gives one batch, text round-trips through encode/decode, and the
+// training and held-out streams of one seed never share a sequence.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -26,6 +27,27 @@ TEST(TaskProtocol, EveryRegisteredTaskProducesOnlyAcceptedLengthsWithItsFinalAns
       const auto allowed = task->answer_tokens();
       EXPECT_NE(std::find(allowed.begin(), allowed.end(), answer), allowed.end())
           << name << ": final answer " << answer << " is not an answer token";
+    }
+  }
+}
+
+TEST(TaskProtocol, EveryTaskDrawsTheSameBatchFromOneRngTripleAnotherFromTheNextAndRoundTripsText) {
+  for (const auto& name : task_names()) {
+    const auto task = make_task(name);
+    const int length = task->lengths_in(30, 40).at(0);
+    Batch a, b, c;
+    Rng r1(5, kStreamTrainData, 10), r2(5, kStreamTrainData, 10), r3(5, kStreamTrainData, 11);
+    task->sample(r1, 16, length, Readout::final, a);
+    task->sample(r2, 16, length, Readout::final, b);
+    task->sample(r3, 16, length, Readout::final, c);
+    EXPECT_EQ(a.tokens, b.tokens) << name;
+    EXPECT_EQ(a.targets, b.targets) << name;
+    EXPECT_EQ(a.latent, b.latent) << name;
+    EXPECT_NE(a.tokens, c.tokens) << name;
+    for (int row = 0; row < a.batch; ++row) {
+      const std::vector<int32_t> tokens(a.tokens.begin() + row * length,
+                                        a.tokens.begin() + (row + 1) * length);
+      EXPECT_EQ(task->encode(task->decode(tokens.data(), length)), tokens) << name;
     }
   }
 }

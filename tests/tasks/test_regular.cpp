@@ -322,21 +322,6 @@ TEST(ModularArithmetic, LabelRejectsMisplacedSymbolsAndAMissingEqualsNamingThePo
 // ---------------------------------------------------------------------------------------------
 // Shared properties
 
-TEST(RegularTasks, SameSeedAndIndexGiveTheSameTokensAndAnotherIndexDiffers) {
-  for (const auto& task : {make_even_pairs_task(), make_cycle_navigation_task(),
-                           make_modular_arithmetic_task()}) {
-    Batch a, b, c;
-    Rng r1(3, kStreamTrainData, 10), r2(3, kStreamTrainData, 10), r3(3, kStreamTrainData, 11);
-    task->sample(r1, 16, 30, Readout::per_token, a);
-    task->sample(r2, 16, 30, Readout::per_token, b);
-    task->sample(r3, 16, 30, Readout::per_token, c);
-    EXPECT_EQ(a.tokens, b.tokens) << task->name();
-    EXPECT_EQ(a.targets, b.targets) << task->name();
-    EXPECT_EQ(a.latent, b.latent) << task->name();
-    EXPECT_NE(a.tokens, c.tokens) << task->name();
-  }
-}
-
 TEST(RegularTasks, EncodeOfDecodeIsTheIdentityAndNamesAreUnique) {
   for (const auto& task : {make_even_pairs_task(), make_cycle_navigation_task(),
                            make_modular_arithmetic_task()}) {
