@@ -1,19 +1,56 @@
-// Block kinds known to model patterns.
+// Block kinds known to model patterns, and the xLSTM ratio notation.
 #include "cells/catalog.hpp"
+
+#include <regex>
+
+#include "kernels/error.hpp"
 
 namespace statelab {
 
+namespace {
+constexpr int kMaxRatioBlocks = 64;
+}
+
 const std::vector<BlockKind>& block_kinds() {
   static const std::vector<BlockKind> kinds = {
-      {'l', "lstm", "LSTM: sigmoid gates, full recurrent matrix, pre-norm block with gated FFN"},
-      {'s', "slstm", "sLSTM: exponential input gate, stabilizer and normalizer, block-diagonal R"},
+      {'l', "lstm", "LSTM: sigmoid gates, full recurrent matrix, pre-norm block with gated FFN",
+       false},
+      {'s', "slstm", "sLSTM: exponential input gate, stabilizer and normalizer, block-diagonal R",
+       false},
+      {'m', "mlstm", "mLSTM: matrix memory with exponential gating and normalizer (xLSTM)", true},
+      {'M', "mamba2", "Mamba-2: selective state space (SSD), scalar decay per head", true},
+      {'g', "gdn", "Gated DeltaNet: gated delta rule on L2-normalised keys", true},
+      {'t', "transformer", "Transformer: causal multi-head attention (RoPE or NoPE) + SwiGLU",
+       false},
   };
   return kinds;
+}
+
+const BlockKind* find_block_kind(char letter) {
+  for (const auto& k : block_kinds())
+    if (k.letter == letter) return &k;
+  return nullptr;
+}
+
+bool expand_xlstm_ratio(const std::string& text, std::string& pattern) {
+  if (text.rfind("xlstm", 0) != 0) return false;
+  static const std::regex form(R"(xlstm\[(\d{1,3}):(\d{1,3})\])");
+  std::smatch match;
+  const std::string rule = "xlstm[a:b] with a mLSTM and b sLSTM blocks, 1 <= a + b <= " +
+                           std::to_string(kMaxRatioBlocks);
+  if (!std::regex_match(text, match, form)) throw ConfigError(rule);
+  const int a = std::stoi(match[1]), b = std::stoi(match[2]);
+  if (a + b < 1 || a + b > kMaxRatioBlocks) throw ConfigError(rule);
+  pattern = std::string(size_t(a), 'm') + std::string(size_t(b), 's');
+  return true;
 }
 
 std::string cell_name_of(const std::string& pattern) {
   for (const auto& k : block_kinds())
     if (!pattern.empty() && pattern.find_first_not_of(k.letter) == std::string::npos) return k.cell;
+  const size_t a = pattern.find_first_not_of('m');
+  if (a != std::string::npos && a > 0 && pattern.find_first_not_of('s', a) == std::string::npos)
+    return "xlstm[" + std::to_string(a) + ":" + std::to_string(pattern.size() - a) + "]";
   return pattern;
 }
 

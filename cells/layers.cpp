@@ -74,41 +74,44 @@ void GroupLayerNorm<S>::backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, con
 }
 
 template <typename S>
-RmsNorm<S>::RmsNorm(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, int64_t dim)
-    : dim_(dim) {
+RmsNorm<S>::RmsNorm(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, int64_t dim,
+                    int64_t groups)
+    : dim_(dim), groups_(groups) {
   w_ = ps.add(name + ".weight", {dim}, init::constant(1.0), false);
-  rstd_ = arena.reserve(1);
+  rstd_ = arena.reserve(groups);
 }
 
 template <typename S>
 void RmsNorm<S>::forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const {
-  cpu::rmsnorm_fwd(y, arena(rstd_), x, ps.value(w_), p.tokens(), dim_, kNormEps);
+  cpu::rmsnorm_fwd(y, arena(rstd_), x, ps.value(w_), p.tokens() * groups_, dim_, kNormEps);
 }
 
 template <typename S>
 void RmsNorm<S>::backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy,
                           S* dx) const {
-  cpu::rmsnorm_bwd(dx, ps.grad(w_), dy, x, arena(rstd_), ps.value(w_), p.tokens(), dim_);
+  cpu::rmsnorm_bwd(dx, ps.grad(w_), dy, x, arena(rstd_), ps.value(w_), p.tokens() * groups_,
+                   dim_);
 }
 
 template <typename S>
 CausalConv<S>::CausalConv(ParamStore<S>& ps, const std::string& name, int64_t channels,
-                          int64_t kernel)
+                          int64_t kernel, bool bias)
     : channels_(channels), kernel_(kernel) {
   const double bound = 1.0 / std::sqrt(double(kernel));  // PyTorch's Conv1d default range
   w_ = ps.add(name + ".weight", {channels, kernel}, init::uniform(-bound, bound), true);
-  b_ = ps.add(name + ".bias", {channels}, init::zeros(), false);
+  if (bias) b_ = ps.add(name + ".bias", {channels}, init::zeros(), false);
 }
 
 template <typename S>
 void CausalConv<S>::forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const {
-  cpu::causal_conv1d_fwd(y, x, ps.value(w_), ps.value(b_), p.B, p.T, channels_, kernel_);
+  cpu::causal_conv1d_fwd(y, x, ps.value(w_), b_ >= 0 ? ps.value(b_) : nullptr, p.B, p.T,
+                         channels_, kernel_);
 }
 
 template <typename S>
 void CausalConv<S>::backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx) const {
-  cpu::causal_conv1d_bwd(dx, ps.grad(w_), ps.grad(b_), dy, x, ps.value(w_), p.B, p.T, channels_,
-                         kernel_);
+  cpu::causal_conv1d_bwd(dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, ps.value(w_),
+                         p.B, p.T, channels_, kernel_);
 }
 
 template <typename S>

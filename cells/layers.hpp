@@ -4,6 +4,7 @@
 // input back to backward. Backward overwrites dx and accumulates parameter gradients.
 #pragma once
 
+#include <cmath>
 #include <string>
 
 #include "cells/arena.hpp"
@@ -56,31 +57,41 @@ class GroupLayerNorm {
   typename Arena<S>::Slot mean_, rstd_;
 };
 
+// RMSNorm over groups of `dim` units, one weight vector shared by the groups: groups = 1 is
+// plain RMSNorm, groups = heads the per-head norm of Gated DeltaNet's output.
 template <typename S>
 class RmsNorm {
  public:
-  RmsNorm(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, int64_t dim);
+  RmsNorm(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, int64_t dim,
+          int64_t groups = 1);
   void forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const;
   void backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy, S* dx) const;
 
  private:
-  int64_t dim_;
+  int64_t dim_, groups_;
   ParamId w_;
   typename Arena<S>::Slot rstd_;
 };
 
-// Causal depthwise conv over time with bias, [B, T, C] -> [B, T, C].
+// Causal depthwise conv over time, [B, T, C] -> [B, T, C], with or without bias.
 template <typename S>
 class CausalConv {
  public:
-  CausalConv(ParamStore<S>& ps, const std::string& name, int64_t channels, int64_t kernel);
+  CausalConv(ParamStore<S>& ps, const std::string& name, int64_t channels, int64_t kernel,
+             bool bias = true);
   void forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const;
   void backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx) const;
 
  private:
   int64_t channels_, kernel_;
-  ParamId w_, b_;
+  ParamId w_, b_ = -1;
 };
+
+// FFN width: ffn_factor·d rounded up to a multiple of 8 (xLSTM rounds to 64; 8 keeps small
+// models small while staying SIMD-friendly).
+inline int64_t ffn_width(double factor, int64_t d) {
+  return int64_t(std::ceil(factor * double(d) / 8.0)) * 8;
+}
 
 // Gated FFN: down(act(gate) ⊙ value) with [gate | value] = up(x); no biases.
 template <typename S>

@@ -3,8 +3,12 @@
 
 #include <cmath>
 
+#include "cells/gdn_block.hpp"
+#include "cells/mamba2_block.hpp"
+#include "cells/mlstm_block.hpp"
 #include "cells/non_finite.hpp"
 #include "cells/recurrent_block.hpp"
+#include "cells/transformer_block.hpp"
 #include "kernels/error.hpp"
 
 namespace statelab {
@@ -22,6 +26,14 @@ std::unique_ptr<Block<S>> make_block(char letter, ParamStore<S>& ps, Arena<S>& a
     case 's':
       return std::make_unique<RecurrentBlock<S>>(ps, arena, name, cpu::NonlinearCell::slstm,
                                                  cfg, n_blocks);
+    case 'm':
+      return std::make_unique<MlstmBlock<S>>(ps, arena, name, cfg, n_blocks);
+    case 'M':
+      return std::make_unique<Mamba2Block<S>>(ps, arena, name, cfg, n_blocks);
+    case 'g':
+      return std::make_unique<GdnBlock<S>>(ps, arena, name, cfg, n_blocks);
+    case 't':
+      return std::make_unique<TransformerBlock<S>>(ps, arena, name, cfg, n_blocks);
   }
   throw ConfigError("model.blocks: unknown block letter '" + std::string(1, letter) + "'");
 }
@@ -37,7 +49,14 @@ Model<S>::Model(const ModelConfig& cfg, int vocab, int64_t max_forward_tokens,
       final_norm_(params_, arena_, "final_norm", 1, cfg.d_model, true),
       head_(params_, "head", cfg.d_model, vocab, false,
             init::normal(1.0 / std::sqrt(double(cfg.d_model)))) {
-  SL_CHECK(!cfg.blocks.empty(), "model.blocks is empty");
+  if (cfg.blocks.empty()) throw ConfigError("model.blocks is empty");
+  if (cfg.heads < 1 || cfg.d_model % cfg.heads != 0)
+    throw ConfigError("model.heads = " + std::to_string(cfg.heads) +
+                      " must be >= 1 and divide model.d_model = " + std::to_string(cfg.d_model));
+  if (cfg.chunk_size < 1)
+    throw ConfigError("model.chunk_size = " + std::to_string(cfg.chunk_size) + " must be >= 1");
+  if (cfg.eigen_range != "01" && cfg.eigen_range != "pm1")
+    throw ConfigError("model.eigen_range = \"" + cfg.eigen_range + "\" must be \"01\" or \"pm1\"");
   SL_CHECK(max_backward_tokens <= max_forward_tokens, "backward budget above forward budget");
   const int n = int(cfg.blocks.size());
   for (int i = 0; i < n; ++i)

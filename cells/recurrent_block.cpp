@@ -11,16 +11,6 @@
 
 namespace statelab {
 
-namespace {
-
-// FFN width: ffn_factor·d rounded up to a multiple of 8 (xLSTM rounds to 64; 8 keeps small
-// models small while staying SIMD-friendly).
-int64_t ffn_width(double factor, int64_t d) {
-  return int64_t(std::ceil(factor * double(d) / 8.0)) * 8;
-}
-
-}  // namespace
-
 template <typename S>
 RecurrentBlock<S>::RecurrentBlock(ParamStore<S>& ps, Arena<S>& arena, const std::string& name,
                                   cpu::NonlinearCell cell, const ModelConfig& cfg, int n_blocks)

@@ -242,13 +242,28 @@ void read_blocks(const Field& f, std::string& out) {
     letters += k.letter;
     legend += (legend.empty() ? "" : ", ") + std::string(1, k.letter) + " = " + k.cell;
   }
-  const std::string expected = "a non-empty string of block letters (" + legend + ")";
+  const std::string expected =
+      "a non-empty string of block letters (" + legend + ") or xlstm[a:b]";
   if (!read_string(f, out, expected)) return;
+  try {
+    if (expand_xlstm_ratio(out, out)) return;
+  } catch (const ConfigError& e) {
+    f.fail(e.what());
+  }
   if (out.empty()) f.fail(expected);
   const size_t bad = out.find_first_not_of(letters);
   if (bad != std::string::npos)
     f.fail(expected, " (" + show(json(std::string(1, out[bad]))) + " at index " +
                          std::to_string(bad) + " is not a block letter)");
+}
+
+// The cells of a pattern whose transitions model.eigen_range signs, e.g. "mlstm, gdn".
+std::string linear_cells_of(const std::string& pattern) {
+  std::vector<std::string> cells;
+  for (const char letter : pattern)
+    if (const BlockKind* k = find_block_kind(letter); k && k->linear && !contains(cells, k->cell))
+      cells.push_back(k->cell);
+  return join(cells);
 }
 
 // A preset that cannot be read is a config problem to the user, whatever the cause.
@@ -427,7 +442,9 @@ RunConfig config_from_json(const json& j, const std::string& source) {
                   c.task.readout);
 
   ModelConfig& m = c.model;
-  const Section model = top.section("model", {"blocks", "d_model", "heads", "ffn_factor", "slstm"});
+  const Section model =
+      top.section("model", {"blocks", "d_model", "heads", "ffn_factor", "eigen_range",
+                            "chunk_size", "slstm", "mlstm", "mamba2", "gdn", "transformer"});
   read_blocks(model.field("blocks"), m.blocks);
   read_int(model.field("d_model"), 1, 65536, m.d_model);
   const Field heads = model.field("heads");
@@ -436,9 +453,48 @@ RunConfig config_from_json(const json& j, const std::string& source) {
                 "integer >= 1 that divides d_model = " + std::to_string(m.d_model), m.heads);
   read_number(model.field("ffn_factor"), m.ffn_factor, [](double d) { return d >= 0 && d <= 64; },
               "number in [0, 64]");
+  const Field eigen_range = model.field("eigen_range");
+  read_one_of(eigen_range, m.eigen_range, {"01", "pm1"});
+  const std::string linear_cells = linear_cells_of(m.blocks);
+  eigen_range.require(m.eigen_range == "01" || !linear_cells.empty(),
+                      "\"01\" (\"pm1\" signs the transitions of mlstm, mamba2 and gdn blocks; "
+                      "model.blocks = \"" + m.blocks + "\" has none)",
+                      m.eigen_range);
+  read_int(model.field("chunk_size"), 1, 65536, m.chunk_size);
+
   const Section slstm = model.section("slstm", {"forget_gate", "conv_kernel"});
   read_one_of(slstm.field("forget_gate"), m.slstm.forget_gate, {"sigmoid", "exp"});
   read_int(slstm.field("conv_kernel"), 0, 64, m.slstm.conv_kernel);
+
+  const Section mlstm = model.section("mlstm", {"forget_gate", "conv_kernel", "proj_factor"});
+  const Field mlstm_forget = mlstm.field("forget_gate");
+  read_one_of(mlstm_forget, m.mlstm.forget_gate, {"sigmoid", "exp"});
+  const bool signed_mlstm = m.eigen_range == "pm1" && m.blocks.find('m') != std::string::npos;
+  mlstm_forget.require(!signed_mlstm || m.mlstm.forget_gate == "sigmoid",
+                       "\"sigmoid\" (eigen_range \"pm1\" makes the mLSTM forget gate "
+                       "2·sigmoid − 1; an exp gate has no sign)",
+                       m.mlstm.forget_gate);
+  read_int(mlstm.field("conv_kernel"), 1, 64, m.mlstm.conv_kernel);
+  read_int(mlstm.field("proj_factor"), 1, 16, m.mlstm.proj_factor);
+
+  const Section mamba2 = model.section("mamba2", {"expand", "state_size", "conv_kernel"});
+  read_int(mamba2.field("expand"), 1, 16, m.mamba2.expand);
+  read_int(mamba2.field("state_size"), 1, 1024, m.mamba2.state_size);
+  read_int(mamba2.field("conv_kernel"), 1, 64, m.mamba2.conv_kernel);
+
+  const Section gdn = model.section("gdn", {"expand_v", "conv_kernel"});
+  read_int(gdn.field("expand_v"), 1, 16, m.gdn.expand_v);
+  read_int(gdn.field("conv_kernel"), 1, 64, m.gdn.conv_kernel);
+
+  const Section transformer = model.section("transformer", {"position", "rope_base"});
+  read_one_of(transformer.field("position"), m.transformer.position, {"rope", "none"});
+  read_number(transformer.field("rope_base"), m.transformer.rope_base,
+              [](double d) { return d > 1 && d <= 1e12; }, "number in (1, 1e12]");
+  const bool rope = m.transformer.position == "rope" && m.blocks.find('t') != std::string::npos;
+  heads.require(!rope || (m.d_model / m.heads) % 2 == 0,
+                "integer >= 1 that divides d_model = " + std::to_string(m.d_model) +
+                    " into heads of even width (RoPE rotates pairs of units)",
+                m.heads);
 
   TrainConfig& t = c.train;
   std::vector<std::string> train_keys = {
@@ -529,9 +585,24 @@ json to_json(const RunConfig& c) {
                 {"d_model", c.model.d_model},
                 {"heads", c.model.heads},
                 {"ffn_factor", c.model.ffn_factor},
+                {"eigen_range", c.model.eigen_range},
+                {"chunk_size", c.model.chunk_size},
                 {"slstm",
                  {{"forget_gate", c.model.slstm.forget_gate},
-                  {"conv_kernel", c.model.slstm.conv_kernel}}}};
+                  {"conv_kernel", c.model.slstm.conv_kernel}}},
+                {"mlstm",
+                 {{"forget_gate", c.model.mlstm.forget_gate},
+                  {"conv_kernel", c.model.mlstm.conv_kernel},
+                  {"proj_factor", c.model.mlstm.proj_factor}}},
+                {"mamba2",
+                 {{"expand", c.model.mamba2.expand},
+                  {"state_size", c.model.mamba2.state_size},
+                  {"conv_kernel", c.model.mamba2.conv_kernel}}},
+                {"gdn",
+                 {{"expand_v", c.model.gdn.expand_v}, {"conv_kernel", c.model.gdn.conv_kernel}}},
+                {"transformer",
+                 {{"position", c.model.transformer.position},
+                  {"rope_base", c.model.transformer.rope_base}}}};
   const TrainConfig& t = c.train;
   j["train"] = {{"steps", t.steps},
                 {"batch", t.batch},

@@ -87,13 +87,37 @@ void rmsnorm_bwd(S* dx, S* dw, const S* dy, const S* x, const S* rstd, const S* 
   }
 }
 
+template <typename S>
+void l2norm_fwd(S* y, S* rnorm, const S* x, int64_t N, int64_t D, double eps) {
+  for (int64_t n = 0; n < N; ++n) {
+    double sq = 0;
+    for (int64_t d = 0; d < D; ++d) sq += double(x[n * D + d]) * x[n * D + d];
+    const S r = S(1.0 / std::sqrt(sq + eps));
+    rnorm[n] = r;
+    for (int64_t d = 0; d < D; ++d) y[n * D + d] = x[n * D + d] * r;
+  }
+}
+
+// With y = x·r and r = (Σx² + eps)^(-1/2): dx = r·(dy − y·(y·dy)).
+template <typename S>
+void l2norm_bwd(S* dx, const S* dy, const S* y, const S* rnorm, int64_t N, int64_t D) {
+  for (int64_t n = 0; n < N; ++n) {
+    double y_dy = 0;
+    for (int64_t d = 0; d < D; ++d) y_dy += double(y[n * D + d]) * dy[n * D + d];
+    for (int64_t d = 0; d < D; ++d)
+      dx[n * D + d] = rnorm[n] * (dy[n * D + d] - y[n * D + d] * S(y_dy));
+  }
+}
+
 #define SL_INSTANTIATE(S)                                                                        \
   template void group_layernorm_fwd<S>(S*, S*, S*, const S*, const S*, const S*, int64_t,       \
                                        int64_t, int64_t, double);                              \
   template void group_layernorm_bwd<S>(S*, S*, S*, const S*, const S*, const S*, const S*,      \
                                        const S*, int64_t, int64_t, int64_t);                   \
   template void rmsnorm_fwd<S>(S*, S*, const S*, const S*, int64_t, int64_t, double);           \
-  template void rmsnorm_bwd<S>(S*, S*, const S*, const S*, const S*, const S*, int64_t, int64_t);
+  template void rmsnorm_bwd<S>(S*, S*, const S*, const S*, const S*, const S*, int64_t, int64_t); \
+  template void l2norm_fwd<S>(S*, S*, const S*, int64_t, int64_t, double);                       \
+  template void l2norm_bwd<S>(S*, const S*, const S*, const S*, int64_t, int64_t);
 SL_INSTANTIATE(float)
 SL_INSTANTIATE(double)
 #undef SL_INSTANTIATE

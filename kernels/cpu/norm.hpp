@@ -1,6 +1,7 @@
 // Normalisations on the CPU: LayerNorm, its headwise form (GroupNorm over the units of each
-// head, as the xLSTM blocks use after a multi-head cell) and RMSNorm. Forward saves mean and
-// 1/std per row and group, so backward needs no second pass over statistics.
+// head, as the xLSTM blocks use after a multi-head cell), RMSNorm and the L2 normalisation of
+// Gated DeltaNet's q and k. Forward saves mean and 1/std (1/norm) per row and group, so
+// backward needs no second pass over statistics.
 #pragma once
 
 #include <cstdint>
@@ -22,5 +23,12 @@ void rmsnorm_fwd(S* y, S* rstd, const S* x, const S* w, int64_t N, int64_t D, do
 template <typename S>
 void rmsnorm_bwd(S* dx, S* dw, const S* dy, const S* x, const S* rstd, const S* w, int64_t N,
                  int64_t D);
+
+// y = x / sqrt(Σ x² + eps) per row of D; x, y: [N, D]; rnorm: [N] saves 1/sqrt(Σ x² + eps).
+template <typename S>
+void l2norm_fwd(S* y, S* rnorm, const S* x, int64_t N, int64_t D, double eps);
+// dx overwritten; needs the forward output y.
+template <typename S>
+void l2norm_bwd(S* dx, const S* dy, const S* y, const S* rnorm, int64_t N, int64_t D);
 
 }  // namespace statelab::cpu

@@ -131,6 +131,30 @@ TEST_F(LabCommand, UnknownCellAndTaskAreRefusedListingWhatIsAllowed) {
                "parity");
 }
 
+TEST_F(LabCommand, SetModelBlocksSwitchesToEveryCellAndStack) {
+  for (const std::string blocks : {"l", "m", "M", "g", "t", "xlstm[1:1]", "mMgt"}) {
+    const std::string out = path("cell-" + std::to_string(std::hash<std::string>()(blocks)));
+    const auto r = lab("train " + preset_ + " --set model.blocks=" + blocks + " --out " + out);
+    ASSERT_EQ(r.code, 0) << blocks << ":\n" << r.output;
+    const auto eval = nlohmann::json::parse(slurp(fs::path(out) / "eval.json"));
+    EXPECT_FALSE(eval["per_length"].empty()) << blocks;
+  }
+  for (const std::string range : {"01", "pm1"}) {
+    const auto r = lab("train " + preset_ + " --set model.blocks=Mg --set model.eigen_range=" +
+                       range + " --out " + path("range-" + range));
+    EXPECT_EQ(r.code, 0) << r.output;
+  }
+}
+
+TEST_F(LabCommand, EigenRangeOnANonLinearCellAndChunkSizeZeroAreRefused) {
+  expect_error(lab("train " + preset_ + " --set model.blocks=ls --set model.eigen_range=pm1 --out " +
+                   path("r")),
+               "/model/eigen_range: expected \"01\"");
+  expect_error(lab("train " + preset_ + " --set model.chunk_size=0 --out " + path("r")),
+               "/model/chunk_size: expected integer in [1, 65536], got 0");
+  EXPECT_FALSE(fs::exists(path("r")));
+}
+
 TEST_F(LabCommand, NonEmptyOutIsRefusedWithoutForceAndKeepsItsFiles) {
   fs::create_directories(path("full"));
   std::ofstream(path("full/notes.txt")) << "keep me";

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 
+#include "cells/model.hpp"
 #include "kernels/error.hpp"
 #include "lab/config.hpp"
 #include "tasks/registry.hpp"
@@ -65,6 +66,18 @@ void expect_same_config(const RunConfig& a, const RunConfig& b) {
   EXPECT_EQ(a.model.ffn_factor, b.model.ffn_factor);  // exact: the round trip must be bit-exact
   EXPECT_EQ(a.model.slstm.forget_gate, b.model.slstm.forget_gate);
   EXPECT_EQ(a.model.slstm.conv_kernel, b.model.slstm.conv_kernel);
+  EXPECT_EQ(a.model.eigen_range, b.model.eigen_range);
+  EXPECT_EQ(a.model.chunk_size, b.model.chunk_size);
+  EXPECT_EQ(a.model.mlstm.forget_gate, b.model.mlstm.forget_gate);
+  EXPECT_EQ(a.model.mlstm.conv_kernel, b.model.mlstm.conv_kernel);
+  EXPECT_EQ(a.model.mlstm.proj_factor, b.model.mlstm.proj_factor);
+  EXPECT_EQ(a.model.mamba2.expand, b.model.mamba2.expand);
+  EXPECT_EQ(a.model.mamba2.state_size, b.model.mamba2.state_size);
+  EXPECT_EQ(a.model.mamba2.conv_kernel, b.model.mamba2.conv_kernel);
+  EXPECT_EQ(a.model.gdn.expand_v, b.model.gdn.expand_v);
+  EXPECT_EQ(a.model.gdn.conv_kernel, b.model.gdn.conv_kernel);
+  EXPECT_EQ(a.model.transformer.position, b.model.transformer.position);
+  EXPECT_EQ(a.model.transformer.rope_base, b.model.transformer.rope_base);
   EXPECT_EQ(a.train.steps, b.train.steps);
   EXPECT_EQ(a.train.batch, b.train.batch);
   EXPECT_EQ(a.train.lr, b.train.lr);
@@ -382,10 +395,67 @@ TEST(ConfigFromJson, UnknownBlockLetterIsRejectedNamingLetterAndIndex) {
   const std::string msg = error_of(R"({"model": {"blocks": "sx"}})");
   EXPECT_TRUE(has_substr(msg,
                          "/model/blocks: expected a non-empty string of block letters "
-                         "(l = lstm, s = slstm), got \"sx\""));
+                         "(l = lstm, s = slstm, m = mlstm, M = mamba2, g = gdn, t = transformer) "
+                         "or xlstm[a:b], got \"sx\""));
   EXPECT_TRUE(has_substr(msg, "\"x\" at index 1 is not a block letter"));
   EXPECT_TRUE(
       has_substr(error_of(R"({"model": {"blocks": ""}})"), "/model/blocks: expected a non-empty"));
+}
+
+TEST(ConfigFromJson, XlstmRatioExpandsToMlstmThenSlstmBlocks) {
+  EXPECT_EQ(config_from_json(json::parse(R"({"model": {"blocks": "xlstm[1:1]"}})"), "x").model.blocks,
+            "ms");
+  EXPECT_EQ(config_from_json(json::parse(R"({"model": {"blocks": "xlstm[3:1]"}})"), "x").model.blocks,
+            "mmms");
+  EXPECT_EQ(config_from_json(json::parse(R"({"model": {"blocks": "xlstm[0:2]"}})"), "x").model.blocks,
+            "ss");
+  for (const char* bad : {"xlstm[1]", "xlstm[0:0]", "xlstm[1:1]s", "xlstm[40:40]"})
+    EXPECT_TRUE(has_substr(error_of(std::string(R"({"model": {"blocks": ")") + bad + "\"}}"),
+                           "/model/blocks: expected xlstm[a:b] with a mLSTM and b sLSTM blocks"))
+        << bad;
+}
+
+TEST(ConfigFromJson, EigenRangeMustBeKnownAndApplyToALinearCell) {
+  EXPECT_TRUE(has_substr(error_of(R"({"model": {"blocks": "M", "eigen_range": "-11"}})"),
+                         "/model/eigen_range: expected one of 01, pm1, got \"-11\""));
+  const std::string msg = error_of(R"({"model": {"blocks": "ls", "eigen_range": "pm1"}})");
+  EXPECT_TRUE(has_substr(msg, "presets/x.json: /model/eigen_range: expected \"01\""));
+  EXPECT_TRUE(has_substr(msg, "model.blocks = \"ls\" has none"));
+  EXPECT_TRUE(has_substr(msg, "got \"pm1\""));
+  for (const char* blocks : {"m", "M", "g", "ms", "tg"})
+    EXPECT_EQ(config_from_json(json::parse(std::string(R"({"model": {"blocks": ")") + blocks +
+                                           R"(", "eigen_range": "pm1"}})"),
+                               "x")
+                  .model.eigen_range,
+              "pm1");
+}
+
+TEST(ConfigFromJson, SignedMlstmNeedsTheSigmoidForgetGate) {
+  EXPECT_TRUE(has_substr(
+      error_of(R"({"model": {"blocks": "m", "eigen_range": "pm1", "mlstm": {"forget_gate": "exp"}}})"),
+      "/model/mlstm/forget_gate: expected \"sigmoid\" (eigen_range \"pm1\""));
+}
+
+TEST(ConfigFromJson, ChunkSizeAndCellWidthsMustBePositive) {
+  EXPECT_TRUE(has_substr(error_of(R"({"model": {"chunk_size": 0}})"),
+                         "/model/chunk_size: expected integer in [1, 65536], got 0"));
+  EXPECT_TRUE(has_substr(error_of(R"({"model": {"mamba2": {"state_size": 0}}})"),
+                         "/model/mamba2/state_size: expected integer in [1, 1024], got 0"));
+  EXPECT_TRUE(has_substr(error_of(R"({"model": {"gdn": {"expand_v": -1}}})"),
+                         "/model/gdn/expand_v: expected integer in [1, 16], got -1"));
+  EXPECT_TRUE(has_substr(error_of(R"({"model": {"mlstm": {"proj_factor": 0}}})"),
+                         "/model/mlstm/proj_factor: expected integer in [1, 16], got 0"));
+}
+
+TEST(ConfigFromJson, RopeNeedsHeadsOfEvenWidth) {
+  EXPECT_TRUE(has_substr(error_of(R"({"model": {"blocks": "t", "d_model": 6, "heads": 2}})"),
+                         "/model/heads: expected integer >= 1 that divides d_model = 6 into "
+                         "heads of even width"));
+  EXPECT_EQ(config_from_json(json::parse(R"({"model": {"blocks": "t", "d_model": 6, "heads": 2,
+                                                        "transformer": {"position": "none"}}})"),
+                             "x")
+                .model.heads,
+            2);
 }
 
 TEST(ConfigFromJson, DeviceOtherThanCpuIsRejected) {
@@ -501,11 +571,17 @@ RunConfig unusual_config() {
   c.train.eval_every = 25;
   c.train.early_stop_evals = 3;
   c.train.early_stop_accuracy = 0.95;
-  c.model.blocks = "lsls";
+  c.model.blocks = "lsmMgt";
   c.model.d_model = 96;
   c.model.heads = 3;
   c.model.ffn_factor = 4.0 / 3 + 1e-12;
+  c.model.eigen_range = "pm1";
+  c.model.chunk_size = 7;
   c.model.slstm = {"exp", 0};
+  c.model.mlstm = {"sigmoid", 3, 3};
+  c.model.mamba2 = {3, 17, 2};
+  c.model.gdn = {3, 5};
+  c.model.transformer = {"rope", 1e4 + 1.0 / 3};
   c.train.steps = 1234;
   c.train.batch = 17;
   c.train.lr = 3e-4;
@@ -533,8 +609,12 @@ TEST(ToJson, WritesEveryFieldIncludingTheSchemaVersion) {
   EXPECT_EQ(j["schema_version"], json(1));
   EXPECT_EQ(j.size(), 7u);
   EXPECT_EQ(j["task"].size(), 4u);
-  EXPECT_EQ(j["model"].size(), 5u);
+  EXPECT_EQ(j["model"].size(), 11u);
   EXPECT_EQ(j["model"]["slstm"].size(), 2u);
+  EXPECT_EQ(j["model"]["mlstm"].size(), 3u);
+  EXPECT_EQ(j["model"]["mamba2"].size(), 3u);
+  EXPECT_EQ(j["model"]["gdn"].size(), 2u);
+  EXPECT_EQ(j["model"]["transformer"].size(), 2u);
   EXPECT_EQ(j["train"].size(), 18u);
   EXPECT_EQ(j["eval"].size(), 5u);
 }
@@ -563,7 +643,11 @@ TEST(Presets, EveryShippedPresetLoads) {
     if (entry.path().extension() != ".json") continue;
     SCOPED_TRACE(entry.path().string());
     try {
-      EXPECT_FALSE(load_config(entry.path().string()).name.empty());
+      const RunConfig c = load_config(entry.path().string());
+      EXPECT_FALSE(c.name.empty());
+      // Every cell its pattern names can be built: the catalog and the block factory agree.
+      const Model<float> model(c.model, make_task(c.task.name)->vocab().size(), 64, 64);
+      EXPECT_EQ(model.n_blocks(), int(c.model.blocks.size()));
     } catch (const std::exception& e) {
       ADD_FAILURE() << e.what();
     }

@@ -1,0 +1,275 @@
+// GdnBlock: projections, short convs, L2 norms, the α/β gates, the gated delta rule through
+// the unified linear recurrence, the gated output norm and the FFN.
+#include "cells/gdn_block.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "cells/linear_cell.hpp"
+#include "cells/non_finite.hpp"
+#include "kernels/cpu/elementwise.hpp"
+#include "kernels/cpu/norm.hpp"
+
+namespace statelab {
+
+namespace {
+
+constexpr double kL2Eps = 1e-6;  // fla's l2norm: x / sqrt(Σx² + 1e-6)
+
+// fla's initialisation: A ~ U(0, 16) (kept off 0, whose log is −∞); dt as Mamba's.
+InitFn a_log_init() {
+  return [](Rng& r, int64_t) { return std::log(std::max(16.0 * r.uniform(), 1e-4)); };
+}
+InitFn dt_bias_init() {
+  return [](Rng& r, int64_t) {
+    const double lo = std::log(1e-3), hi = std::log(1e-1);
+    return inverse_softplus(std::max(std::exp(lo + (hi - lo) * r.uniform()), 1e-4));
+  };
+}
+
+// y = x ⊙ SiLU(g), and its backward.
+template <typename S>
+void silu_gate_fwd(S* y, const S* x, const S* g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * g[i] * S(sigmoid(double(g[i])));
+}
+template <typename S>
+void silu_gate_bwd(S* dx, S* dg, const S* dy, const S* x, const S* g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double s = sigmoid(double(g[i]));
+    dx[i] = dy[i] * S(double(g[i]) * s);
+    dg[i] = dy[i] * x[i] * S(s * (1 + double(g[i]) * (1 - s)));
+  }
+}
+
+}  // namespace
+
+template <typename S>
+GdnBlock<S>::GdnBlock(ParamStore<S>& ps, Arena<S>& arena, const std::string& name,
+                      const ModelConfig& cfg, int n_blocks)
+    : ps_(ps),
+      arena_(arena),
+      signed_(cfg.eigen_range == "pm1"),
+      D_(cfg.d_model),
+      H_(cfg.heads),
+      Dk_(cfg.d_model / cfg.heads),
+      Dv_(int64_t(cfg.gdn.expand_v) * Dk_),
+      Qd_(H_ * Dk_),
+      Vd_(H_ * Dv_),
+      chunk_(cfg.chunk_size),
+      norm_(ps, arena, name + ".norm", D_),
+      q_proj_(ps, name + ".cell.q_proj", D_, Qd_, false, init::normal(1.0 / std::sqrt(double(D_)))),
+      k_proj_(ps, name + ".cell.k_proj", D_, Qd_, false, init::normal(1.0 / std::sqrt(double(D_)))),
+      v_proj_(ps, name + ".cell.v_proj", D_, Vd_, false, init::normal(1.0 / std::sqrt(double(D_)))),
+      a_proj_(ps, name + ".cell.a_proj", D_, H_, false, init::normal(1.0 / std::sqrt(double(D_)))),
+      b_proj_(ps, name + ".cell.b_proj", D_, H_, false, init::normal(1.0 / std::sqrt(double(D_)))),
+      g_proj_(ps, name + ".cell.g_proj", D_, Vd_, false, init::normal(1.0 / std::sqrt(double(D_)))),
+      q_conv_(ps, name + ".cell.q_conv", Qd_, cfg.gdn.conv_kernel, false),
+      k_conv_(ps, name + ".cell.k_conv", Qd_, cfg.gdn.conv_kernel, false),
+      v_conv_(ps, name + ".cell.v_conv", Vd_, cfg.gdn.conv_kernel, false),
+      out_norm_(ps, arena, name + ".cell.out_norm", Dv_, H_),
+      o_proj_(ps, name + ".o_proj", Vd_, D_, false,
+              init::normal(1.0 / std::sqrt(double(Vd_) * 2.0 * n_blocks))) {
+  A_log_ = ps.add(name + ".cell.A_log", {H_}, a_log_init(), false);
+  dt_bias_ = ps.add(name + ".cell.dt_bias", {H_}, dt_bias_init(), false);
+  if (cfg.ffn_factor > 0) {
+    ffn_norm_.emplace(ps, arena, name + ".ffn_norm", D_);
+    ffn_.emplace(ps, arena, name + ".ffn", D_, ffn_width(cfg.ffn_factor, D_),
+                 cpu::Activation::silu, 1.0 / std::sqrt(2.0 * n_blocks));
+  }
+  const int64_t D = D_, H = H_, Q = Qd_, V = Vd_;
+  xn_ = arena.reserve(D);
+  for (Slot* s : {&qr_, &kr_, &qc_, &kc_, &qs_, &ks_, &qn_, &kn_, &qx_}) *s = arena.reserve(Q);
+  for (Slot* s : {&vr_, &vc_, &vs_, &o_, &on_, &gr_, &gated_}) *s = arena.reserve(V);
+  for (Slot* s : {&rq_, &rk_, &ar_, &br_, &alpha_, &beta_}) *s = arena.reserve(H);
+  boundary_ = arena.reserve(boundary_per_token(H, Dk_, Dv_, false, chunk_));
+  if (ffn_) {
+    y1_ = arena.reserve(D);
+    xn2_ = arena.reserve(D);
+  }
+  const auto bwd = SlotUse::backward;
+  for (Slot* s : {&dy1_, &dxn2_, &dxn_, &dxn_b_}) *s = arena.reserve(D, bwd);
+  for (Slot* s : {&dgated_, &don_, &do_, &dgr_, &dv_, &dvc_, &dvr_}) *s = arena.reserve(V, bwd);
+  for (Slot* s : {&dq_, &dk_, &dqn_, &dkn_, &dqs_, &dks_, &dqc_, &dkc_, &dqr_, &dkr_})
+    *s = arena.reserve(Q, bwd);
+  for (Slot* s : {&da_, &db_, &dc_, &dar_, &dbr_}) *s = arena.reserve(H, bwd);
+}
+
+template <typename S>
+cpu::LinearRecurrence<S> GdnBlock<S>::recurrence(Pass p) {
+  cpu::LinearRecurrence<S> r;
+  r.B = p.B, r.T = p.T, r.H = H_, r.Dk = Dk_, r.Dv = Dv_, r.chunk = chunk_;
+  r.q = {arena_(qx_), Qd_, Dk_};
+  r.k = {arena_(kn_), Qd_, Dk_};
+  r.v = {arena_(vs_), Vd_, Dv_};
+  r.a = arena_(alpha_);
+  r.b = arena_(beta_);
+  r.c = arena_(beta_);
+  r.y = {arena_(o_), Vd_, Dv_};
+  r.boundary = arena_(boundary_);
+  return r;
+}
+
+template <typename S>
+void GdnBlock<S>::forward(Pass p, const S* x, S* y) {
+  const int64_t N = p.tokens(), H = H_, Q = Qd_, V = Vd_;
+  const auto silu = cpu::Activation::silu;
+  S* xn = arena_(xn_);
+  norm_.forward(ps_, arena_, p, x, xn);
+  q_proj_.forward(ps_, p, xn, arena_(qr_));
+  k_proj_.forward(ps_, p, xn, arena_(kr_));
+  v_proj_.forward(ps_, p, xn, arena_(vr_));
+  q_conv_.forward(ps_, p, arena_(qr_), arena_(qc_));
+  k_conv_.forward(ps_, p, arena_(kr_), arena_(kc_));
+  v_conv_.forward(ps_, p, arena_(vr_), arena_(vc_));
+  cpu::activation_fwd(silu, arena_(qs_), arena_(qc_), N * Q);
+  cpu::activation_fwd(silu, arena_(ks_), arena_(kc_), N * Q);
+  cpu::activation_fwd(silu, arena_(vs_), arena_(vc_), N * V);
+  cpu::l2norm_fwd(arena_(qn_), arena_(rq_), arena_(qs_), N * H, Dk_, kL2Eps);
+  cpu::l2norm_fwd(arena_(kn_), arena_(rk_), arena_(ks_), N * H, Dk_, kL2Eps);
+  const S q_scale = S(1.0 / std::sqrt(double(Dk_)));
+  for (int64_t i = 0; i < N * Q; ++i) arena_(qx_)[i] = arena_(qn_)[i] * q_scale;
+  a_proj_.forward(ps_, p, xn, arena_(ar_));
+  b_proj_.forward(ps_, p, xn, arena_(br_));
+  const S* A_log = ps_.value(A_log_);
+  const S* dt_bias = ps_.value(dt_bias_);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t i = n * H + h;
+      const double dt = softplus(double(arena_(ar_)[i]) + dt_bias[h]);
+      arena_(alpha_)[i] = S(std::exp(-std::exp(double(A_log[h])) * dt));
+      arena_(beta_)[i] = S((signed_ ? 2 : 1) * sigmoid(double(arena_(br_)[i])));
+    }
+  cpu::linear_recurrence_fwd(recurrence(p));
+  out_norm_.forward(ps_, arena_, p, arena_(o_), arena_(on_));
+  g_proj_.forward(ps_, p, xn, arena_(gr_));
+  silu_gate_fwd(arena_(gated_), arena_(on_), arena_(gr_), N * V);
+  S* y1 = ffn_ ? arena_(y1_) : y;
+  o_proj_.forward(ps_, p, arena_(gated_), y1);
+  cpu::add_inplace(y1, x, N * D_);
+  if (ffn_) {
+    ffn_norm_->forward(ps_, arena_, p, y1, arena_(xn2_));
+    ffn_->forward(ps_, arena_, p, arena_(xn2_), y);
+    cpu::add_inplace(y, y1, N * D_);
+  }
+}
+
+template <typename S>
+void GdnBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
+  const int64_t N = p.tokens(), H = H_, Q = Qd_, V = Vd_;
+  const auto silu = cpu::Activation::silu;
+  const S* dy1 = dy;
+  if (ffn_) {
+    ffn_->backward(ps_, arena_, p, arena_(xn2_), dy, arena_(dxn2_));
+    ffn_norm_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_));
+    cpu::add_inplace(arena_(dy1_), dy, N * D_);
+    dy1 = arena_(dy1_);
+  }
+  o_proj_.backward(ps_, p, arena_(gated_), dy1, arena_(dgated_));
+  silu_gate_bwd(arena_(don_), arena_(dgr_), arena_(dgated_), arena_(on_), arena_(gr_), N * V);
+  out_norm_.backward(ps_, arena_, p, arena_(o_), arena_(don_), arena_(do_));
+
+  for (Slot s : {dq_, dk_}) std::fill_n(arena_(s), N * Q, S(0));
+  std::fill_n(arena_(dv_), N * V, S(0));
+  for (Slot s : {da_, db_, dc_}) std::fill_n(arena_(s), N * H, S(0));
+  const int64_t need = cpu::linear_recurrence_work_size(recurrence(p));
+  if (int64_t(work_.size()) < need) work_.resize(size_t(need));
+  cpu::LinearRecurrenceGrads<S> g;
+  g.dy = {arena_(do_), V, Dv_};
+  g.dq = {arena_(dq_), Q, Dk_};
+  g.dk = {arena_(dk_), Q, Dk_};
+  g.dv = {arena_(dv_), V, Dv_};
+  g.da = arena_(da_);
+  g.db = arena_(db_);
+  g.dc = arena_(dc_);
+  cpu::linear_recurrence_bwd(recurrence(p), g, work_.data());
+
+  // α = exp(−e^{A_log}·softplus(ã + dt_bias));  β = s·σ(b̃) is both b and c of the recurrence.
+  const S* A_log = ps_.value(A_log_);
+  const S* dt_bias = ps_.value(dt_bias_);
+  S* dA_log = ps_.grad(A_log_);
+  S* ddt_bias = ps_.grad(dt_bias_);
+  const double scale = signed_ ? 2 : 1;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t i = n * H + h;
+      const double A = std::exp(double(A_log[h]));
+      const double pre = double(arena_(ar_)[i]) + dt_bias[h];
+      const double dlog_alpha = double(arena_(da_)[i]) * double(arena_(alpha_)[i]);
+      dA_log[h] += S(dlog_alpha * -A * softplus(pre));
+      const double dar = dlog_alpha * -A * sigmoid(pre);
+      arena_(dar_)[i] = S(dar);
+      ddt_bias[h] += S(dar);
+      const double sb = sigmoid(double(arena_(br_)[i]));
+      arena_(dbr_)[i] = S((double(arena_(db_)[i]) + double(arena_(dc_)[i])) * scale * sb * (1 - sb));
+    }
+
+  const S q_scale = S(1.0 / std::sqrt(double(Dk_)));
+  for (int64_t i = 0; i < N * Q; ++i) arena_(dqn_)[i] = arena_(dq_)[i] * q_scale;
+  cpu::l2norm_bwd(arena_(dqs_), arena_(dqn_), arena_(qn_), arena_(rq_), N * H, Dk_);
+  cpu::l2norm_bwd(arena_(dks_), arena_(dk_), arena_(kn_), arena_(rk_), N * H, Dk_);
+  cpu::activation_bwd(silu, arena_(dqc_), arena_(dqs_), arena_(qc_), N * Q);
+  cpu::activation_bwd(silu, arena_(dkc_), arena_(dks_), arena_(kc_), N * Q);
+  cpu::activation_bwd(silu, arena_(dvc_), arena_(dv_), arena_(vc_), N * V);
+  q_conv_.backward(ps_, p, arena_(qr_), arena_(dqc_), arena_(dqr_));
+  k_conv_.backward(ps_, p, arena_(kr_), arena_(dkc_), arena_(dkr_));
+  v_conv_.backward(ps_, p, arena_(vr_), arena_(dvc_), arena_(dvr_));
+
+  const S* xn = arena_(xn_);
+  S* dxn = arena_(dxn_);
+  S* part = arena_(dxn_b_);
+  q_proj_.backward(ps_, p, xn, arena_(dqr_), dxn);
+  k_proj_.backward(ps_, p, xn, arena_(dkr_), part);
+  cpu::add_inplace(dxn, part, N * D_);
+  v_proj_.backward(ps_, p, xn, arena_(dvr_), part);
+  cpu::add_inplace(dxn, part, N * D_);
+  g_proj_.backward(ps_, p, xn, arena_(dgr_), part);
+  cpu::add_inplace(dxn, part, N * D_);
+  a_proj_.backward(ps_, p, xn, arena_(dar_), part);
+  cpu::add_inplace(dxn, part, N * D_);
+  b_proj_.backward(ps_, p, xn, arena_(dbr_), part);
+  cpu::add_inplace(dxn, part, N * D_);
+  norm_.backward(ps_, arena_, p, x, dxn, dx);
+  cpu::add_inplace(dx, dy1, N * D_);
+}
+
+template <typename S>
+std::string GdnBlock<S>::find_non_finite(Pass p) const {
+  auto plain = [&](const std::string& what, Slot s, int64_t width) -> std::string {
+    const auto at = earliest_non_finite(arena_(s), p, width);
+    return at ? describe(what, *at) : "";
+  };
+  auto headed = [&](const std::string& what, Slot s, int64_t width, int64_t per_head) {
+    const auto at = earliest_non_finite(arena_(s), p, width);
+    if (!at) return std::string();
+    return what + " at batch row " + std::to_string(at->batch) + ", time step " +
+           std::to_string(at->time) + ", head " + std::to_string(at->index / per_head);
+  };
+  const int64_t H = H_, Q = Qd_, V = Vd_;
+  std::vector<std::function<std::string()>> checks = {
+      [&] { return plain("input norm", xn_, D_); },
+      [&] { return plain("q projection", qr_, Q); },
+      [&] { return plain("k projection", kr_, Q); },
+      [&] { return plain("v projection", vr_, V); },
+      [&] { return headed("normalised q", qn_, Q, Dk_); },
+      [&] { return headed("normalised k", kn_, Q, Dk_); },
+      [&] { return headed("decay gate pre-activation", ar_, H, 1); },
+      [&] { return headed("beta pre-activation", br_, H, 1); },
+      [&] { return headed("decay alpha", alpha_, H, 1); },
+      [&] { return headed("delta-rule output o", o_, V, Dv_); },
+      [&] { return plain("output norm", on_, V); },
+      [&] { return plain("output gate projection", gr_, V); },
+  };
+  if (ffn_) {
+    checks.push_back([&] { return plain("residual after the cell", y1_, D_); });
+    checks.push_back([&] { return plain("FFN input norm", xn2_, D_); });
+  }
+  for (const auto& check : checks)
+    if (auto found = check(); !found.empty()) return found;
+  return "";
+}
+
+template class GdnBlock<float>;
+template class GdnBlock<double>;
+
+}  // namespace statelab

@@ -1,0 +1,180 @@
+// TransformerBlock: norms, q/k/v/o projections, RoPE, the attention kernel and the FFN.
+#include "cells/transformer_block.hpp"
+
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "cells/non_finite.hpp"
+#include "kernels/cpu/elementwise.hpp"
+#include "kernels/error.hpp"
+
+namespace statelab {
+
+namespace {
+
+// Checked before any parameter is declared, so a bad config leaves the ParamStore untouched.
+int64_t checked_head_dim(const ModelConfig& cfg) {
+  if (cfg.heads < 1 || cfg.d_model % cfg.heads != 0)
+    throw ConfigError("model.heads = " + std::to_string(cfg.heads) +
+                      " must be >= 1 and divide model.d_model = " + std::to_string(cfg.d_model));
+  return cfg.d_model / cfg.heads;
+}
+
+bool uses_rope(const ModelConfig& cfg) {
+  const auto& t = cfg.transformer;
+  if (t.position != "rope" && t.position != "none")
+    throw ConfigError("model.transformer.position = \"" + t.position +
+                      "\" must be \"rope\" or \"none\"");
+  if (t.position == "none") return false;
+  if (checked_head_dim(cfg) % 2 != 0)
+    throw ConfigError(
+        "RoPE needs an even head dimension, but model.d_model = " + std::to_string(cfg.d_model) +
+        " / model.heads = " + std::to_string(cfg.heads) + " gives " +
+        std::to_string(checked_head_dim(cfg)) +
+        " (change either, or set model.transformer.position to \"none\")");
+  if (!(t.rope_base > 1))
+    throw ConfigError("model.transformer.rope_base = " + std::to_string(t.rope_base) +
+                      " must be > 1");
+  return true;
+}
+
+}  // namespace
+
+template <typename S>
+TransformerBlock<S>::TransformerBlock(ParamStore<S>& ps, Arena<S>& arena, const std::string& name,
+                                      const ModelConfig& cfg, int n_blocks)
+    : ps_(ps),
+      arena_(arena),
+      D_(cfg.d_model),
+      H_(cfg.heads),
+      Dh_(checked_head_dim(cfg)),
+      rope_(uses_rope(cfg)),
+      rope_base_(cfg.transformer.rope_base),
+      norm1_(ps, arena, name + ".norm", 1, D_, true),
+      q_proj_(ps, name + ".attn.q_proj", D_, D_, false, init::normal(1.0 / std::sqrt(double(D_)))),
+      k_proj_(ps, name + ".attn.k_proj", D_, D_, false, init::normal(1.0 / std::sqrt(double(D_)))),
+      v_proj_(ps, name + ".attn.v_proj", D_, D_, false, init::normal(1.0 / std::sqrt(double(D_)))),
+      // Scaled like GatedFfn's down projection: each of the 2·n_blocks residual branches adds
+      // its share, so the stream stays near unit scale at initialisation.
+      o_proj_(ps, name + ".attn.o_proj", D_, D_, false,
+              init::normal(1.0 / std::sqrt(double(D_) * 2.0 * n_blocks))) {
+  if (cfg.ffn_factor > 0) {
+    norm2_.emplace(ps, arena, name + ".ffn_norm", 1, D_, true);
+    ffn_.emplace(ps, arena, name + ".ffn", D_, ffn_width(cfg.ffn_factor, D_), cpu::Activation::silu,
+                 1.0 / std::sqrt(2.0 * n_blocks));
+  }
+  const int64_t D = D_;
+  for (Slot* s : {&xn_, &q_, &k_, &v_, &att_}) *s = arena.reserve(D);
+  lse_ = arena.reserve(H_);
+  // A pass has at least T tokens, so this covers causal_attention_work_size(T) for every T.
+  work_ = arena.reserve(2 * cpu::kAttentionRows);
+  if (ffn_) {
+    y1_ = arena.reserve(D);
+    xn2_ = arena.reserve(D);
+    dy1_ = arena.reserve(D, SlotUse::backward);
+    dxn2_ = arena.reserve(D, SlotUse::backward);
+  }
+  for (Slot* s : {&datt_, &dq_, &dk_, &dv_, &dxn_, &dxn_b_})
+    *s = arena.reserve(D, SlotUse::backward);
+}
+
+template <typename S>
+cpu::CausalAttention<S> TransformerBlock<S>::attention(Pass p) {
+  cpu::CausalAttention<S> a;
+  a.B = p.B, a.T = p.T, a.H = H_, a.Dh = Dh_;
+  a.q = arena_(q_);
+  a.k = arena_(k_);
+  a.v = arena_(v_);
+  a.o = arena_(att_);
+  a.lse = arena_(lse_);
+  return a;
+}
+
+template <typename S>
+void TransformerBlock<S>::forward(Pass p, const S* x, S* y) {
+  const int64_t N = p.tokens();
+  S* xn = arena_(xn_);
+  norm1_.forward(ps_, arena_, p, x, xn);
+  q_proj_.forward(ps_, p, xn, arena_(q_));
+  k_proj_.forward(ps_, p, xn, arena_(k_));
+  v_proj_.forward(ps_, p, xn, arena_(v_));
+  if (rope_) {
+    cpu::rope_fwd(arena_(q_), arena_(q_), p.B, p.T, H_, Dh_, rope_base_);
+    cpu::rope_fwd(arena_(k_), arena_(k_), p.B, p.T, H_, Dh_, rope_base_);
+  }
+  cpu::causal_attention_fwd(attention(p), arena_(work_));
+  S* y1 = ffn_ ? arena_(y1_) : y;
+  o_proj_.forward(ps_, p, arena_(att_), y1);
+  cpu::add_inplace(y1, x, N * D_);
+  if (ffn_) {
+    norm2_->forward(ps_, arena_, p, y1, arena_(xn2_));
+    ffn_->forward(ps_, arena_, p, arena_(xn2_), y);
+    cpu::add_inplace(y, y1, N * D_);
+  }
+}
+
+template <typename S>
+void TransformerBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
+  const int64_t N = p.tokens();
+  const S* dy1 = dy;
+  if (ffn_) {
+    ffn_->backward(ps_, arena_, p, arena_(xn2_), dy, arena_(dxn2_));
+    norm2_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_));
+    cpu::add_inplace(arena_(dy1_), dy, N * D_);
+    dy1 = arena_(dy1_);
+  }
+  o_proj_.backward(ps_, p, arena_(att_), dy1, arena_(datt_));
+  cpu::causal_attention_bwd(attention(p), arena_(datt_), arena_(dq_), arena_(dk_), arena_(dv_),
+                            arena_(work_));
+  if (rope_) {
+    cpu::rope_bwd(arena_(dq_), arena_(dq_), p.B, p.T, H_, Dh_, rope_base_);
+    cpu::rope_bwd(arena_(dk_), arena_(dk_), p.B, p.T, H_, Dh_, rope_base_);
+  }
+  const S* xn = arena_(xn_);
+  S* dxn = arena_(dxn_);
+  S* part = arena_(dxn_b_);
+  q_proj_.backward(ps_, p, xn, arena_(dq_), dxn);
+  k_proj_.backward(ps_, p, xn, arena_(dk_), part);
+  cpu::add_inplace(dxn, part, N * D_);
+  v_proj_.backward(ps_, p, xn, arena_(dv_), part);
+  cpu::add_inplace(dxn, part, N * D_);
+  norm1_.backward(ps_, arena_, p, x, dxn, dx);
+  cpu::add_inplace(dx, dy1, N * D_);
+}
+
+template <typename S>
+std::string TransformerBlock<S>::find_non_finite(Pass p) const {
+  auto plain = [&](const std::string& what, Slot s) -> std::string {
+    const auto at = earliest_non_finite(arena_(s), p, D_);
+    return at ? describe(what, *at) : "";
+  };
+  // [B, T, H, per_head] activations: name the head, and the unit within it when there is one.
+  auto headed = [&](const std::string& what, Slot s, int64_t per_head) -> std::string {
+    const auto at = earliest_non_finite(arena_(s), p, H_ * per_head);
+    if (!at) return "";
+    return what + " at batch row " + std::to_string(at->batch) + ", time step " +
+           std::to_string(at->time) + ", head " + std::to_string(at->index / per_head) +
+           (per_head > 1 ? ", unit " + std::to_string(at->index % per_head) : "");
+  };
+  std::vector<std::function<std::string()>> checks = {
+      [&] { return plain("input norm", xn_); },
+      [&] { return headed(rope_ ? "q after RoPE" : "q projection", q_, Dh_); },
+      [&] { return headed(rope_ ? "k after RoPE" : "k projection", k_, Dh_); },
+      [&] { return headed("v projection", v_, Dh_); },
+      [&] { return headed("attention log-sum-exp", lse_, 1); },
+      [&] { return headed("attention output", att_, Dh_); },
+  };
+  if (ffn_) {
+    checks.push_back([&] { return plain("residual after attention", y1_); });
+    checks.push_back([&] { return plain("FFN input norm", xn2_); });
+  }
+  for (const auto& check : checks)
+    if (auto found = check(); !found.empty()) return found;
+  return "";
+}
+
+template class TransformerBlock<float>;
+template class TransformerBlock<double>;
+
+}  // namespace statelab

@@ -1,0 +1,76 @@
+// The unified linear recurrence (DESIGN §3) on the CPU: one kernel family for mLSTM, Mamba-2
+// and Gated DeltaNet. Per batch row and head, with S: Dv × Dk and zero initial state,
+//   S_t = a_t S_{t-1} (I − b_t k_t k_tᵀ) + c_t v_t k_tᵀ
+//   n_t = a_t n_{t-1} + c_t k_t                               (normalized cells only, b = 0)
+//   y_t = S_t q_t / max(|n_tᵀ q_t|, floor_t)   or   y_t = S_t q_t
+// Three forward forms compute the same thing and are tested against each other: step-by-step
+// recurrent, parallel (T × T, b = 0 only) and chunkwise (intra-chunk products; the delta rule
+// through the UT/WY representation). Backward is the reverse-time recurrence, recomputing the
+// states inside each chunk from the chunk-boundary states forward saved (memory O(T/chunk)).
+// Checked by finite differences in double and against per-cell direct recurrences (tests/).
+#pragma once
+
+#include <cstdint>
+
+namespace statelab::cpu {
+
+// A per-(batch, time, head) vector input or output inside a wider activation buffer:
+// element (b, t, h, i) lives at data[(b·T + t)·row + h·head + i]. head = 0 shares one vector
+// across heads (Mamba-2's B and C); gradients of a shared vector sum over heads.
+template <typename P>
+struct Rows {
+  P* data = nullptr;
+  int64_t row = 0;   // elements between consecutive tokens
+  int64_t head = 0;  // elements between consecutive heads; 0 = shared by all heads
+};
+
+enum class LinearForm { recurrent, parallel, chunkwise };
+
+template <typename S>
+struct LinearRecurrence {
+  int64_t B = 0, T = 0, H = 0, Dk = 0, Dv = 0;
+  int64_t chunk = 64;        // chunk length of the chunkwise form and of backward's recompute
+  Rows<const S> q, k;        // [B, T, H, Dk]
+  Rows<const S> v;           // [B, T, H, Dv]
+  const S* a = nullptr;      // [B, T, H] transition scale, signed
+  const S* b = nullptr;      // [B, T, H] delta-rule strength; nullptr = 0 (no delta term)
+  const S* c = nullptr;      // [B, T, H] input scale
+  const S* floor = nullptr;  // [B, T, H] normalizer floor; nullptr = no normalizer
+  Rows<S> y;                 // [B, T, H, Dv] output (head stride must be non-zero)
+  // Written by forward when non-null, read by backward: the states at the start of chunks
+  // 1 .. ceil(T/chunk) − 1 (chunk 0 starts from zero), linear_recurrence_boundary_size(p)
+  // elements laid out [B, H, chunk, Dv·Dk (+ Dk for n)].
+  S* boundary = nullptr;
+  S* final_state = nullptr;  // [B, H, Dv·Dk (+ Dk for n)] S_T (and n_T) when non-null
+};
+
+// Gradients, all ADDED to (callers zero them): shared inputs sum over heads that way.
+template <typename S>
+struct LinearRecurrenceGrads {
+  Rows<const S> dy;      // [B, T, H, Dv] gradient of the loss w.r.t. y
+  Rows<S> dq, dk, dv;    // like q, k, v
+  S* da = nullptr;       // [B, T, H]
+  S* db = nullptr;       // [B, T, H]; required when b is set
+  S* dc = nullptr;       // [B, T, H]
+  S* dfloor = nullptr;   // [B, T, H]; optional (mLSTM's floor exp(−m_t) carries no gradient)
+};
+
+// Elements of the boundary buffer and of backward's scratch for these shapes. The boundary
+// size is at most ⌈B·T/chunk⌉·H·(Dv·Dk + Dk), so an arena slot of H·(Dv·Dk + Dk)/chunk
+// elements per token (rounded up) holds it.
+template <typename S>
+int64_t linear_recurrence_boundary_size(const LinearRecurrence<S>& p);
+template <typename S>
+int64_t linear_recurrence_work_size(const LinearRecurrence<S>& p);
+
+// Throws ShapeError on inconsistent shapes, chunk < 1, or the parallel form / a normalizer
+// requested together with a delta term.
+template <typename S>
+void linear_recurrence_fwd(const LinearRecurrence<S>& p, LinearForm form = LinearForm::chunkwise);
+
+// Needs p.boundary as the last forward wrote it; work: linear_recurrence_work_size(p) elements.
+template <typename S>
+void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceGrads<S>& g,
+                           S* work);
+
+}  // namespace statelab::cpu

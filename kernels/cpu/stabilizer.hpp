@@ -1,0 +1,29 @@
+// The mLSTM gate scan: raw input and forget gates -> the stabilized scalars the unified linear
+// recurrence consumes (DESIGN §3): a_t = sign(f_t)·exp(log|f_t| + m_{t-1} − m_t),
+// c_t = exp(ĩ_t − m_t), floor_t = exp(−m_t), with m_t = max(log|f_t| + m_{t-1}, ĩ_t) and
+// m_0 = −∞ (as the sLSTM kernel does), so every exponent is ≤ 0 and nothing overflows.
+// The cell's output does not depend on m (it cancels between numerator and denominator), so
+// backward treats m as a constant and the gradient stays exact. Checked by finite
+// differences through the whole mLSTM in tests/kernels and tests/cells.
+#pragma once
+
+#include <cstdint>
+
+namespace statelab::cpu {
+
+// sigmoid: f = σ(f̃) (published); exp: f = exp(f̃); signed_sigmoid: f = 2σ(f̃) − 1 ∈ (−1, 1),
+// the "pm1" eigenvalue range, its magnitude through the stabilizer and its sign applied in
+// linear space.
+enum class ForgetGate { sigmoid, exp, signed_sigmoid };
+
+// All tensors [B, T, H]; writes m, a, c, floor.
+template <typename S>
+void stabilized_gates_fwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, const S* igate,
+                          const S* fgate, S* m, S* a, S* c, S* floor);
+// da, dc: gradients w.r.t. a and c; dig, dfg overwritten.
+template <typename S>
+void stabilized_gates_bwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, const S* fgate,
+                          const S* m, const S* a, const S* c, const S* da, const S* dc, S* dig,
+                          S* dfg);
+
+}  // namespace statelab::cpu

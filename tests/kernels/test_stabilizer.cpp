@@ -1,0 +1,125 @@
+// The mLSTM stabilizer scan: its invariants, and its backward composed with the unified linear
+// recurrence against finite differences (the scan's own outputs depend on m, the cell's output
+// does not, which is what makes treating m as a constant exact).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/cpu/linear_recurrence.hpp"
+#include "kernels/cpu/stabilizer.hpp"
+#include "tests/support/gradcheck.hpp"
+
+namespace statelab::cpu {
+namespace {
+
+using testing::check_gradient;
+using testing::expect_gradient_close;
+using testing::random_vector;
+
+constexpr int64_t B = 2, T = 9, H = 2, Dh = 3;
+
+TEST(Stabilizer, FirstStepTakesTheInputGateAndExponentsNeverExceedZero) {
+  for (auto kind : {ForgetGate::sigmoid, ForgetGate::exp, ForgetGate::signed_sigmoid}) {
+    const auto ig = random_vector(B * T * H, 1, 4.0), fg = random_vector(B * T * H, 2, 4.0);
+    std::vector<double> m(ig.size()), a(ig.size()), c(ig.size()), floor(ig.size());
+    stabilized_gates_fwd(kind, B, T, H, ig.data(), fg.data(), m.data(), a.data(), c.data(),
+                         floor.data());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h) {
+        const size_t first = size_t(b * T * H + h);
+        EXPECT_EQ(m[first], ig[first]);
+        EXPECT_EQ(c[first], 1.0);
+        EXPECT_EQ(a[first], 0.0);
+      }
+    for (size_t i = 0; i < ig.size(); ++i) {
+      EXPECT_LE(std::abs(a[i]), 1.0);
+      EXPECT_LE(c[i], 1.0);
+      EXPECT_GT(c[i], 0.0);
+      EXPECT_DOUBLE_EQ(floor[i], std::exp(-m[i]));
+      if (kind != ForgetGate::signed_sigmoid) {
+        EXPECT_GE(a[i], 0.0);
+      }
+    }
+  }
+}
+
+TEST(Stabilizer, SignedForgetGateCarriesTheSignOfTwoSigmoidMinusOne) {
+  const std::vector<double> ig(T, 0.0);
+  std::vector<double> fg(T);
+  for (int64_t t = 0; t < T; ++t) fg[size_t(t)] = double(t) - 4;  // −4 .. 4
+  std::vector<double> m(T), a(T), c(T), floor(T);
+  stabilized_gates_fwd(ForgetGate::signed_sigmoid, 1, T, 1, ig.data(), fg.data(), m.data(),
+                       a.data(), c.data(), floor.data());
+  for (int64_t t = 1; t < T; ++t) {
+    const double f = 2 / (1 + std::exp(-fg[size_t(t)])) - 1;
+    EXPECT_EQ(std::signbit(a[size_t(t)]), std::signbit(f)) << "t = " << t;
+  }
+}
+
+// y of the normalized recurrence as a function of the raw gates, q, k and v.
+struct MlstmCell {
+  ForgetGate kind;
+  std::vector<double> ig, fg, q, k, v;
+  std::vector<double> m, a, c, floor, y, boundary;
+
+  explicit MlstmCell(ForgetGate k_)
+      : kind(k_),
+        ig(random_vector(B * T * H, 11, 2.0)),
+        fg(random_vector(B * T * H, 12, 2.0)),
+        q(random_vector(B * T * H * Dh, 13)),
+        k(random_vector(B * T * H * Dh, 14, 0.6)),
+        v(random_vector(B * T * H * Dh, 15)),
+        m(ig.size()), a(ig.size()), c(ig.size()), floor(ig.size()), y(q.size()) {
+    boundary.resize(size_t(linear_recurrence_boundary_size(recurrence())));
+  }
+  LinearRecurrence<double> recurrence() {
+    LinearRecurrence<double> r;
+    r.B = B, r.T = T, r.H = H, r.Dk = Dh, r.Dv = Dh, r.chunk = 4;
+    r.q = {q.data(), H * Dh, Dh};
+    r.k = {k.data(), H * Dh, Dh};
+    r.v = {v.data(), H * Dh, Dh};
+    r.a = a.data(), r.c = c.data(), r.floor = floor.data();
+    r.y = {y.data(), H * Dh, Dh};
+    r.boundary = boundary.empty() ? nullptr : boundary.data();
+    return r;
+  }
+  void forward() {
+    stabilized_gates_fwd(kind, B, T, H, ig.data(), fg.data(), m.data(), a.data(), c.data(),
+                         floor.data());
+    linear_recurrence_fwd(recurrence());
+  }
+};
+
+TEST(Stabilizer, GateGradientsThroughTheNormalizedRecurrenceMatchFiniteDifferences) {
+  for (auto kind : {ForgetGate::sigmoid, ForgetGate::exp, ForgetGate::signed_sigmoid}) {
+    MlstmCell cell(kind);
+    const auto w = random_vector(int64_t(cell.y.size()), 16);
+    auto loss = [&] {
+      cell.forward();
+      return testing::dot(w, cell.y.data());
+    };
+    loss();
+    std::vector<double> dq(cell.q.size()), dk(dq.size()), dv(dq.size());
+    std::vector<double> da(cell.a.size()), dc(da.size()), dig(da.size()), dfg(da.size());
+    LinearRecurrenceGrads<double> g;
+    g.dy = {w.data(), H * Dh, Dh};
+    g.dq = {dq.data(), H * Dh, Dh};
+    g.dk = {dk.data(), H * Dh, Dh};
+    g.dv = {dv.data(), H * Dh, Dh};
+    g.da = da.data(), g.dc = dc.data();
+    std::vector<double> work(size_t(linear_recurrence_work_size(cell.recurrence())));
+    linear_recurrence_bwd(cell.recurrence(), g, work.data());
+    stabilized_gates_bwd(kind, B, T, H, cell.fg.data(), cell.m.data(), cell.a.data(),
+                         cell.c.data(), da.data(), dc.data(), dig.data(), dfg.data());
+    const std::string what = "mlstm gates kind " + std::to_string(int(kind));
+    expect_gradient_close(check_gradient(loss, cell.ig.data(), dig.data(), int64_t(dig.size())),
+                          what + ": d input gate");
+    expect_gradient_close(check_gradient(loss, cell.fg.data(), dfg.data(), int64_t(dfg.size())),
+                          what + ": d forget gate");
+    expect_gradient_close(check_gradient(loss, cell.k.data(), dk.data(), int64_t(dk.size())),
+                          what + ": d k");
+  }
+}
+
+}  // namespace
+}  // namespace statelab::cpu
