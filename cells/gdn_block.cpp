@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 
 #include "cells/linear_cell.hpp"
 #include "cells/non_finite.hpp"
@@ -16,17 +15,6 @@ namespace statelab {
 namespace {
 
 constexpr double kL2Eps = 1e-6;  // fla's l2norm: x / sqrt(Σx² + 1e-6)
-
-// fla's initialisation: A ~ U(0, 16) (kept off 0, whose log is −∞); dt as Mamba's.
-InitFn a_log_init() {
-  return [](Rng& r, int64_t) { return std::log(std::max(16.0 * r.uniform(), 1e-4)); };
-}
-InitFn dt_bias_init() {
-  return [](Rng& r, int64_t) {
-    const double lo = std::log(1e-3), hi = std::log(1e-1);
-    return inverse_softplus(std::max(std::exp(lo + (hi - lo) * r.uniform()), 1e-4));
-  };
-}
 
 // y = x ⊙ SiLU(g), and its backward.
 template <typename S>
@@ -70,18 +58,18 @@ GdnBlock<S>::GdnBlock(ParamStore<S>& ps, Arena<S>& arena, const std::string& nam
       out_norm_(ps, arena, name + ".cell.out_norm", Dv_, H_),
       o_proj_(ps, name + ".o_proj", Vd_, D_, false,
               init::normal(1.0 / std::sqrt(double(Vd_) * 2.0 * n_blocks))) {
-  A_log_ = ps.add(name + ".cell.A_log", {H_}, a_log_init(), false);
+  A_log_ = ps.add(name + ".cell.A_log", {H_}, a_log_init(0.0, 16.0), false);
   dt_bias_ = ps.add(name + ".cell.dt_bias", {H_}, dt_bias_init(), false);
   if (cfg.ffn_factor > 0) {
     ffn_norm_.emplace(ps, arena, name + ".ffn_norm", D_);
-    ffn_.emplace(ps, arena, name + ".ffn", D_, ffn_width(cfg.ffn_factor, D_),
-                 cpu::Activation::silu, 1.0 / std::sqrt(2.0 * n_blocks));
+    ffn_.emplace(ps, arena, name + ".ffn", D_, ffn_width(cfg.ffn_factor, D_), cpu::Activation::silu,
+                 1.0 / std::sqrt(2.0 * n_blocks));
   }
   const int64_t D = D_, H = H_, Q = Qd_, V = Vd_;
   xn_ = arena.reserve(D);
   for (Slot* s : {&qr_, &kr_, &qc_, &kc_, &qs_, &ks_, &qn_, &kn_, &qx_}) *s = arena.reserve(Q);
   for (Slot* s : {&vr_, &vc_, &vs_, &o_, &on_, &gr_, &gated_}) *s = arena.reserve(V);
-  for (Slot* s : {&rq_, &rk_, &ar_, &br_, &alpha_, &beta_}) *s = arena.reserve(H);
+  for (Slot* s : {&rq_, &rk_, &ar_, &br_, &dt_, &alpha_, &beta_}) *s = arena.reserve(H);
   boundary_ = arena.reserve(boundary_per_token(H, Dk_, Dv_, false, chunk_));
   if (ffn_) {
     y1_ = arena.reserve(D);
@@ -131,15 +119,10 @@ void GdnBlock<S>::forward(Pass p, const S* x, S* y) {
   for (int64_t i = 0; i < N * Q; ++i) arena_(qx_)[i] = arena_(qn_)[i] * q_scale;
   a_proj_.forward(ps_, p, xn, arena_(ar_));
   b_proj_.forward(ps_, p, xn, arena_(br_));
-  const S* A_log = ps_.value(A_log_);
-  const S* dt_bias = ps_.value(dt_bias_);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t i = n * H + h;
-      const double dt = softplus(double(arena_(ar_)[i]) + dt_bias[h]);
-      arena_(alpha_)[i] = S(std::exp(-std::exp(double(A_log[h])) * dt));
-      arena_(beta_)[i] = S((signed_ ? 2 : 1) * sigmoid(double(arena_(br_)[i])));
-    }
+  selective_decay_fwd(N, H, arena_(ar_), ps_.value(A_log_), ps_.value(dt_bias_), arena_(dt_),
+                      arena_(alpha_));
+  for (int64_t i = 0; i < N * H; ++i)
+    arena_(beta_)[i] = S((signed_ ? 2 : 1) * sigmoid(double(arena_(br_)[i])));
   cpu::linear_recurrence_fwd(recurrence(p));
   out_norm_.forward(ps_, arena_, p, arena_(o_), arena_(on_));
   g_proj_.forward(ps_, p, xn, arena_(gr_));
@@ -172,8 +155,6 @@ void GdnBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   for (Slot s : {dq_, dk_}) std::fill_n(arena_(s), N * Q, S(0));
   std::fill_n(arena_(dv_), N * V, S(0));
   for (Slot s : {da_, db_, dc_}) std::fill_n(arena_(s), N * H, S(0));
-  const int64_t need = cpu::linear_recurrence_work_size(recurrence(p));
-  if (int64_t(work_.size()) < need) work_.resize(size_t(need));
   cpu::LinearRecurrenceGrads<S> g;
   g.dy = {arena_(do_), V, Dv_};
   g.dq = {arena_(dq_), Q, Dk_};
@@ -182,27 +163,17 @@ void GdnBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   g.da = arena_(da_);
   g.db = arena_(db_);
   g.dc = arena_(dc_);
-  cpu::linear_recurrence_bwd(recurrence(p), g, work_.data());
+  cpu::linear_recurrence_bwd(recurrence(p), g, recurrence_work(work_, recurrence(p)));
 
-  // α = exp(−e^{A_log}·softplus(ã + dt_bias));  β = s·σ(b̃) is both b and c of the recurrence.
-  const S* A_log = ps_.value(A_log_);
-  const S* dt_bias = ps_.value(dt_bias_);
-  S* dA_log = ps_.grad(A_log_);
-  S* ddt_bias = ps_.grad(dt_bias_);
-  const double scale = signed_ ? 2 : 1;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t i = n * H + h;
-      const double A = std::exp(double(A_log[h]));
-      const double pre = double(arena_(ar_)[i]) + dt_bias[h];
-      const double dlog_alpha = double(arena_(da_)[i]) * double(arena_(alpha_)[i]);
-      dA_log[h] += S(dlog_alpha * -A * softplus(pre));
-      const double dar = dlog_alpha * -A * sigmoid(pre);
-      arena_(dar_)[i] = S(dar);
-      ddt_bias[h] += S(dar);
-      const double sb = sigmoid(double(arena_(br_)[i]));
-      arena_(dbr_)[i] = S((double(arena_(db_)[i]) + double(arena_(dc_)[i])) * scale * sb * (1 - sb));
-    }
+  selective_decay_bwd(N, H, arena_(ar_), ps_.value(A_log_), ps_.value(dt_bias_), arena_(dt_),
+                      arena_(alpha_), arena_(da_), static_cast<const S*>(nullptr), arena_(dar_),
+                      ps_.grad(A_log_), ps_.grad(dt_bias_));
+  // β = s·σ(b̃) is both b and c of the recurrence.
+  for (int64_t i = 0; i < N * H; ++i) {
+    const double sb = sigmoid(double(arena_(br_)[i]));
+    arena_(dbr_)[i] =
+        S((double(arena_(db_)[i]) + double(arena_(dc_)[i])) * (signed_ ? 2 : 1) * sb * (1 - sb));
+  }
 
   const S q_scale = S(1.0 / std::sqrt(double(Dk_)));
   for (int64_t i = 0; i < N * Q; ++i) arena_(dqn_)[i] = arena_(dq_)[i] * q_scale;
@@ -235,38 +206,24 @@ void GdnBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
 
 template <typename S>
 std::string GdnBlock<S>::find_non_finite(Pass p) const {
-  auto plain = [&](const std::string& what, Slot s, int64_t width) -> std::string {
-    const auto at = earliest_non_finite(arena_(s), p, width);
-    return at ? describe(what, *at) : "";
-  };
-  auto headed = [&](const std::string& what, Slot s, int64_t width, int64_t per_head) {
-    const auto at = earliest_non_finite(arena_(s), p, width);
-    if (!at) return std::string();
-    return what + " at batch row " + std::to_string(at->batch) + ", time step " +
-           std::to_string(at->time) + ", head " + std::to_string(at->index / per_head);
-  };
   const int64_t H = H_, Q = Qd_, V = Vd_;
-  std::vector<std::function<std::string()>> checks = {
-      [&] { return plain("input norm", xn_, D_); },
-      [&] { return plain("q projection", qr_, Q); },
-      [&] { return plain("k projection", kr_, Q); },
-      [&] { return plain("v projection", vr_, V); },
-      [&] { return headed("normalised q", qn_, Q, Dk_); },
-      [&] { return headed("normalised k", kn_, Q, Dk_); },
-      [&] { return headed("decay gate pre-activation", ar_, H, 1); },
-      [&] { return headed("beta pre-activation", br_, H, 1); },
-      [&] { return headed("decay alpha", alpha_, H, 1); },
-      [&] { return headed("delta-rule output o", o_, V, Dv_); },
-      [&] { return plain("output norm", on_, V); },
-      [&] { return plain("output gate projection", gr_, V); },
-  };
+  std::vector<Watched<S>> watched = {{"input norm", arena_(xn_), D_},
+                                     {"q projection", arena_(qr_), Q},
+                                     {"k projection", arena_(kr_), Q},
+                                     {"v projection", arena_(vr_), V},
+                                     {"normalised q", arena_(qn_), Q, Dk_},
+                                     {"normalised k", arena_(kn_), Q, Dk_},
+                                     {"decay gate pre-activation", arena_(ar_), H, 1},
+                                     {"beta pre-activation", arena_(br_), H, 1},
+                                     {"decay alpha", arena_(alpha_), H, 1},
+                                     {"delta-rule output o", arena_(o_), V, Dv_},
+                                     {"output norm", arena_(on_), V},
+                                     {"output gate projection", arena_(gr_), V}};
   if (ffn_) {
-    checks.push_back([&] { return plain("residual after the cell", y1_, D_); });
-    checks.push_back([&] { return plain("FFN input norm", xn2_, D_); });
+    watched.push_back({"residual after the cell", arena_(y1_), D_});
+    watched.push_back({"FFN input norm", arena_(xn2_), D_});
   }
-  for (const auto& check : checks)
-    if (auto found = check(); !found.empty()) return found;
-  return "";
+  return first_non_finite(watched, p);
 }
 
 template class GdnBlock<float>;

@@ -52,11 +52,11 @@ class GdnBlock final : public Block<S> {
   std::optional<GatedFfn<S>> ffn_;
   std::vector<S> work_;  // backward scratch of the recurrence, sized on first use
   // forward
-  Slot xn_, qr_, kr_, vr_, qc_, kc_, vc_, qs_, ks_, vs_, qn_, rq_, kn_, rk_, qx_, ar_, br_,
+  Slot xn_, qr_, kr_, vr_, qc_, kc_, vc_, qs_, ks_, vs_, qn_, rq_, kn_, rk_, qx_, ar_, br_, dt_,
       alpha_, beta_, o_, on_, gr_, gated_, boundary_, y1_, xn2_;
   // backward
-  Slot dy1_, dxn2_, dgated_, don_, do_, dgr_, dq_, dk_, dv_, da_, db_, dc_, dar_, dbr_, dqn_,
-      dkn_, dqs_, dks_, dqc_, dkc_, dvc_, dqr_, dkr_, dvr_, dxn_, dxn_b_;
+  Slot dy1_, dxn2_, dgated_, don_, do_, dgr_, dq_, dk_, dv_, da_, db_, dc_, dar_, dbr_, dqn_, dkn_,
+      dqs_, dks_, dqc_, dkc_, dvc_, dqr_, dkr_, dvr_, dxn_, dxn_b_;
 };
 
 }  // namespace statelab

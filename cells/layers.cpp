@@ -89,8 +89,7 @@ void RmsNorm<S>::forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x,
 template <typename S>
 void RmsNorm<S>::backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy,
                           S* dx) const {
-  cpu::rmsnorm_bwd(dx, ps.grad(w_), dy, x, arena(rstd_), ps.value(w_), p.tokens() * groups_,
-                   dim_);
+  cpu::rmsnorm_bwd(dx, ps.grad(w_), dy, x, arena(rstd_), ps.value(w_), p.tokens() * groups_, dim_);
 }
 
 template <typename S>
@@ -104,14 +103,14 @@ CausalConv<S>::CausalConv(ParamStore<S>& ps, const std::string& name, int64_t ch
 
 template <typename S>
 void CausalConv<S>::forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const {
-  cpu::causal_conv1d_fwd(y, x, ps.value(w_), b_ >= 0 ? ps.value(b_) : nullptr, p.B, p.T,
-                         channels_, kernel_);
+  cpu::causal_conv1d_fwd(y, x, ps.value(w_), b_ >= 0 ? ps.value(b_) : nullptr, p.B, p.T, channels_,
+                         kernel_);
 }
 
 template <typename S>
 void CausalConv<S>::backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx) const {
-  cpu::causal_conv1d_bwd(dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, ps.value(w_),
-                         p.B, p.T, channels_, kernel_);
+  cpu::causal_conv1d_bwd(dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, ps.value(w_), p.B,
+                         p.T, channels_, kernel_);
 }
 
 template <typename S>

@@ -4,29 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 
 #include "cells/linear_cell.hpp"
 #include "cells/non_finite.hpp"
 #include "kernels/cpu/elementwise.hpp"
 
 namespace statelab {
-
-namespace {
-
-// Mamba's initialisation: A ~ U(1, 16); dt ~ exp(U(log 1e-3, log 1e-1)) clamped at 1e-4 and
-// stored through the inverse softplus, so softplus(dt_bias) starts at dt.
-InitFn a_log_init() {
-  return [](Rng& r, int64_t) { return std::log(1.0 + 15.0 * r.uniform()); };
-}
-InitFn dt_bias_init() {
-  return [](Rng& r, int64_t) {
-    const double lo = std::log(1e-3), hi = std::log(1e-1);
-    return inverse_softplus(std::max(std::exp(lo + (hi - lo) * r.uniform()), 1e-4));
-  };
-}
-
-}  // namespace
 
 template <typename S>
 Mamba2Block<S>::Mamba2Block(ParamStore<S>& ps, Arena<S>& arena, const std::string& name,
@@ -49,7 +32,7 @@ Mamba2Block<S>::Mamba2Block(ParamStore<S>& ps, Arena<S>& arena, const std::strin
       out_norm_(ps, arena, name + ".cell.out_norm", I_),
       out_(ps, name + ".out", I_, D_, false,
            init::normal(1.0 / std::sqrt(double(I_) * 2.0 * n_blocks))) {
-  A_log_ = ps.add(name + ".cell.A_log", {H_}, a_log_init(), false);
+  A_log_ = ps.add(name + ".cell.A_log", {H_}, a_log_init(1.0, 16.0), false);
   dt_bias_ = ps.add(name + ".cell.dt_bias", {H_}, dt_bias_init(), false);
   D_skip_ = ps.add(name + ".cell.D", {H_}, init::constant(1.0), false);
   const int64_t D = D_, I = I_, H = H_, C = C_;
@@ -60,6 +43,7 @@ Mamba2Block<S>::Mamba2Block(ParamStore<S>& ps, Arena<S>& arena, const std::strin
   xbc_ = arena.reserve(C);
   dt_raw_ = arena.reserve(H);
   dt_ = arena.reserve(H);
+  decay_ = arena.reserve(H);
   a_ = arena.reserve(H);
   ys_ = arena.reserve(I);
   yd_ = arena.reserve(I);
@@ -76,6 +60,7 @@ Mamba2Block<S>::Mamba2Block(ParamStore<S>& ps, Arena<S>& arena, const std::strin
   dxbc_raw_ = arena.reserve(C, bwd);
   da_ = arena.reserve(H, bwd);
   dc_ = arena.reserve(H, bwd);
+  ddecay_ = arena.reserve(H, bwd);
   ddt_raw_ = arena.reserve(H, bwd);
   dxn_ = arena.reserve(D, bwd);
   dxn_b_ = arena.reserve(D, bwd);
@@ -106,16 +91,10 @@ void Mamba2Block<S>::forward(Pass p, const S* x, S* y) {
   in_dt_.forward(ps_, p, xn, arena_(dt_raw_));
   conv_.forward(ps_, p, arena_(xbc_raw_), arena_(xbc_conv_));
   cpu::activation_fwd(cpu::Activation::silu, arena_(xbc_), arena_(xbc_conv_), N * C);
-  const S* A_log = ps_.value(A_log_);
-  const S* dt_bias = ps_.value(dt_bias_);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t i = n * H + h;
-      const double dt = softplus(double(arena_(dt_raw_)[i]) + dt_bias[h]);
-      const double decay = std::exp(-dt * std::exp(double(A_log[h])));
-      arena_(dt_)[i] = S(dt);
-      arena_(a_)[i] = S(signed_ ? 2 * decay - 1 : decay);
-    }
+  selective_decay_fwd(N, H, arena_(dt_raw_), ps_.value(A_log_), ps_.value(dt_bias_), arena_(dt_),
+                      arena_(decay_));
+  for (int64_t i = 0; i < N * H; ++i)
+    arena_(a_)[i] = signed_ ? 2 * arena_(decay_)[i] - 1 : arena_(decay_)[i];
   cpu::linear_recurrence_fwd(recurrence(p));
   const S* xbc = arena_(xbc_);
   const S* Dskip = ps_.value(D_skip_);
@@ -159,8 +138,6 @@ void Mamba2Block<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
       dxbc[n * C + i] = dyd[j] * Dskip[i / P_];
     }
   for (Slot s : {da_, dc_}) std::fill_n(arena_(s), N * H, S(0));
-  const int64_t need = cpu::linear_recurrence_work_size(recurrence(p));
-  if (int64_t(work_.size()) < need) work_.resize(size_t(need));
   cpu::LinearRecurrenceGrads<S> gr;
   gr.dy = {dyd, I, P_};
   gr.dv = {dxbc, C, P_};
@@ -168,25 +145,12 @@ void Mamba2Block<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   gr.dq = {dxbc + I + N_, C, 0};
   gr.da = arena_(da_);
   gr.dc = arena_(dc_);
-  cpu::linear_recurrence_bwd(recurrence(p), gr, work_.data());
-  // a = exp(−dt·e^{A_log}) (or 2·that − 1), c = dt, dt = softplus(dt̃ + dt_bias)
-  const S* A_log = ps_.value(A_log_);
-  const S* dt_bias = ps_.value(dt_bias_);
-  S* dA_log = ps_.grad(A_log_);
-  S* ddt_bias = ps_.grad(dt_bias_);
-  const double scale = signed_ ? 2 : 1;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t i = n * H + h;
-      const double A = std::exp(double(A_log[h]));
-      const double dt = double(arena_(dt_)[i]);
-      const double decay_grad = double(arena_(da_)[i]) * scale * std::exp(-dt * A);
-      const double ddt = decay_grad * -A + double(arena_(dc_)[i]);
-      dA_log[h] += S(decay_grad * -dt * A);
-      const double ddt_raw = ddt * sigmoid(double(arena_(dt_raw_)[i]) + dt_bias[h]);
-      arena_(ddt_raw_)[i] = S(ddt_raw);
-      ddt_bias[h] += S(ddt_raw);
-    }
+  cpu::linear_recurrence_bwd(recurrence(p), gr, recurrence_work(work_, recurrence(p)));
+  // a = decay (or 2·decay − 1); c = dt
+  for (int64_t i = 0; i < N * H; ++i) arena_(ddecay_)[i] = arena_(da_)[i] * S(signed_ ? 2 : 1);
+  selective_decay_bwd(N, H, arena_(dt_raw_), ps_.value(A_log_), ps_.value(dt_bias_), arena_(dt_),
+                      arena_(decay_), arena_(ddecay_), arena_(dc_), arena_(ddt_raw_),
+                      ps_.grad(A_log_), ps_.grad(dt_bias_));
   cpu::activation_bwd(cpu::Activation::silu, arena_(dxbc_conv_), dxbc, arena_(xbc_conv_), N * C);
   conv_.backward(ps_, p, arena_(xbc_raw_), arena_(dxbc_conv_), arena_(dxbc_raw_));
   in_xbc_.backward(ps_, p, arena_(xn_), arena_(dxbc_raw_), arena_(dxn_));
@@ -200,32 +164,18 @@ void Mamba2Block<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
 
 template <typename S>
 std::string Mamba2Block<S>::find_non_finite(Pass p) const {
-  auto plain = [&](const std::string& what, Slot s, int64_t width) -> std::string {
-    const auto at = earliest_non_finite(arena_(s), p, width);
-    return at ? describe(what, *at) : "";
-  };
-  auto headed = [&](const std::string& what, Slot s, int64_t width, int64_t per_head) {
-    const auto at = earliest_non_finite(arena_(s), p, width);
-    if (!at) return std::string();
-    return what + " at batch row " + std::to_string(at->batch) + ", time step " +
-           std::to_string(at->time) + ", head " + std::to_string(at->index / per_head);
-  };
   const int64_t I = I_, H = H_;
-  const std::vector<std::function<std::string()>> checks = {
-      [&] { return plain("input norm", xn_, D_); },
-      [&] { return plain("gate branch z", z_, I); },
-      [&] { return plain("x/B/C projection", xbc_raw_, C_); },
-      [&] { return plain("conv output", xbc_conv_, C_); },
-      [&] { return headed("dt pre-activation", dt_raw_, H, 1); },
-      [&] { return headed("step size dt", dt_, H, 1); },
-      [&] { return headed("transition a", a_, H, 1); },
-      [&] { return headed("SSD output y", ys_, I, P_); },
-      [&] { return plain("gated output", g_, I); },
-      [&] { return plain("output norm", gn_, I); },
-  };
-  for (const auto& check : checks)
-    if (auto found = check(); !found.empty()) return found;
-  return "";
+  return first_non_finite<S>({{"input norm", arena_(xn_), D_},
+                              {"gate branch z", arena_(z_), I},
+                              {"x/B/C projection", arena_(xbc_raw_), C_},
+                              {"conv output", arena_(xbc_conv_), C_},
+                              {"dt pre-activation", arena_(dt_raw_), H, 1},
+                              {"step size dt", arena_(dt_), H, 1},
+                              {"transition a", arena_(a_), H, 1},
+                              {"SSD output y", arena_(ys_), I, P_},
+                              {"gated output", arena_(g_), I},
+                              {"output norm", arena_(gn_), I}},
+                             p);
 }
 
 template class Mamba2Block<float>;

@@ -19,8 +19,8 @@ namespace statelab {
 template <typename S>
 class Mamba2Block final : public Block<S> {
  public:
-  Mamba2Block(ParamStore<S>& ps, Arena<S>& arena, const std::string& name,
-              const ModelConfig& cfg, int n_blocks);
+  Mamba2Block(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, const ModelConfig& cfg,
+              int n_blocks);
   std::string cell() const override { return "mamba2"; }
   void forward(Pass p, const S* x, S* y) override;
   void backward(Pass p, const S* x, const S* dy, S* dx) override;
@@ -50,9 +50,10 @@ class Mamba2Block final : public Block<S> {
   Linear<S> out_;
   std::vector<S> work_;  // backward scratch of the recurrence, sized on first use
   // forward
-  Slot xn_, z_, xbc_raw_, xbc_conv_, xbc_, dt_raw_, dt_, a_, ys_, yd_, g_, gn_, boundary_;
+  Slot xn_, z_, xbc_raw_, xbc_conv_, xbc_, dt_raw_, dt_, decay_, a_, ys_, yd_, g_, gn_, boundary_;
   // backward
-  Slot dgn_, dg_, dyd_, dz_, dxbc_, dxbc_conv_, dxbc_raw_, da_, dc_, ddt_raw_, dxn_, dxn_b_;
+  Slot dgn_, dg_, dyd_, dz_, dxbc_, dxbc_conv_, dxbc_raw_, da_, dc_, ddecay_, ddt_raw_, dxn_,
+      dxn_b_;
 };
 
 }  // namespace statelab

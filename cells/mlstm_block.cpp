@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <vector>
 
 #include "cells/linear_cell.hpp"
@@ -134,8 +133,8 @@ void MlstmBlock<S>::forward(Pass p, const S* x, S* y) {
   }
   igate_.forward(ps_, p, qkv, arena_(ig_));
   fgate_.forward(ps_, p, qkv, arena_(fg_));
-  cpu::stabilized_gates_fwd(forget_, p.B, p.T, H_, arena_(ig_), arena_(fg_), arena_(m_),
-                            arena_(a_), arena_(c_), arena_(floor_));
+  cpu::stabilized_gates_fwd(forget_, p.B, p.T, H_, arena_(ig_), arena_(fg_), arena_(m_), arena_(a_),
+                            arena_(c_), arena_(floor_));
   cpu::linear_recurrence_fwd(recurrence(p));
   head_norm_.forward(ps_, arena_, p, arena_(h_), arena_(hn_));
   const S* skip = ps_.value(skip_);
@@ -181,8 +180,6 @@ void MlstmBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   // The recurrence adds its gradients: start from zero.
   for (Slot s : {dq_, dks_, dv_}) std::fill_n(arena_(s), N * I, S(0));
   for (Slot s : {da_, dc_}) std::fill_n(arena_(s), N * H, S(0));
-  const int64_t need = cpu::linear_recurrence_work_size(recurrence(p));
-  if (int64_t(work_.size()) < need) work_.resize(size_t(need));
   cpu::LinearRecurrenceGrads<S> g;
   g.dy = {arena_(dh_), I, Dh_};
   g.dq = {arena_(dq_), I, Dh_};
@@ -190,9 +187,9 @@ void MlstmBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   g.dv = {arena_(dv_), I, Dh_};
   g.da = arena_(da_);
   g.dc = arena_(dc_);
-  cpu::linear_recurrence_bwd(recurrence(p), g, work_.data());
-  cpu::stabilized_gates_bwd(forget_, p.B, p.T, H, arena_(fg_), arena_(m_), arena_(a_),
-                            arena_(c_), arena_(da_), arena_(dc_), arena_(dig_), arena_(dfg_));
+  cpu::linear_recurrence_bwd(recurrence(p), g, recurrence_work(work_, recurrence(p)));
+  cpu::stabilized_gates_bwd(forget_, p.B, p.T, H, arena_(fg_), arena_(m_), arena_(a_), arena_(c_),
+                            arena_(da_), arena_(dc_), arena_(dig_), arena_(dfg_));
   igate_.backward(ps_, p, arena_(qkv_), arena_(dig_), arena_(dqkv_a_));
   fgate_.backward(ps_, p, arena_(qkv_), arena_(dfg_), arena_(dqkv_b_));
   const S k_scale = S(1.0 / std::sqrt(double(Dh_)));
@@ -222,36 +219,22 @@ void MlstmBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
 
 template <typename S>
 std::string MlstmBlock<S>::find_non_finite(Pass p) const {
-  auto plain = [&](const std::string& what, Slot s, int64_t width) -> std::string {
-    const auto at = earliest_non_finite(arena_(s), p, width);
-    return at ? describe(what, *at) : "";
-  };
-  auto headed = [&](const std::string& what, Slot s, int64_t width, int64_t per_head) {
-    const auto at = earliest_non_finite(arena_(s), p, width);
-    if (!at) return std::string();
-    return what + " at batch row " + std::to_string(at->batch) + ", time step " +
-           std::to_string(at->time) + ", head " + std::to_string(at->index / per_head);
-  };
   const int64_t I = I_, H = H_;
-  const std::vector<std::function<std::string()>> checks = {
-      [&] { return plain("input norm", xn_, D_); },
-      [&] { return plain("up-projection x", xm_, I); },
-      [&] { return plain("output gate branch z", z_, I); },
-      [&] { return plain("conv output", xconv_, I); },
-      [&] { return plain("q/k projection", qk_, 2 * I); },
-      [&] { return plain("v projection", v_, I); },
-      [&] { return headed("input gate pre-activation", ig_, H, 1); },
-      [&] { return headed("forget gate pre-activation", fg_, H, 1); },
-      [&] { return headed("stabilizer m", m_, H, 1); },
-      [&] { return headed("stabilized forget gate", a_, H, 1); },
-      [&] { return headed("stabilized input gate", c_, H, 1); },
-      [&] { return headed("hidden state h", h_, I, Dh_); },
-      [&] { return plain("head norm", hn_, I); },
-      [&] { return plain("gated output", hstate_, I); },
-  };
-  for (const auto& check : checks)
-    if (auto found = check(); !found.empty()) return found;
-  return "";
+  return first_non_finite<S>({{"input norm", arena_(xn_), D_},
+                              {"up-projection x", arena_(xm_), I},
+                              {"output gate branch z", arena_(z_), I},
+                              {"conv output", arena_(xconv_), I},
+                              {"q/k projection", arena_(qk_), 2 * I},
+                              {"v projection", arena_(v_), I},
+                              {"input gate pre-activation", arena_(ig_), H, 1},
+                              {"forget gate pre-activation", arena_(fg_), H, 1},
+                              {"stabilizer m", arena_(m_), H, 1},
+                              {"stabilized forget gate", arena_(a_), H, 1},
+                              {"stabilized input gate", arena_(c_), H, 1},
+                              {"hidden state h", arena_(h_), I, Dh_},
+                              {"head norm", arena_(hn_), I},
+                              {"gated output", arena_(hstate_), I}},
+                             p);
 }
 
 template class MlstmBlock<float>;

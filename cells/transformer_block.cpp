@@ -2,7 +2,6 @@
 #include "cells/transformer_block.hpp"
 
 #include <cmath>
-#include <functional>
 #include <vector>
 
 #include "cells/non_finite.hpp"
@@ -145,33 +144,18 @@ void TransformerBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
 
 template <typename S>
 std::string TransformerBlock<S>::find_non_finite(Pass p) const {
-  auto plain = [&](const std::string& what, Slot s) -> std::string {
-    const auto at = earliest_non_finite(arena_(s), p, D_);
-    return at ? describe(what, *at) : "";
-  };
-  // [B, T, H, per_head] activations: name the head, and the unit within it when there is one.
-  auto headed = [&](const std::string& what, Slot s, int64_t per_head) -> std::string {
-    const auto at = earliest_non_finite(arena_(s), p, H_ * per_head);
-    if (!at) return "";
-    return what + " at batch row " + std::to_string(at->batch) + ", time step " +
-           std::to_string(at->time) + ", head " + std::to_string(at->index / per_head) +
-           (per_head > 1 ? ", unit " + std::to_string(at->index % per_head) : "");
-  };
-  std::vector<std::function<std::string()>> checks = {
-      [&] { return plain("input norm", xn_); },
-      [&] { return headed(rope_ ? "q after RoPE" : "q projection", q_, Dh_); },
-      [&] { return headed(rope_ ? "k after RoPE" : "k projection", k_, Dh_); },
-      [&] { return headed("v projection", v_, Dh_); },
-      [&] { return headed("attention log-sum-exp", lse_, 1); },
-      [&] { return headed("attention output", att_, Dh_); },
-  };
+  const int64_t D = D_;
+  std::vector<Watched<S>> watched = {{"input norm", arena_(xn_), D},
+                                     {rope_ ? "q after RoPE" : "q projection", arena_(q_), D, Dh_},
+                                     {rope_ ? "k after RoPE" : "k projection", arena_(k_), D, Dh_},
+                                     {"v projection", arena_(v_), D, Dh_},
+                                     {"attention log-sum-exp", arena_(lse_), H_, 1},
+                                     {"attention output", arena_(att_), D, Dh_}};
   if (ffn_) {
-    checks.push_back([&] { return plain("residual after attention", y1_); });
-    checks.push_back([&] { return plain("FFN input norm", xn2_); });
+    watched.push_back({"residual after attention", arena_(y1_), D});
+    watched.push_back({"FFN input norm", arena_(xn2_), D});
   }
-  for (const auto& check : checks)
-    if (auto found = check(); !found.empty()) return found;
-  return "";
+  return first_non_finite(watched, p);
 }
 
 template class TransformerBlock<float>;

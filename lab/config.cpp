@@ -242,8 +242,7 @@ void read_blocks(const Field& f, std::string& out) {
     letters += k.letter;
     legend += (legend.empty() ? "" : ", ") + std::string(1, k.letter) + " = " + k.cell;
   }
-  const std::string expected =
-      "a non-empty string of block letters (" + legend + ") or xlstm[a:b]";
+  const std::string expected = "a non-empty string of block letters (" + legend + ") or xlstm[a:b]";
   if (!read_string(f, out, expected)) return;
   try {
     if (expand_xlstm_ratio(out, out)) return;
@@ -443,8 +442,8 @@ RunConfig config_from_json(const json& j, const std::string& source) {
 
   ModelConfig& m = c.model;
   const Section model =
-      top.section("model", {"blocks", "d_model", "heads", "ffn_factor", "eigen_range",
-                            "chunk_size", "slstm", "mlstm", "mamba2", "gdn", "transformer"});
+      top.section("model", {"blocks", "d_model", "heads", "ffn_factor", "eigen_range", "chunk_size",
+                            "slstm", "mlstm", "mamba2", "gdn", "transformer"});
   read_blocks(model.field("blocks"), m.blocks);
   read_int(model.field("d_model"), 1, 65536, m.d_model);
   const Field heads = model.field("heads");
@@ -458,7 +457,8 @@ RunConfig config_from_json(const json& j, const std::string& source) {
   const std::string linear_cells = linear_cells_of(m.blocks);
   eigen_range.require(m.eigen_range == "01" || !linear_cells.empty(),
                       "\"01\" (\"pm1\" signs the transitions of mlstm, mamba2 and gdn blocks; "
-                      "model.blocks = \"" + m.blocks + "\" has none)",
+                      "model.blocks = \"" +
+                          m.blocks + "\" has none)",
                       m.eigen_range);
   read_int(model.field("chunk_size"), 1, 65536, m.chunk_size);
 
@@ -488,8 +488,9 @@ RunConfig config_from_json(const json& j, const std::string& source) {
 
   const Section transformer = model.section("transformer", {"position", "rope_base"});
   read_one_of(transformer.field("position"), m.transformer.position, {"rope", "none"});
-  read_number(transformer.field("rope_base"), m.transformer.rope_base,
-              [](double d) { return d > 1 && d <= 1e12; }, "number in (1, 1e12]");
+  read_number(
+      transformer.field("rope_base"), m.transformer.rope_base,
+      [](double d) { return d > 1 && d <= 1e12; }, "number in (1, 1e12]");
   const bool rope = m.transformer.position == "rope" && m.blocks.find('t') != std::string::npos;
   heads.require(!rope || (m.d_model / m.heads) % 2 == 0,
                 "integer >= 1 that divides d_model = " + std::to_string(m.d_model) +
@@ -581,28 +582,26 @@ json to_json(const RunConfig& c) {
                {"train_lengths", c.task.train_lengths},
                {"length_sampling", c.task.length_sampling},
                {"readout", c.task.readout}};
-  j["model"] = {{"blocks", c.model.blocks},
-                {"d_model", c.model.d_model},
-                {"heads", c.model.heads},
-                {"ffn_factor", c.model.ffn_factor},
-                {"eigen_range", c.model.eigen_range},
-                {"chunk_size", c.model.chunk_size},
-                {"slstm",
-                 {{"forget_gate", c.model.slstm.forget_gate},
-                  {"conv_kernel", c.model.slstm.conv_kernel}}},
-                {"mlstm",
-                 {{"forget_gate", c.model.mlstm.forget_gate},
-                  {"conv_kernel", c.model.mlstm.conv_kernel},
-                  {"proj_factor", c.model.mlstm.proj_factor}}},
-                {"mamba2",
-                 {{"expand", c.model.mamba2.expand},
-                  {"state_size", c.model.mamba2.state_size},
-                  {"conv_kernel", c.model.mamba2.conv_kernel}}},
-                {"gdn",
-                 {{"expand_v", c.model.gdn.expand_v}, {"conv_kernel", c.model.gdn.conv_kernel}}},
-                {"transformer",
-                 {{"position", c.model.transformer.position},
-                  {"rope_base", c.model.transformer.rope_base}}}};
+  j["model"] = {
+      {"blocks", c.model.blocks},
+      {"d_model", c.model.d_model},
+      {"heads", c.model.heads},
+      {"ffn_factor", c.model.ffn_factor},
+      {"eigen_range", c.model.eigen_range},
+      {"chunk_size", c.model.chunk_size},
+      {"slstm",
+       {{"forget_gate", c.model.slstm.forget_gate}, {"conv_kernel", c.model.slstm.conv_kernel}}},
+      {"mlstm",
+       {{"forget_gate", c.model.mlstm.forget_gate},
+        {"conv_kernel", c.model.mlstm.conv_kernel},
+        {"proj_factor", c.model.mlstm.proj_factor}}},
+      {"mamba2",
+       {{"expand", c.model.mamba2.expand},
+        {"state_size", c.model.mamba2.state_size},
+        {"conv_kernel", c.model.mamba2.conv_kernel}}},
+      {"gdn", {{"expand_v", c.model.gdn.expand_v}, {"conv_kernel", c.model.gdn.conv_kernel}}},
+      {"transformer",
+       {{"position", c.model.transformer.position}, {"rope_base", c.model.transformer.rope_base}}}};
   const TrainConfig& t = c.train;
   j["train"] = {{"steps", t.steps},
                 {"batch", t.batch},

@@ -28,9 +28,9 @@ using ConstVecMap = Eigen::Map<const Vec<S>>;
 template <typename S>
 void check(const LinearRecurrence<S>& p) {
   SL_CHECK_SHAPE(p.B >= 1 && p.T >= 1 && p.H >= 1 && p.Dk >= 1 && p.Dv >= 1,
-                 "linear recurrence: empty shape B=" + std::to_string(p.B) + " T=" +
-                     std::to_string(p.T) + " H=" + std::to_string(p.H) + " Dk=" +
-                     std::to_string(p.Dk) + " Dv=" + std::to_string(p.Dv));
+                 "linear recurrence: empty shape B=" + std::to_string(p.B) +
+                     " T=" + std::to_string(p.T) + " H=" + std::to_string(p.H) +
+                     " Dk=" + std::to_string(p.Dk) + " Dv=" + std::to_string(p.Dv));
   SL_CHECK_SHAPE(p.chunk >= 1, "linear recurrence: chunk " + std::to_string(p.chunk) + " < 1");
   SL_CHECK_SHAPE(p.q.data && p.k.data && p.v.data && p.a && p.c && p.y.data,
                  "linear recurrence: q, k, v, a, c and y are required");
@@ -66,8 +66,7 @@ void store(S* out, const Mat<S>& state, const Vec<S>& n, bool normalized) {
 
 // y_t from S_t q_t and, when normalized, n_tᵀ q_t.
 template <typename S>
-void write_output(const LinearRecurrence<S>& p, int64_t b, int64_t t, int64_t h, const S* o,
-                  S nq) {
+void write_output(const LinearRecurrence<S>& p, int64_t b, int64_t t, int64_t h, const S* o, S nq) {
   const int64_t i = (b * p.T + t) * p.H + h;
   S* y = at(p.y, p.T, b, t, h);
   const S den = p.floor ? std::max(std::abs(nq), p.floor[i]) : S(1);
@@ -146,7 +145,8 @@ void forward_parallel(const LinearRecurrence<S>& p) {
       if (p.boundary)
         for (int64_t i = 1; i < chunks(p.T, p.chunk); ++i)
           parallel_state(p, b, h, i * p.chunk, boundary_at(p, b, h, i));
-      if (p.final_state) parallel_state(p, b, h, p.T, p.final_state + (b * p.H + h) * state_size(p));
+      if (p.final_state)
+        parallel_state(p, b, h, p.T, p.final_state + (b * p.H + h) * state_size(p));
     }
 }
 
@@ -222,8 +222,7 @@ void forward_chunkwise(const LinearRecurrence<S>& p) {
             write_output(p, b, s + t, h, Yc.row(t).data(), S(Nc.row(t).dot(Qc.row(t))));
           n = Nc.row(len - 1).transpose();
         } else {
-          for (int64_t t = 0; t < len; ++t)
-            write_output(p, b, s + t, h, Yc.row(t).data(), S(0));
+          for (int64_t t = 0; t < len; ++t) write_output(p, b, s + t, h, Yc.row(t).data(), S(0));
         }
         last.head(len) = Dc.row(len - 1).transpose();
         state *= gamma[len - 1];
@@ -370,11 +369,11 @@ void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceG
     }
 }
 
-#define SL_INSTANTIATE(S)                                                                   \
-  template int64_t linear_recurrence_boundary_size<S>(const LinearRecurrence<S>&);          \
-  template int64_t linear_recurrence_work_size<S>(const LinearRecurrence<S>&);              \
-  template void linear_recurrence_fwd<S>(const LinearRecurrence<S>&, LinearForm);           \
-  template void linear_recurrence_bwd<S>(const LinearRecurrence<S>&,                        \
+#define SL_INSTANTIATE(S)                                                          \
+  template int64_t linear_recurrence_boundary_size<S>(const LinearRecurrence<S>&); \
+  template int64_t linear_recurrence_work_size<S>(const LinearRecurrence<S>&);     \
+  template void linear_recurrence_fwd<S>(const LinearRecurrence<S>&, LinearForm);  \
+  template void linear_recurrence_bwd<S>(const LinearRecurrence<S>&,               \
                                          const LinearRecurrenceGrads<S>&, S*);
 SL_INSTANTIATE(float)
 SL_INSTANTIATE(double)

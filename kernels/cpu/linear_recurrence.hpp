@@ -47,12 +47,12 @@ struct LinearRecurrence {
 // Gradients, all ADDED to (callers zero them): shared inputs sum over heads that way.
 template <typename S>
 struct LinearRecurrenceGrads {
-  Rows<const S> dy;      // [B, T, H, Dv] gradient of the loss w.r.t. y
-  Rows<S> dq, dk, dv;    // like q, k, v
-  S* da = nullptr;       // [B, T, H]
-  S* db = nullptr;       // [B, T, H]; required when b is set
-  S* dc = nullptr;       // [B, T, H]
-  S* dfloor = nullptr;   // [B, T, H]; optional (mLSTM's floor exp(−m_t) carries no gradient)
+  Rows<const S> dy;     // [B, T, H, Dv] gradient of the loss w.r.t. y
+  Rows<S> dq, dk, dv;   // like q, k, v
+  S* da = nullptr;      // [B, T, H]
+  S* db = nullptr;      // [B, T, H]; required when b is set
+  S* dc = nullptr;      // [B, T, H]
+  S* dfloor = nullptr;  // [B, T, H]; optional (mLSTM's floor exp(−m_t) carries no gradient)
 };
 
 // Elements of the boundary buffer and of backward's scratch for these shapes. The boundary

@@ -109,14 +109,14 @@ void l2norm_bwd(S* dx, const S* dy, const S* y, const S* rnorm, int64_t N, int64
   }
 }
 
-#define SL_INSTANTIATE(S)                                                                        \
-  template void group_layernorm_fwd<S>(S*, S*, S*, const S*, const S*, const S*, int64_t,       \
-                                       int64_t, int64_t, double);                              \
-  template void group_layernorm_bwd<S>(S*, S*, S*, const S*, const S*, const S*, const S*,      \
-                                       const S*, int64_t, int64_t, int64_t);                   \
-  template void rmsnorm_fwd<S>(S*, S*, const S*, const S*, int64_t, int64_t, double);           \
-  template void rmsnorm_bwd<S>(S*, S*, const S*, const S*, const S*, const S*, int64_t, int64_t); \
-  template void l2norm_fwd<S>(S*, S*, const S*, int64_t, int64_t, double);                       \
+#define SL_INSTANTIATE(S)                                                                          \
+  template void group_layernorm_fwd<S>(S*, S*, S*, const S*, const S*, const S*, int64_t, int64_t, \
+                                       int64_t, double);                                           \
+  template void group_layernorm_bwd<S>(S*, S*, S*, const S*, const S*, const S*, const S*,         \
+                                       const S*, int64_t, int64_t, int64_t);                       \
+  template void rmsnorm_fwd<S>(S*, S*, const S*, const S*, int64_t, int64_t, double);              \
+  template void rmsnorm_bwd<S>(S*, S*, const S*, const S*, const S*, const S*, int64_t, int64_t);  \
+  template void l2norm_fwd<S>(S*, S*, const S*, int64_t, int64_t, double);                         \
   template void l2norm_bwd<S>(S*, const S*, const S*, const S*, int64_t, int64_t);
 SL_INSTANTIATE(float)
 SL_INSTANTIATE(double)

@@ -76,20 +76,19 @@ void stabilized_gates_bwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, cons
             break;
           case ForgetGate::signed_sigmoid:  // a = (2σ(x) − 1)·e  =>  a' = 2σ(x)σ(−x)·e
             if (t > 0)
-              da_dx = std::exp(std::log(2.0) + log_sigmoid(x) + log_sigmoid(-x) +
-                               double(m[i - H]) - double(m[i]));
+              da_dx = std::exp(std::log(2.0) + log_sigmoid(x) + log_sigmoid(-x) + double(m[i - H]) -
+                               double(m[i]));
             break;
         }
         dfg[i] = S(double(da[i]) * da_dx);
       }
 }
 
-#define SL_INSTANTIATE(S)                                                                       \
-  template void stabilized_gates_fwd<S>(ForgetGate, int64_t, int64_t, int64_t, const S*,       \
-                                        const S*, S*, S*, S*, S*);                              \
-  template void stabilized_gates_bwd<S>(ForgetGate, int64_t, int64_t, int64_t, const S*,       \
-                                        const S*, const S*, const S*, const S*, const S*, S*,  \
-                                        S*);
+#define SL_INSTANTIATE(S)                                                                          \
+  template void stabilized_gates_fwd<S>(ForgetGate, int64_t, int64_t, int64_t, const S*, const S*, \
+                                        S*, S*, S*, S*);                                           \
+  template void stabilized_gates_bwd<S>(ForgetGate, int64_t, int64_t, int64_t, const S*, const S*, \
+                                        const S*, const S*, const S*, const S*, S*, S*);
 SL_INSTANTIATE(float)
 SL_INSTANTIATE(double)
 #undef SL_INSTANTIATE

@@ -100,21 +100,25 @@ TEST(LayerGradients, PerHeadRmsNormSharesOneWeightVector) {
   RmsNorm<double> layer(h.ps, h.arena, "rms", 4, 3);
   h.finish();
   EXPECT_EQ(h.ps.count(), 4);
-  h.check("per-head rmsnorm", 12, 12,
-          [&](auto x, auto y) { layer.forward(h.ps, h.arena, h.pass, x, y); },
-          [&](auto x, auto dy, auto dx) { layer.backward(h.ps, h.arena, h.pass, x, dy, dx); });
+  h.check(
+      "per-head rmsnorm", 12, 12,
+      [&](auto x, auto y) { layer.forward(h.ps, h.arena, h.pass, x, y); },
+      [&](auto x, auto dy, auto dx) { layer.backward(h.ps, h.arena, h.pass, x, dy, dx); });
 }
 
 TEST(LayerGradients, L2NormOfEachHead) {
   Harness h;
   h.finish();
   std::vector<double> rnorm(size_t(h.pass.tokens() * 2)), y(size_t(h.pass.tokens() * 8));
-  h.check("l2norm", 8, 8,
-          [&](auto x, auto out) { cpu::l2norm_fwd(out, rnorm.data(), x, h.pass.tokens() * 2, 4, 1e-6); },
-          [&](auto x, auto dy, auto dx) {
-            cpu::l2norm_fwd(y.data(), rnorm.data(), x, h.pass.tokens() * 2, 4, 1e-6);
-            cpu::l2norm_bwd(dx, dy, y.data(), rnorm.data(), h.pass.tokens() * 2, 4);
-          });
+  h.check(
+      "l2norm", 8, 8,
+      [&](auto x, auto out) {
+        cpu::l2norm_fwd(out, rnorm.data(), x, h.pass.tokens() * 2, 4, 1e-6);
+      },
+      [&](auto x, auto dy, auto dx) {
+        cpu::l2norm_fwd(y.data(), rnorm.data(), x, h.pass.tokens() * 2, 4, 1e-6);
+        cpu::l2norm_bwd(dx, dy, y.data(), rnorm.data(), h.pass.tokens() * 2, 4);
+      });
 }
 
 TEST(LayerGradients, CausalConvWithoutBias) {
@@ -122,8 +126,9 @@ TEST(LayerGradients, CausalConvWithoutBias) {
   CausalConv<double> layer(h.ps, "conv", 3, 4, false);
   h.finish();
   EXPECT_EQ(h.ps.count(), 12);
-  h.check("conv without bias", 3, 3, [&](auto x, auto y) { layer.forward(h.ps, h.pass, x, y); },
-          [&](auto x, auto dy, auto dx) { layer.backward(h.ps, h.pass, x, dy, dx); });
+  h.check(
+      "conv without bias", 3, 3, [&](auto x, auto y) { layer.forward(h.ps, h.pass, x, y); },
+      [&](auto x, auto dy, auto dx) { layer.backward(h.ps, h.pass, x, dy, dx); });
 }
 
 TEST(LayerGradients, CausalConvIncludingSequencesShorterThanTheKernel) {

@@ -35,8 +35,7 @@ struct Fixture {
   Pass pass;
   std::vector<double> x, y;
 
-  Fixture(const ModelConfig& cfg, Pass p, double input_scale = 1.0, double noise = 0.3)
-      : pass(p) {
+  Fixture(const ModelConfig& cfg, Pass p, double input_scale = 1.0, double noise = 0.3) : pass(p) {
     block = std::make_unique<BlockT>(ps, arena, "b", cfg, 2);
     ps.allocate();
     ps.initialize(1);
@@ -164,8 +163,8 @@ TEST(LinearCellsMatchPublishedRecurrences, Mlstm) {
             C = fp * C + ip * v * k.transpose();
             n = fp * n + ip * k;
             const Vector expected = C * q / std::max(std::abs(n.dot(q)), std::exp(-m));
-            const Vector got = row_of(cpu::Rows<const double>{r.y.data, r.y.row, r.y.head}, T, b,
-                                      t, h, Dh);
+            const Vector got =
+                row_of(cpu::Rows<const double>{r.y.data, r.y.row, r.y.head}, T, b, t, h, Dh);
             worst = std::max(worst, (expected - got).cwiseAbs().maxCoeff() /
                                         std::max(1.0, expected.cwiseAbs().maxCoeff()));
           }
@@ -250,7 +249,8 @@ EigenRange mamba2_eigenvalues(const std::string& range) {
   f.forward();
   const auto r = f.block->recurrence(f.pass);
   EigenRange e;
-  for (int64_t i = 0; i < r.B * r.T * r.H; ++i) e.lo = std::min(e.lo, r.a[i]), e.hi = std::max(e.hi, r.a[i]);
+  for (int64_t i = 0; i < r.B * r.T * r.H; ++i)
+    e.lo = std::min(e.lo, r.a[i]), e.hi = std::max(e.hi, r.a[i]);
   return e;
 }
 
@@ -273,16 +273,16 @@ EigenRange gdn_eigenvalues(const std::string& range) {
 }
 
 TEST(TransitionEigenvalues, StayInZeroOneForThePublishedRange) {
-  for (const auto& [cell, e] : {std::pair{"mamba2", mamba2_eigenvalues("01")},
-                                std::pair{"gdn", gdn_eigenvalues("01")}}) {
+  for (const auto& [cell, e] :
+       {std::pair{"mamba2", mamba2_eigenvalues("01")}, std::pair{"gdn", gdn_eigenvalues("01")}}) {
     EXPECT_GE(e.lo, -1e-12) << cell;
     EXPECT_LE(e.hi, 1.0) << cell;
   }
 }
 
 TEST(TransitionEigenvalues, ReachBelowZeroAndStayAboveMinusOneForPm1) {
-  for (const auto& [cell, e] : {std::pair{"mamba2", mamba2_eigenvalues("pm1")},
-                                std::pair{"gdn", gdn_eigenvalues("pm1")}}) {
+  for (const auto& [cell, e] :
+       {std::pair{"mamba2", mamba2_eigenvalues("pm1")}, std::pair{"gdn", gdn_eigenvalues("pm1")}}) {
     EXPECT_LT(e.lo, 0.0) << cell;
     EXPECT_GE(e.lo, -1.0) << cell;
     EXPECT_LE(e.hi, 1.0) << cell;
@@ -302,7 +302,8 @@ TEST(TransitionEigenvalues, MlstmForgetGateSignFollowsTheRange) {
     for (const auto& info : f.ps.infos())
       if (info.name == "b.cell.fgate.weight") {
         const auto w = random_vector(info.shape.numel(), 9, 0.5);
-        for (int64_t i = 0; i < info.shape.numel(); ++i) f.ps.values()[info.offset + i] = w[size_t(i)];
+        for (int64_t i = 0; i < info.shape.numel(); ++i)
+          f.ps.values()[info.offset + i] = w[size_t(i)];
       }
     f.forward();
     const auto r = f.block->recurrence(f.pass);

@@ -70,41 +70,16 @@ TEST(BlockGradients, SlstmBlockWithExpForgetNoConvNoFfn) {
               "slstm exp plain");
 }
 
-TEST(ModelGradients, TwoBlockLstmThenSlstmModelFromTokensToMaskedLoss) {
-  const ModelConfig cfg = config("ls", 8, 2, 1.0, "exp", 4);
-  const Pass p{3, 6};
-  Model<double> model(cfg, 5, p.tokens(), p.tokens());
-  model.params().initialize(11);
-  perturb(model.params(), 12);
-  std::vector<int32_t> tokens(size_t(p.tokens())), targets(size_t(p.tokens()), -1);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 7 + 3) % 5);
-  for (int64_t b = 0; b < p.B; ++b) {
-    targets[size_t(b * p.T + p.T - 1)] = int32_t(b % 5);  // the final answer
-    targets[size_t(b * p.T + 2)] = int32_t((b + 2) % 5);  // and one mid-sequence position
-  }
-  auto loss = [&] {
-    model.forward(tokens.data(), p);
-    const auto s = model.loss(targets.data(), false);
-    return s.loss_sum / double(s.count);
-  };
-  model.forward(tokens.data(), p);
-  model.params().zero_grads();
-  model.loss(targets.data(), true);
-  model.backward();
-  auto& ps = model.params();
-  std::vector<double> dparams(ps.grads(), ps.grads() + ps.size());
-  expect_gradient_close(check_gradient(loss, ps.values(), dparams.data(), ps.size(), 400),
-                        "two-block model");
-}
-
-// One model per stack kind, from tokens to the masked loss: each linear cell alone, xLSTM[1:1],
-// and a mixed stack of every cell family.
+// One model per stack kind, from tokens to the masked loss (the final answer and one
+// mid-sequence target): LSTM then sLSTM, each linear cell and the Transformer alone, xLSTM[1:1],
+// and a stack of every cell.
 class StackGradients : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(StackGradients, ModelFromTokensToMaskedLossMatchesFiniteDifferences) {
   ModelConfig cfg;
   cfg.blocks = GetParam();
   cfg.d_model = 8, cfg.heads = 2, cfg.ffn_factor = 1.0, cfg.chunk_size = 4;
+  cfg.slstm.forget_gate = "exp";  // the block tests cover the sigmoid gate
   cfg.mamba2.state_size = 4;
   const Pass p{2, 6};
   Model<double> model(cfg, 5, p.tokens(), p.tokens());
@@ -112,7 +87,10 @@ TEST_P(StackGradients, ModelFromTokensToMaskedLossMatchesFiniteDifferences) {
   perturb(model.params(), 22);
   std::vector<int32_t> tokens(size_t(p.tokens())), targets(size_t(p.tokens()), -1);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 3 + 1) % 5);
-  for (int64_t b = 0; b < p.B; ++b) targets[size_t(b * p.T + p.T - 1)] = int32_t((b + 1) % 5);
+  for (int64_t b = 0; b < p.B; ++b) {
+    targets[size_t(b * p.T + p.T - 1)] = int32_t((b + 1) % 5);
+    targets[size_t(b * p.T + 2)] = int32_t((b + 3) % 5);
+  }
   auto loss = [&] {
     model.forward(tokens.data(), p);
     const auto s = model.loss(targets.data(), false);
@@ -131,7 +109,7 @@ TEST_P(StackGradients, ModelFromTokensToMaskedLossMatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryStackKind, StackGradients,
-                         ::testing::Values("m", "M", "g", "t", "ms", "lsmMgt"),
+                         ::testing::Values("ls", "m", "M", "g", "t", "ms", "lsmMgt"),
                          [](const auto& param_info) {
                            std::string name;
                            for (const char c : param_info.param)

@@ -226,7 +226,8 @@ void check_all_gradients(Case kind, int64_t T, int64_t chunk) {
   g.da = da.data(), g.db = db.data(), g.dc = dc.data(), g.dfloor = dfloor.data();
   std::vector<double> work(size_t(linear_recurrence_work_size(p)));
   linear_recurrence_bwd(p, g, work.data());
-  const std::string what = kind.name() + " T=" + std::to_string(T) + " chunk=" + std::to_string(chunk);
+  const std::string what =
+      kind.name() + " T=" + std::to_string(T) + " chunk=" + std::to_string(chunk);
   auto expect = [&](std::vector<double>& x, std::vector<double>& dx, const std::string& name) {
     expect_gradient_close(check_gradient(loss, x.data(), dx.data(), int64_t(x.size()), 80),
                           what + ": d" + name);
@@ -276,7 +277,9 @@ TEST(LinearRecurrence, FloatAgreesWithDouble) {
   Inputs in({Cell::gdn, true}, 13, 4, 31);
   linear_recurrence_fwd(in.params(), LinearForm::chunkwise);
   const auto pd = in.params();
-  auto to_float = [](const std::vector<double>& x) { return std::vector<float>(x.begin(), x.end()); };
+  auto to_float = [](const std::vector<double>& x) {
+    return std::vector<float>(x.begin(), x.end());
+  };
   auto q = to_float(in.q), k = to_float(in.k), v = to_float(in.v), a = to_float(in.a),
        b = to_float(in.b), c = to_float(in.c);
   std::vector<float> y(in.y.size()), boundary(in.boundary.size());

@@ -69,7 +69,11 @@ struct MlstmCell {
         q(random_vector(B * T * H * Dh, 13)),
         k(random_vector(B * T * H * Dh, 14, 0.6)),
         v(random_vector(B * T * H * Dh, 15)),
-        m(ig.size()), a(ig.size()), c(ig.size()), floor(ig.size()), y(q.size()) {
+        m(ig.size()),
+        a(ig.size()),
+        c(ig.size()),
+        floor(ig.size()),
+        y(q.size()) {
     boundary.resize(size_t(linear_recurrence_boundary_size(recurrence())));
   }
   LinearRecurrence<double> recurrence() {
@@ -109,8 +113,8 @@ TEST(Stabilizer, GateGradientsThroughTheNormalizedRecurrenceMatchFiniteDifferenc
     g.da = da.data(), g.dc = dc.data();
     std::vector<double> work(size_t(linear_recurrence_work_size(cell.recurrence())));
     linear_recurrence_bwd(cell.recurrence(), g, work.data());
-    stabilized_gates_bwd(kind, B, T, H, cell.fg.data(), cell.m.data(), cell.a.data(),
-                         cell.c.data(), da.data(), dc.data(), dig.data(), dfg.data());
+    stabilized_gates_bwd(kind, B, T, H, cell.fg.data(), cell.m.data(), cell.a.data(), cell.c.data(),
+                         da.data(), dc.data(), dig.data(), dfg.data());
     const std::string what = "mlstm gates kind " + std::to_string(int(kind));
     expect_gradient_close(check_gradient(loss, cell.ig.data(), dig.data(), int64_t(dig.size())),
                           what + ": d input gate");

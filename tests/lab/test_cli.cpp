@@ -140,15 +140,16 @@ TEST_F(LabCommand, SetModelBlocksSwitchesToEveryCellAndStack) {
     EXPECT_FALSE(eval["per_length"].empty()) << blocks;
   }
   for (const std::string range : {"01", "pm1"}) {
-    const auto r = lab("train " + preset_ + " --set model.blocks=Mg --set model.eigen_range=" +
-                       range + " --out " + path("range-" + range));
+    const auto r =
+        lab("train " + preset_ + " --set model.blocks=Mg --set model.eigen_range=" + range +
+            " --out " + path("range-" + range));
     EXPECT_EQ(r.code, 0) << r.output;
   }
 }
 
 TEST_F(LabCommand, EigenRangeOnANonLinearCellAndChunkSizeZeroAreRefused) {
-  expect_error(lab("train " + preset_ + " --set model.blocks=ls --set model.eigen_range=pm1 --out " +
-                   path("r")),
+  expect_error(lab("train " + preset_ +
+                   " --set model.blocks=ls --set model.eigen_range=pm1 --out " + path("r")),
                "/model/eigen_range: expected \"01\"");
   expect_error(lab("train " + preset_ + " --set model.chunk_size=0 --out " + path("r")),
                "/model/chunk_size: expected integer in [1, 65536], got 0");

@@ -403,12 +403,15 @@ TEST(ConfigFromJson, UnknownBlockLetterIsRejectedNamingLetterAndIndex) {
 }
 
 TEST(ConfigFromJson, XlstmRatioExpandsToMlstmThenSlstmBlocks) {
-  EXPECT_EQ(config_from_json(json::parse(R"({"model": {"blocks": "xlstm[1:1]"}})"), "x").model.blocks,
-            "ms");
-  EXPECT_EQ(config_from_json(json::parse(R"({"model": {"blocks": "xlstm[3:1]"}})"), "x").model.blocks,
-            "mmms");
-  EXPECT_EQ(config_from_json(json::parse(R"({"model": {"blocks": "xlstm[0:2]"}})"), "x").model.blocks,
-            "ss");
+  EXPECT_EQ(
+      config_from_json(json::parse(R"({"model": {"blocks": "xlstm[1:1]"}})"), "x").model.blocks,
+      "ms");
+  EXPECT_EQ(
+      config_from_json(json::parse(R"({"model": {"blocks": "xlstm[3:1]"}})"), "x").model.blocks,
+      "mmms");
+  EXPECT_EQ(
+      config_from_json(json::parse(R"({"model": {"blocks": "xlstm[0:2]"}})"), "x").model.blocks,
+      "ss");
   for (const char* bad : {"xlstm[1]", "xlstm[0:0]", "xlstm[1:1]s", "xlstm[40:40]"})
     EXPECT_TRUE(has_substr(error_of(std::string(R"({"model": {"blocks": ")") + bad + "\"}}"),
                            "/model/blocks: expected xlstm[a:b] with a mLSTM and b sLSTM blocks"))
@@ -432,7 +435,8 @@ TEST(ConfigFromJson, EigenRangeMustBeKnownAndApplyToALinearCell) {
 
 TEST(ConfigFromJson, SignedMlstmNeedsTheSigmoidForgetGate) {
   EXPECT_TRUE(has_substr(
-      error_of(R"({"model": {"blocks": "m", "eigen_range": "pm1", "mlstm": {"forget_gate": "exp"}}})"),
+      error_of(
+          R"({"model": {"blocks": "m", "eigen_range": "pm1", "mlstm": {"forget_gate": "exp"}}})"),
       "/model/mlstm/forget_gate: expected \"sigmoid\" (eigen_range \"pm1\""));
 }
 
