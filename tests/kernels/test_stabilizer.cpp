@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 #include "kernels/cpu/linear_recurrence.hpp"
 #include "kernels/cpu/stabilizer.hpp"
@@ -122,6 +123,41 @@ TEST(Stabilizer, GateGradientsThroughTheNormalizedRecurrenceMatchFiniteDifferenc
                           what + ": d forget gate");
     expect_gradient_close(check_gradient(loss, cell.k.data(), dk.data(), int64_t(dk.size())),
                           what + ": d k");
+  }
+}
+
+// The mechanism the "pm1" range exists for, built by hand: one large write at t = 0, then a forget
+// gate of −1 on a 1-bit and +1 on a 0-bit (f̃ = ∓8). The output's sign is then the parity of the
+// bits so far, at any length; with the published σ(f̃) ∈ (0, 1) it can never turn negative.
+TEST(Stabilizer, SignedForgetGateCarriesParityInTheSignOfTheMlstmOutput) {
+  constexpr int64_t kT = 300;
+  std::mt19937 rng(5);
+  std::vector<int> bits(kT);
+  for (auto& bit : bits) bit = int(rng() % 2);
+  std::vector<double> ig(kT, -30.0), fg(kT), ones(kT, 1.0), y(kT);
+  ig[0] = 8;  // the single write
+  for (int64_t t = 0; t < kT; ++t) fg[size_t(t)] = bits[size_t(t)] ? -8.0 : 8.0;
+  for (auto kind : {ForgetGate::signed_sigmoid, ForgetGate::sigmoid}) {
+    std::vector<double> m(kT), a(kT), c(kT), floor(kT);
+    stabilized_gates_fwd(kind, 1, kT, 1, ig.data(), fg.data(), m.data(), a.data(), c.data(),
+                         floor.data());
+    LinearRecurrence<double> r;
+    r.B = 1, r.T = kT, r.H = 1, r.Dk = 1, r.Dv = 1, r.chunk = kT;
+    r.q = r.k = r.v = {ones.data(), 1, 1};
+    r.a = a.data(), r.c = c.data(), r.floor = floor.data();
+    r.y = {y.data(), 1, 1};
+    linear_recurrence_fwd(r);
+    int parity = 0, matches = 0;
+    for (int64_t t = 0; t < kT; ++t) {
+      if (t > 0) parity ^= bits[size_t(t)];  // the gate at t = 0 multiplies the empty state
+      matches += (y[size_t(t)] < 0) == (parity == 1);
+    }
+    if (kind == ForgetGate::signed_sigmoid) {
+      EXPECT_EQ(matches, kT) << "the signed gate tracks parity at every step";
+    } else {
+      EXPECT_LT(matches, kT) << "σ(f̃) keeps the output positive";
+      for (double v : y) EXPECT_GT(v, 0.0);
+    }
   }
 }
 
