@@ -1,5 +1,8 @@
 // The unified linear recurrence on Eigen: recurrent, parallel and chunkwise (UT/WY) forward
-// forms and the reverse-time backward. Instantiated for float (training) and double (tests).
+// forms and the reverse-time backward, instantiated for float (training) and double (tests).
+// Single-threaded per call and written for clarity first: the chunkwise form uses matrix
+// products inside a chunk, backward walks steps one by one over recomputed states. Checked
+// against a naive recurrence and finite differences (tests/kernels/test_linear_recurrence.cpp).
 #include "kernels/cpu/linear_recurrence.hpp"
 
 #include <Eigen/Dense>
@@ -8,22 +11,19 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/eigen_maps.hpp"
 #include "kernels/error.hpp"
 
 namespace statelab::cpu {
 
 namespace {
 
+// A contiguous Dv × Dk state (or other dense scratch matrix); contiguity lets whole-matrix
+// scaling and inner products run as one vectorized pass.
 template <typename S>
-using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using DenseMap = Eigen::Map<RowMatrix<S>>;
 template <typename S>
-using Vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
-template <typename S>
-using MatMap = Eigen::Map<Mat<S>>;
-template <typename S>
-using VecMap = Eigen::Map<Vec<S>>;
-template <typename S>
-using ConstVecMap = Eigen::Map<const Vec<S>>;
+using ConstDenseMap = Eigen::Map<const RowMatrix<S>>;
 
 template <typename S>
 void check(const LinearRecurrence<S>& p) {
@@ -52,184 +52,221 @@ S* boundary_at(const LinearRecurrence<S>& p, int64_t b, int64_t h, int64_t i) {
   return p.boundary + ((b * p.H + h) * (chunks(p.T, p.chunk) - 1) + (i - 1)) * state_size(p);
 }
 
+template <typename S>
+S* final_state_at(const LinearRecurrence<S>& p, int64_t b, int64_t h) {
+  return p.final_state + (b * p.H + h) * state_size(p);
+}
+
 template <typename P>
 P* at(const Rows<P>& r, int64_t T, int64_t b, int64_t t, int64_t h) {
   return r.data + (b * T + t) * r.row + h * r.head;
 }
 
-// Saves S (and n) into a [Dv·Dk (+ Dk)] slot.
+// Index of the per-(b, t, h) scalars a, b, c, floor.
 template <typename S>
-void store(S* out, const Mat<S>& state, const Vec<S>& n, bool normalized) {
-  std::copy_n(state.data(), state.size(), out);
-  if (normalized) std::copy_n(n.data(), n.size(), out + state.size());
+int64_t gate_index(const LinearRecurrence<S>& p, int64_t b, int64_t t, int64_t h) {
+  return (b * p.T + t) * p.H + h;
 }
 
-// y_t from S_t q_t and, when normalized, n_tᵀ q_t.
+// The output's divisor: max(|n_tᵀ q_t|, floor_t) when normalized, else 1.
 template <typename S>
-void write_output(const LinearRecurrence<S>& p, int64_t b, int64_t t, int64_t h, const S* o, S nq) {
-  const int64_t i = (b * p.T + t) * p.H + h;
-  S* y = at(p.y, p.T, b, t, h);
-  const S den = p.floor ? std::max(std::abs(nq), p.floor[i]) : S(1);
-  for (int64_t d = 0; d < p.Dv; ++d) y[d] = o[d] / den;
+S denominator(const LinearRecurrence<S>& p, int64_t i, S n_dot_q) {
+  return p.floor ? std::max(std::abs(n_dot_q), p.floor[i]) : S(1);
+}
+
+// Hands out consecutive pieces of one scratch buffer.
+template <typename S>
+struct Carve {
+  S* next;
+  S* take(int64_t n) {
+    S* piece = next;
+    next += n;
+    return piece;
+  }
+};
+
+// Saves S (and n) into a [Dv·Dk (+ Dk)] slot.
+template <typename S>
+void store(const LinearRecurrence<S>& p, S* out, const S* state, const S* n) {
+  std::copy_n(state, p.Dv * p.Dk, out);
+  if (p.floor) std::copy_n(n, p.Dk, out + p.Dv * p.Dk);
 }
 
 template <typename S>
 void forward_recurrent(const LinearRecurrence<S>& p) {
-  const bool normalized = p.floor != nullptr;
-  Mat<S> state(p.Dv, p.Dk);
-  Vec<S> n(p.Dk), u(p.Dv), o(p.Dv);
+  const int64_t Dk = p.Dk, Dv = p.Dv;
+  // The forward has no work argument: one allocation per call, none per step.
+  std::vector<S> scratch(size_t(Dv * Dk + Dk + Dv));
+  DenseMap<S> state(scratch.data(), Dv, Dk);
+  VecMap<S> n(state.data() + Dv * Dk, Dk), w(n.data() + Dk, Dv);
   for (int64_t b = 0; b < p.B; ++b)
     for (int64_t h = 0; h < p.H; ++h) {
       state.setZero();
       n.setZero();
       for (int64_t t = 0; t < p.T; ++t) {
         if (p.boundary && t > 0 && t % p.chunk == 0)
-          store(boundary_at(p, b, h, t / p.chunk), state, n, normalized);
-        const int64_t i = (b * p.T + t) * p.H + h;
-        const ConstVecMap<S> k(at(p.k, p.T, b, t, h), p.Dk), q(at(p.q, p.T, b, t, h), p.Dk);
-        const ConstVecMap<S> v(at(p.v, p.T, b, t, h), p.Dv);
+          store(p, boundary_at(p, b, h, t / p.chunk), state.data(), n.data());
+        const int64_t i = gate_index(p, b, t, h);
+        const ConstVecMap<S> k(at(p.k, p.T, b, t, h), Dk), q(at(p.q, p.T, b, t, h), Dk);
+        const ConstVecMap<S> v(at(p.v, p.T, b, t, h), Dv);
         const S a = p.a[i], c = p.c[i];
+        // S_t = a S_{t-1} + w kᵀ with w = c v − a b S_{t-1} k.
         if (p.b) {
-          u.noalias() = state * k;
-          state *= a;
-          state.noalias() -= (a * p.b[i]) * u * k.transpose();
+          w.noalias() = state * k;
+          w = c * v - (a * p.b[i]) * w;
         } else {
-          state *= a;
+          w = c * v;
         }
-        state.noalias() += c * v * k.transpose();
-        if (normalized) n = a * n + c * k;
-        o.noalias() = state * q;
-        write_output(p, b, t, h, o.data(), normalized ? S(n.dot(q)) : S(0));
+        state *= a;
+        state.noalias() += w * k.transpose();
+        if (p.floor) n = a * n + c * k;
+        VecMap<S> y(at(p.y, p.T, b, t, h), Dv);
+        y.noalias() = state * q;
+        y /= denominator(p, i, p.floor ? S(n.dot(q)) : S(0));
       }
-      if (p.final_state) store(p.final_state + (b * p.H + h) * state_size(p), state, n, normalized);
+      if (p.final_state) store(p, final_state_at(p, b, h), state.data(), n.data());
     }
 }
 
-// Σ_{j<end} D_{end−1, j} c_j v_j k_jᵀ (and the same for n): the state after step end − 1.
+// The state after step end − 1, Σ_{j<end} D_{end−1, j} c_j v_j k_jᵀ (and n likewise), summed
+// straight into its output slot.
 template <typename S>
 void parallel_state(const LinearRecurrence<S>& p, int64_t b, int64_t h, int64_t end, S* out) {
-  const bool normalized = p.floor != nullptr;
-  Mat<S> state = Mat<S>::Zero(p.Dv, p.Dk);
-  Vec<S> n = Vec<S>::Zero(p.Dk);
+  DenseMap<S> state(out, p.Dv, p.Dk);
+  VecMap<S> n(out + p.Dv * p.Dk, p.floor ? p.Dk : 0);
+  state.setZero();
+  n.setZero();
   S decay = 1;  // D_{end−1, j}
   for (int64_t j = end - 1; j >= 0; --j) {
-    const int64_t i = (b * p.T + j) * p.H + h;
+    const int64_t i = gate_index(p, b, j, h);
     const ConstVecMap<S> k(at(p.k, p.T, b, j, h), p.Dk), v(at(p.v, p.T, b, j, h), p.Dv);
     state.noalias() += (decay * p.c[i]) * v * k.transpose();
-    if (normalized) n += (decay * p.c[i]) * k;
+    if (p.floor) n += (decay * p.c[i]) * k;
     decay *= p.a[i];
   }
-  store(out, state, n, normalized);
 }
 
+// y_t = Σ_{j<=t} D_tj c_j (q_t·k_j) v_j, D_tj built from j = t downwards by running products:
+// a can be exactly 0, so never divide by a cumulative product. O(T²) per head: a reference.
 template <typename S>
 void forward_parallel(const LinearRecurrence<S>& p) {
-  SL_CHECK_SHAPE(!p.b, "linear recurrence: the parallel form has no delta term");
-  Vec<S> o(p.Dv);
+  SL_CHECK_SHAPE(!p.b, "linear recurrence: the parallel form has no delta term (b must be null)");
   for (int64_t b = 0; b < p.B; ++b)
     for (int64_t h = 0; h < p.H; ++h) {
       for (int64_t t = 0; t < p.T; ++t) {
         const ConstVecMap<S> q(at(p.q, p.T, b, t, h), p.Dk);
-        o.setZero();
-        S nq = 0, decay = 1;  // D_{t, j}, built from j = t downwards: never a division
+        VecMap<S> y(at(p.y, p.T, b, t, h), p.Dv);
+        y.setZero();
+        S n_dot_q = 0, decay = 1;
         for (int64_t j = t; j >= 0; --j) {
-          const int64_t i = (b * p.T + j) * p.H + h;
+          const int64_t i = gate_index(p, b, j, h);
           const ConstVecMap<S> k(at(p.k, p.T, b, j, h), p.Dk), v(at(p.v, p.T, b, j, h), p.Dv);
-          const S w = decay * p.c[i] * k.dot(q);
-          o += w * v;
-          nq += w;
+          const S weight = decay * p.c[i] * k.dot(q);
+          y += weight * v;
+          n_dot_q += weight;
           decay *= p.a[i];
         }
-        write_output(p, b, t, h, o.data(), nq);
+        y /= denominator(p, gate_index(p, b, t, h), n_dot_q);
       }
       if (p.boundary)
         for (int64_t i = 1; i < chunks(p.T, p.chunk); ++i)
           parallel_state(p, b, h, i * p.chunk, boundary_at(p, b, h, i));
-      if (p.final_state)
-        parallel_state(p, b, h, p.T, p.final_state + (b * p.H + h) * state_size(p));
+      if (p.final_state) parallel_state(p, b, h, p.T, final_state_at(p, b, h));
     }
 }
 
-// Chunkwise: per chunk of L steps from the start state S0, with D_tj = Π_{l=j+1..t} a_l and
-// γ_t = Π_{l<=t} a_l (local steps), the pseudo-values u_t (S_t = a_t S_{t−1} + u_t k_tᵀ) solve
-//   (I + A) U = diag(c) V − diag(b γ) K S0ᵀ,   A_ji = b_j D_ji (k_i·k_j) for i < j,
-// which the UT transform splits into W = (I + A)⁻¹ diag(bγ) K and U0 = (I + A)⁻¹ diag(c) V,
-// both independent of S0: U = U0 − W S0ᵀ. Then Y = diag(γ) Q S0ᵀ + (D ⊙ Q Kᵀ) U and
-// S_end = γ_L S0 + Uᵀ diag(D_L·) K. With b = 0, U = diag(c) V: plain chunked linear attention.
+// Chunkwise: per chunk of len steps from the start state S0 (local steps t = 0 .. len − 1),
+// with D_tj = Π_{l=j+1..t} a_l and γ_t = Π_{l<=t} a_l, the pseudo-values u_t defined by
+// S_t = a_t S_{t−1} + u_t k_tᵀ solve the unit lower-triangular system
+//   (I + A) U = diag(c) V − diag(bγ) K S0ᵀ,   A_ji = b_j D_ji (k_i·k_j) for i < j.
+// The UT transform splits it into W = (I + A)⁻¹ diag(bγ) K and U0 = (I + A)⁻¹ diag(c) V, both
+// independent of S0, so U = U0 − W S0ᵀ costs one product. Then, with M = D ⊙ Q Kᵀ,
+//   Y = diag(γ) Q S0ᵀ + M U,   S_end = γ_last S0 + Uᵀ diag(D_last,·) K,
+//   nᵀq = γ (Q n0) + M c,      n_end = γ_last n0 + Kᵀ (D_last,· ⊙ c).
+// With b = 0, U = diag(c) V: plain chunked linear attention. K, Q, V and Y are strided views
+// of the caller's buffers, never copies.
 template <typename S>
 void forward_chunkwise(const LinearRecurrence<S>& p) {
-  const bool normalized = p.floor != nullptr;
-  const int64_t L = std::min(p.chunk, p.T);
-  Mat<S> state(p.Dv, p.Dk), K(L, p.Dk), Q(L, p.Dk), V(L, p.Dv), D(L, L), W(L, p.Dk), U(L, p.Dv);
-  Mat<S> A(L, L), Y(L, p.Dv), N(L, p.Dk), weights(L, L);
-  Vec<S> n(p.Dk), gamma(L), last(L);
+  const int64_t Dk = p.Dk, Dv = p.Dv, L = std::min(p.chunk, p.T);
+  // The forward has no work argument: one allocation per call, none per chunk or step.
+  std::vector<S> scratch(size_t(Dv * Dk + Dk + 2 * L * L + L * (Dk + Dv) + 3 * L));
+  Carve<S> carve{scratch.data()};
+  DenseMap<S> state(carve.take(Dv * Dk), Dv, Dk);
+  VecMap<S> n(carve.take(Dk), Dk);
+  DenseMap<S> D(carve.take(L * L), L, L), M(carve.take(L * L), L, L);
+  DenseMap<S> W(carve.take(L * Dk), L, Dk), U(carve.take(L * Dv), L, Dv);
+  VecMap<S> gamma(carve.take(L), L), c_chunk(carve.take(L), L), n_dot_q(carve.take(L), L);
   for (int64_t b = 0; b < p.B; ++b)
     for (int64_t h = 0; h < p.H; ++h) {
       state.setZero();
       n.setZero();
       for (int64_t s = 0; s < p.T; s += p.chunk) {
-        if (p.boundary && s > 0) store(boundary_at(p, b, h, s / p.chunk), state, n, normalized);
+        if (p.boundary && s > 0)
+          store(p, boundary_at(p, b, h, s / p.chunk), state.data(), n.data());
         const int64_t len = std::min(p.chunk, p.T - s);
-        for (int64_t t = 0; t < len; ++t) {
-          K.row(t) = ConstVecMap<S>(at(p.k, p.T, b, s + t, h), p.Dk).transpose();
-          Q.row(t) = ConstVecMap<S>(at(p.q, p.T, b, s + t, h), p.Dk).transpose();
-          V.row(t) = ConstVecMap<S>(at(p.v, p.T, b, s + t, h), p.Dv).transpose();
-        }
-        auto gate = [&](const S* x, int64_t t) { return x[(b * p.T + s + t) * p.H + h]; };
-        // Decays by running products.
+        const auto K = cmat(at(p.k, p.T, b, s, h), len, Dk, p.k.row);
+        const auto Q = cmat(at(p.q, p.T, b, s, h), len, Dk, p.q.row);
+        const auto V = cmat(at(p.v, p.T, b, s, h), len, Dv, p.v.row);
+        auto Y = mat(at(p.y, p.T, b, s, h), len, Dv, p.y.row);
+        auto gate = [&](const S* x, int64_t t) { return x[gate_index(p, b, s + t, h)]; };
         auto Dc = D.topLeftCorner(len, len);
+        auto Mc = M.topLeftCorner(len, len);
+        auto Uc = U.topRows(len);
         Dc.setZero();
         for (int64_t t = 0; t < len; ++t) {
           const S a = gate(p.a, t);
           gamma[t] = (t == 0 ? S(1) : gamma[t - 1]) * a;
           for (int64_t j = 0; j < t; ++j) Dc(t, j) = Dc(t - 1, j) * a;
           Dc(t, t) = 1;
+          c_chunk[t] = gate(p.c, t);
         }
-        auto Kc = K.topRows(len);
-        auto Qc = Q.topRows(len);
-        auto Uc = U.topRows(len);
-        for (int64_t t = 0; t < len; ++t) Uc.row(t) = gate(p.c, t) * V.row(t);
+        Uc.noalias() = c_chunk.head(len).asDiagonal() * V;
         if (p.b) {
           auto Wc = W.topRows(len);
-          auto Ac = A.topLeftCorner(len, len);
-          Ac.noalias() = Kc * Kc.transpose();
-          for (int64_t t = 0; t < len; ++t) Wc.row(t) = (gate(p.b, t) * gamma[t]) * Kc.row(t);
-          // Forward substitution through the unit lower-triangular I + A.
-          for (int64_t j = 1; j < len; ++j) {
-            const S bj = gate(p.b, j);
-            for (int64_t i = 0; i < j; ++i) {
-              const S coef = bj * Dc(j, i) * Ac(j, i);
-              Wc.row(j) -= coef * Wc.row(i);
-              Uc.row(j) -= coef * Uc.row(i);
-            }
+          auto A = Mc;  // M's storage holds A until M is needed
+          A.noalias() = K * K.transpose();
+          for (int64_t j = 0; j < len; ++j) {
+            A.row(j).head(j) = gate(p.b, j) * Dc.row(j).head(j).cwiseProduct(A.row(j).head(j));
+            Wc.row(j) = (gate(p.b, j) * gamma[j]) * K.row(j);
           }
+          // I + A is unit lower-triangular: forward substitution, A's diagonal is never read.
+          A.template triangularView<Eigen::UnitLower>().solveInPlace(Wc);
+          A.template triangularView<Eigen::UnitLower>().solveInPlace(Uc);
           Uc.noalias() -= Wc * state.transpose();
         }
-        auto Yc = Y.topRows(len);
-        auto Ac = A.topLeftCorner(len, len);
-        Ac.noalias() = Qc * Kc.transpose();
-        Ac = Ac.cwiseProduct(Dc);  // D is zero above the diagonal: causal
-        Yc.noalias() = Ac * Uc;
-        Yc.noalias() += gamma.head(len).asDiagonal() * (Qc * state.transpose());
-        if (normalized) {
-          auto Nc = N.topRows(len);
-          auto Wn = weights.topLeftCorner(len, len);
-          Wn = Dc;
-          for (int64_t j = 0; j < len; ++j) Wn.col(j) *= gate(p.c, j);
-          Nc.noalias() = Wn * Kc;
-          Nc.noalias() += gamma.head(len) * n.transpose();
+        Mc.noalias() = Q * K.transpose();
+        Mc = Mc.cwiseProduct(Dc);  // D is zero above the diagonal: causal
+        Y.noalias() = Q * state.transpose();
+        Y = gamma.head(len).asDiagonal() * Y;
+        Y.noalias() += Mc * Uc;
+        if (p.floor) {
+          n_dot_q.head(len).noalias() = Q * n;
+          n_dot_q.head(len) = n_dot_q.head(len).cwiseProduct(gamma.head(len));
+          n_dot_q.head(len).noalias() += Mc * c_chunk.head(len);
           for (int64_t t = 0; t < len; ++t)
-            write_output(p, b, s + t, h, Yc.row(t).data(), S(Nc.row(t).dot(Qc.row(t))));
-          n = Nc.row(len - 1).transpose();
-        } else {
-          for (int64_t t = 0; t < len; ++t) write_output(p, b, s + t, h, Yc.row(t).data(), S(0));
+            Y.row(t) /= denominator(p, gate_index(p, b, s + t, h), n_dot_q[t]);
         }
-        last.head(len) = Dc.row(len - 1).transpose();
-        state *= gamma[len - 1];
-        state.noalias() += Uc.transpose() * last.head(len).asDiagonal() * Kc;
+        // Carry to the chunk's end: weight each step's contribution by D_{last, j}.
+        const S decay = gamma[len - 1];
+        Uc = Dc.row(len - 1).transpose().asDiagonal() * Uc;
+        state *= decay;
+        state.noalias() += Uc.transpose() * K;
+        if (p.floor) {
+          c_chunk.head(len) = c_chunk.head(len).cwiseProduct(Dc.row(len - 1).transpose());
+          n *= decay;
+          n.noalias() += K.transpose() * c_chunk.head(len);
+        }
       }
-      if (p.final_state) store(p.final_state + (b * p.H + h) * state_size(p), state, n, normalized);
+      if (p.final_state) store(p, final_state_at(p, b, h), state.data(), n.data());
     }
+}
+
+// Backward's scratch, in the order bwd carves it: the chunk's len + 1 states and normalizers,
+// the carried gradients G (Dv × Dk) and ν (Dk), then vectors o, do, g, w, u (Dv) and one Dk.
+template <typename S>
+int64_t backward_scratch_size(const LinearRecurrence<S>& p) {
+  const int64_t L = std::min(p.chunk, p.T);
+  return (L + 1) * (p.Dv * p.Dk + p.Dk) + p.Dv * p.Dk + p.Dk + 5 * p.Dv + p.Dk;
 }
 
 }  // namespace
@@ -241,9 +278,7 @@ int64_t linear_recurrence_boundary_size(const LinearRecurrence<S>& p) {
 
 template <typename S>
 int64_t linear_recurrence_work_size(const LinearRecurrence<S>& p) {
-  const int64_t L = std::min(p.chunk, p.T);
-  // States S_s … S_{s+L} of one chunk, the carried gradients G and ν, and five vectors.
-  return (L + 1) * (p.Dv * p.Dk + p.Dk) + p.Dv * p.Dk + p.Dk + 4 * p.Dv + p.Dk;
+  return backward_scratch_size(p);
 }
 
 template <typename S>
@@ -259,110 +294,119 @@ void linear_recurrence_fwd(const LinearRecurrence<S>& p, LinearForm form) {
   }
 }
 
+// Per (b, h), chunks from last to first: recompute the chunk's states S_t (and n_t) from its
+// boundary state, then step backward through them carrying G = ∂L/∂S_t and ν = ∂L/∂n_t.
+// Through S_t = a P + w kᵀ with P = S_{t−1}, u = P k, w = c v − a b u and g = G k:
+//   ∂a = ⟨G, P⟩ − b g·u,  ∂b = −a g·u,  ∂c = v·g,  ∂v = c g,
+//   ∂k = Gᵀ w − a b Pᵀ g,  G_{t−1} = a (G − b g kᵀ);
+// through n_t = a n_{t−1} + c k:  ∂a += ν·n_{t−1}, ∂c += ν·k, ∂k += c ν, ν_{t−1} = a ν.
+// The floor's branch follows forward's max: n_t carries the gradient when |n_tᵀq| >= floor.
 template <typename S>
 void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceGrads<S>& g,
                            S* work) {
   check(p);
-  SL_CHECK_SHAPE(p.T <= p.chunk || p.boundary, "linear recurrence backward: no boundary states");
+  SL_CHECK_SHAPE(p.T <= p.chunk || p.boundary,
+                 "linear recurrence backward: the chunk-boundary states forward saves are "
+                 "required when T > chunk");
   SL_CHECK_SHAPE(g.dy.data && g.dq.data && g.dk.data && g.dv.data && g.da && g.dc,
                  "linear recurrence backward: dy, dq, dk, dv, da and dc are required");
   SL_CHECK_SHAPE(!p.b || g.db, "linear recurrence backward: db is required with a delta term");
+  SL_CHECK_SHAPE(work, "linear recurrence backward: work is required");
   const bool normalized = p.floor != nullptr;
   const int64_t Dk = p.Dk, Dv = p.Dv, L = std::min(p.chunk, p.T), area = Dv * Dk;
-  // Work layout: L + 1 states, L + 1 normalizers, G, ν, then vectors o, do, g, u and a Dk one.
-  S* states = work;
-  S* norms = states + (L + 1) * area;
-  MatMap<S> G(norms + (L + 1) * Dk, Dv, Dk);
-  VecMap<S> nu(G.data() + area, Dk);
-  VecMap<S> o(nu.data() + Dk, Dv), dout(o.data() + Dv, Dv), gk(dout.data() + Dv, Dv),
-      u(gk.data() + Dv, Dv);
-  VecMap<S> tmp_k(u.data() + Dv, Dk);
+  Carve<S> carve{work};
+  S* states = carve.take((L + 1) * area);
+  S* norms = carve.take((L + 1) * Dk);
+  DenseMap<S> G(carve.take(area), Dv, Dk);
+  VecMap<S> nu(carve.take(Dk), Dk);
+  VecMap<S> o(carve.take(Dv), Dv), d_out(carve.take(Dv), Dv), gk(carve.take(Dv), Dv);
+  VecMap<S> w(carve.take(Dv), Dv), u(carve.take(Dv), Dv), tmp_k(carve.take(Dk), Dk);
+  auto state_at = [&](int64_t t) { return DenseMap<S>(states + t * area, Dv, Dk); };
+  auto norm_at = [&](int64_t t) { return VecMap<S>(norms + t * Dk, Dk); };
   for (int64_t b = 0; b < p.B; ++b)
     for (int64_t h = 0; h < p.H; ++h) {
       G.setZero();
       nu.setZero();
       for (int64_t ci = chunks(p.T, p.chunk) - 1; ci >= 0; --ci) {
         const int64_t s = ci * p.chunk, len = std::min(p.chunk, p.T - s);
-        // Recompute the chunk's states from its boundary.
-        MatMap<S> first(states, Dv, Dk);
-        VecMap<S> first_n(norms, Dk);
         if (ci == 0) {
-          first.setZero();
-          first_n.setZero();
+          state_at(0).setZero();
+          norm_at(0).setZero();
         } else {
           const S* saved = boundary_at(p, b, h, ci);
           std::copy_n(saved, area, states);
           if (normalized) std::copy_n(saved + area, Dk, norms);
         }
         for (int64_t t = 0; t < len; ++t) {
-          const int64_t i = (b * p.T + s + t) * p.H + h;
-          MatMap<S> prev(states + t * area, Dv, Dk), next(states + (t + 1) * area, Dv, Dk);
+          const int64_t i = gate_index(p, b, s + t, h);
+          const auto prev = state_at(t);
+          auto next = state_at(t + 1);
           const ConstVecMap<S> k(at(p.k, p.T, b, s + t, h), Dk), v(at(p.v, p.T, b, s + t, h), Dv);
           const S a = p.a[i], c = p.c[i];
-          next = a * prev;
+          w = c * v;
           if (p.b) {
             u.noalias() = prev * k;
-            next.noalias() -= (a * p.b[i]) * u * k.transpose();
+            w -= (a * p.b[i]) * u;
           }
-          next.noalias() += c * v * k.transpose();
-          if (normalized)
-            VecMap<S>(norms + (t + 1) * Dk, Dk) = a * VecMap<S>(norms + t * Dk, Dk) + c * k;
+          next = a * prev;
+          next.noalias() += w * k.transpose();
+          if (normalized) norm_at(t + 1) = a * norm_at(t) + c * k;
         }
         for (int64_t t = len - 1; t >= 0; --t) {
-          const int64_t i = (b * p.T + s + t) * p.H + h;
-          const MatMap<S> P(states + t * area, Dv, Dk), St(states + (t + 1) * area, Dv, Dk);
+          const int64_t i = gate_index(p, b, s + t, h);
+          const auto P = state_at(t), St = state_at(t + 1);
           const ConstVecMap<S> k(at(p.k, p.T, b, s + t, h), Dk), q(at(p.q, p.T, b, s + t, h), Dk);
           const ConstVecMap<S> v(at(p.v, p.T, b, s + t, h), Dv);
           const ConstVecMap<S> dy(at(g.dy, p.T, b, s + t, h), Dv);
           VecMap<S> dq(at(g.dq, p.T, b, s + t, h), Dk), dk(at(g.dk, p.T, b, s + t, h), Dk);
           VecMap<S> dv(at(g.dv, p.T, b, s + t, h), Dv);
-          const S a = p.a[i], c = p.c[i];
+          const S a = p.a[i], c = p.c[i], beta = p.b ? p.b[i] : S(0);
           // Output: y = S_t q / den.
           if (normalized) {
-            const VecMap<S> n_t(norms + (t + 1) * Dk, Dk);
+            const auto n_t = norm_at(t + 1);
             o.noalias() = St * q;
-            const S nq = n_t.dot(q);
-            const bool through_n = std::abs(nq) >= p.floor[i];
-            const S den = through_n ? std::abs(nq) : p.floor[i];
-            dout = dy / den;
-            const S dden = -dy.dot(o) / (den * den);
+            const S n_dot_q = n_t.dot(q);
+            const bool through_n = std::abs(n_dot_q) >= p.floor[i];
+            const S den = through_n ? std::abs(n_dot_q) : p.floor[i];
+            d_out = dy / den;
+            const S d_den = -dy.dot(o) / (den * den);
             if (through_n) {
-              const S sg = nq < 0 ? S(-1) : S(1);
-              nu += (dden * sg) * q;
-              dq += (dden * sg) * n_t;
+              const S sign = n_dot_q < 0 ? S(-1) : S(1);
+              nu += (d_den * sign) * q;
+              dq += (d_den * sign) * n_t;
             } else if (g.dfloor) {
-              g.dfloor[i] += dden;
+              g.dfloor[i] += d_den;
             }
           } else {
-            dout = dy;
+            d_out = dy;
           }
-          G.noalias() += dout * q.transpose();
-          dq.noalias() += St.transpose() * dout;
-          // Step: S_t = a (P − b u kᵀ) + c v kᵀ with u = P k.
+          G.noalias() += d_out * q.transpose();
+          dq.noalias() += St.transpose() * d_out;
+          // Step: S_t = a P + w kᵀ.
           gk.noalias() = G * k;
-          S da = (G.cwiseProduct(P)).sum();
+          S da = VecMap<S>(G.data(), area).dot(ConstVecMap<S>(P.data(), area));
+          w = c * v;
           if (p.b) {
-            const S bt = p.b[i];
             u.noalias() = P * k;
-            const S gu = gk.dot(u);
-            da -= bt * gu;
-            g.db[i] += -a * gu;
+            const S g_dot_u = gk.dot(u);
+            da -= beta * g_dot_u;
+            g.db[i] -= a * g_dot_u;
+            w -= (a * beta) * u;
             tmp_k.noalias() = P.transpose() * gk;
-            tmp_k.noalias() += G.transpose() * u;
-            dk += (-a * bt) * tmp_k;
+            dk -= (a * beta) * tmp_k;
           }
           g.dc[i] += v.dot(gk);
           dv += c * gk;
-          dk.noalias() += c * (G.transpose() * v);
+          dk.noalias() += G.transpose() * w;
           if (normalized) {
-            const VecMap<S> n_prev(norms + t * Dk, Dk);
+            const auto n_prev = norm_at(t);
             da += nu.dot(n_prev);
             g.dc[i] += nu.dot(k);
             dk += c * nu;
             nu *= a;
           }
           g.da[i] += da;
-          if (p.b) G.noalias() -= p.b[i] * gk * k.transpose();
+          if (p.b) G.noalias() -= beta * gk * k.transpose();
           G *= a;
         }
       }

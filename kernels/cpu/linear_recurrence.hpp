@@ -39,7 +39,7 @@ struct LinearRecurrence {
   Rows<S> y;                 // [B, T, H, Dv] output (head stride must be non-zero)
   // Written by forward when non-null, read by backward: the states at the start of chunks
   // 1 .. ceil(T/chunk) − 1 (chunk 0 starts from zero), linear_recurrence_boundary_size(p)
-  // elements laid out [B, H, chunk, Dv·Dk (+ Dk for n)].
+  // elements laid out [B, H, ceil(T/chunk) − 1, Dv·Dk (+ Dk for n)].
   S* boundary = nullptr;
   S* final_state = nullptr;  // [B, H, Dv·Dk (+ Dk for n)] S_T (and n_T) when non-null
 };
@@ -57,18 +57,21 @@ struct LinearRecurrenceGrads {
 
 // Elements of the boundary buffer and of backward's scratch for these shapes. The boundary
 // size is at most ⌈B·T/chunk⌉·H·(Dv·Dk + Dk), so an arena slot of H·(Dv·Dk + Dk)/chunk
-// elements per token (rounded up) holds it.
+// elements per token (rounded up) holds it. The scratch holds one chunk's recomputed states,
+// about (min(chunk, T) + 2)·(Dv·Dk + Dk) elements, independent of B, T and H.
 template <typename S>
 int64_t linear_recurrence_boundary_size(const LinearRecurrence<S>& p);
 template <typename S>
 int64_t linear_recurrence_work_size(const LinearRecurrence<S>& p);
 
-// Throws ShapeError on inconsistent shapes, chunk < 1, or the parallel form / a normalizer
-// requested together with a delta term.
+// Throws ShapeError on an empty shape, chunk < 1, a missing input, a shared output, or the
+// parallel form / a normalizer requested together with a delta term. The recurrent and
+// chunkwise forms allocate one scratch vector per call (none per step); the parallel form none.
 template <typename S>
 void linear_recurrence_fwd(const LinearRecurrence<S>& p, LinearForm form = LinearForm::chunkwise);
 
-// Needs p.boundary as the last forward wrote it; work: linear_recurrence_work_size(p) elements.
+// Needs p.boundary as the last forward wrote it (any form; optional when T <= chunk); work:
+// linear_recurrence_work_size(p) elements. Does not allocate.
 template <typename S>
 void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceGrads<S>& g,
                            S* work);

@@ -1,13 +1,14 @@
 // The unified linear recurrence: its three forward forms against each other and against a
 // naive step-by-step oracle written here with plain loops (1e-10 in double, on outputs,
 // chunk-boundary states and final states), its backward against finite differences, for each
-// cell's parameterization (mLSTM: normalized; Mamba-2: q and k shared by heads; Gated DeltaNet:
-// the delta rule), both eigenvalue ranges, lengths that are and are not multiples of the chunk,
-// and the shape errors.
+// cell's parameterization (mLSTM: normalized; Mamba-2: q and k shared by heads inside a wider
+// row; Gated DeltaNet: the delta rule), both eigenvalue ranges, transitions that are exactly 0,
+// lengths that are and are not multiples of the chunk, float against double, and shape errors.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -27,7 +28,7 @@ enum class Cell { mlstm, mamba2, gdn };
 
 struct Case {
   Cell cell;
-  bool signed_range;  // transitions in (−1, 1) rather than (0, 1)
+  bool signed_range;  // eigenvalues in (−1, 1) rather than (0, 1)
   std::string name() const {
     const char* names[] = {"mlstm", "mamba2", "gdn"};
     return std::string(names[int(cell)]) + (signed_range ? " pm1" : " 01");
@@ -39,52 +40,59 @@ std::vector<Case> every_case() {
           {Cell::mamba2, true}, {Cell::gdn, false},  {Cell::gdn, true}};
 }
 
-// Random inputs of one parameterization, owning their buffers. Mamba-2's q and k live inside a
-// wider row (as B and C do in the block's conv output) with head stride 0.
+template <typename S>
+std::vector<S> converted(const std::vector<double>& x) {
+  return std::vector<S>(x.begin(), x.end());
+}
+
+// Random inputs of one parameterization, owning their buffers (double; other scalars through
+// converted copies laid out the same way). Mamba-2's q and k live inside a wider row, as B and
+// C do in the block's conv output, with head stride 0.
 struct Inputs {
   static constexpr int64_t B = 2, H = 2, Dk = 3, Dv = 5;
   Case kind;
   int64_t T, chunk;
-  int64_t qk_row, qk_head;
   std::vector<double> q, k, v, a, b, c, floor, y, boundary, final_state;
 
-  Inputs(Case k_, int64_t T_, int64_t chunk_, unsigned seed) : kind(k_), T(T_), chunk(chunk_) {
-    const bool shared = kind.cell == Cell::mamba2;
-    qk_row = shared ? 2 * Dk + 4 : H * Dk;  // 4 unrelated columns around the shared vectors
-    qk_head = shared ? 0 : Dk;
+  bool shared() const { return kind.cell == Cell::mamba2; }
+  int64_t qk_row() const { return shared() ? 2 * Dk + 4 : H * Dk; }  // 4 unrelated columns
+  int64_t qk_head() const { return shared() ? 0 : Dk; }
+  int64_t q_offset() const { return shared() ? 2 : 0; }
+  int64_t k_offset() const { return shared() ? 2 + Dk : 0; }
+  int64_t gate(int64_t bi, int64_t t, int64_t h) const { return (bi * T + t) * H + h; }
+
+  Inputs(Case kind_, int64_t T_, int64_t chunk_, unsigned seed)
+      : kind(kind_), T(T_), chunk(chunk_) {
     std::mt19937 rng(seed);
     std::uniform_real_distribution<double> unit(0.0, 1.0);
-    q = random_vector(B * T * qk_row, seed + 1);
-    k = random_vector(B * T * qk_row, seed + 2);
+    q = random_vector(B * T * qk_row(), seed + 1);
+    k = random_vector(B * T * qk_row(), seed + 2);
     v = random_vector(B * T * H * Dv, seed + 3);
     const int64_t n = B * T * H;
     a.resize(size_t(n)), c.resize(size_t(n));
-    for (int64_t i = 0; i < n; ++i) {
-      const double decay = 0.05 + 0.95 * unit(rng);
-      a[size_t(i)] = kind.signed_range ? 2 * decay - 1 : decay;
+    for (auto& x : a) {
+      const double decay = 0.05 + 0.9 * unit(rng);
+      x = kind.signed_range && kind.cell != Cell::gdn ? 2 * decay - 1 : decay;
     }
-    a[size_t(n / 2)] = 0;  // a transition that forgets everything: no division may meet it
+    // Transitions that forget everything, inside the sequence where a state reaches them: no
+    // form may divide by a cumulative product.
+    a[size_t(gate(0, T / 2, 1))] = 0;
+    a[size_t(gate(1, 2 * T / 3, 0))] = 0;
     switch (kind.cell) {
       case Cell::mlstm:
-        for (auto& x : c) x = std::exp(std::log(3.0) * (2 * unit(rng) - 1));  // i' ∈ (1/3, 3)
+        for (auto& x : c) x = std::exp(-3 + (3 + std::log(3.0)) * unit(rng));  // i' ∈ (0.05, 3)
         floor.resize(size_t(n));
-        for (auto& x : floor) x = 0.05 + 2 * unit(rng);
+        for (auto& x : floor) x = 0.05 + 1.95 * unit(rng);
         break;
       case Cell::mamba2:
         for (auto& x : c) x = 0.5 * unit(rng);  // dt
         break;
       case Cell::gdn:
-        for (int64_t r = 0; r < B * T * H; ++r) {  // unit-norm k and q
-          for (auto* vec : {&k, &q}) {
-            double* x = vec->data() + r * Dk;
-            double norm = 0;
-            for (int64_t d = 0; d < Dk; ++d) norm += x[d] * x[d];
-            for (int64_t d = 0; d < Dk; ++d) x[d] /= std::sqrt(norm);
-          }
-        }
-        b.resize(size_t(n));
-        for (auto& x : b) x = (kind.signed_range ? 2 : 1) * unit(rng);
-        c = b;
+        l2_normalize(k), l2_normalize(q);
+        for (auto& x : c) x = unit(rng);  // β
+        b = c;
+        if (kind.signed_range)  // 2β: the eigenvalue along k, α(1 − 2β), lies in (−1, 1)
+          for (auto& x : b) x *= 2;
         break;
     }
     y.assign(size_t(B * T * H * Dv), 0);
@@ -92,27 +100,66 @@ struct Inputs {
     boundary.assign(size_t(linear_recurrence_boundary_size(params())), 0);
   }
 
-  LinearRecurrence<double> params() {
-    LinearRecurrence<double> p;
+  static void l2_normalize(std::vector<double>& x) {
+    for (size_t r = 0; r < x.size(); r += Dk) {
+      double norm = 0;
+      for (int64_t d = 0; d < Dk; ++d) norm += x[r + size_t(d)] * x[r + size_t(d)];
+      for (int64_t d = 0; d < Dk; ++d) x[r + size_t(d)] /= std::sqrt(norm);
+    }
+  }
+
+  // The recurrence over buffers shaped like this case's (any scalar type).
+  template <typename S>
+  LinearRecurrence<S> layout(const S* q_, const S* k_, const S* v_, const S* a_, const S* b_,
+                             const S* c_, const S* floor_, S* y_, S* boundary_,
+                             S* final_state_) const {
+    LinearRecurrence<S> p;
     p.B = B, p.T = T, p.H = H, p.Dk = Dk, p.Dv = Dv, p.chunk = chunk;
-    const int64_t offset = kind.cell == Cell::mamba2 ? 2 : 0;
-    p.q = {q.data() + offset, qk_row, qk_head};
-    p.k = {k.data() + offset + (kind.cell == Cell::mamba2 ? Dk : 0), qk_row, qk_head};
-    p.v = {v.data(), H * Dv, Dv};
-    p.a = a.data();
-    p.b = b.empty() ? nullptr : b.data();
-    p.c = c.data();
-    p.floor = floor.empty() ? nullptr : floor.data();
-    p.y = {y.data(), H * Dv, Dv};
-    p.boundary = boundary.empty() ? nullptr : boundary.data();
-    p.final_state = final_state.data();
+    p.q = {q_ + q_offset(), qk_row(), qk_head()};
+    p.k = {k_ + k_offset(), qk_row(), qk_head()};
+    p.v = {v_, H * Dv, Dv};
+    p.a = a_, p.b = b_, p.c = c_, p.floor = floor_;
+    p.y = {y_, H * Dv, Dv};
+    p.boundary = boundary_;
+    p.final_state = final_state_;
     return p;
+  }
+
+  LinearRecurrence<double> params() {
+    return layout<double>(q.data(), k.data(), v.data(), a.data(), b.empty() ? nullptr : b.data(),
+                          c.data(), floor.empty() ? nullptr : floor.data(), y.data(),
+                          boundary.empty() ? nullptr : boundary.data(), final_state.data());
   }
 };
 
-// The oracle: S, n as plain arrays, one step at a time, straight from DESIGN §3.
+// Gradient buffers shaped like an Inputs' inputs, zero unless filled otherwise.
+template <typename S>
+struct Grads {
+  std::vector<S> dq, dk, dv, da, db, dc, dfloor;
+  explicit Grads(const Inputs& in)
+      : dq(in.q.size()),
+        dk(in.k.size()),
+        dv(in.v.size()),
+        da(in.a.size()),
+        db(in.a.size()),
+        dc(in.a.size()),
+        dfloor(in.a.size()) {}
+  LinearRecurrenceGrads<S> view(const Inputs& in, const S* dy) {
+    LinearRecurrenceGrads<S> g;
+    g.dy = {dy, in.H * in.Dv, in.Dv};
+    g.dq = {dq.data() + in.q_offset(), in.qk_row(), in.qk_head()};
+    g.dk = {dk.data() + in.k_offset(), in.qk_row(), in.qk_head()};
+    g.dv = {dv.data(), in.H * in.Dv, in.Dv};
+    g.da = da.data(), g.db = db.data(), g.dc = dc.data(), g.dfloor = dfloor.data();
+    return g;
+  }
+};
+
+// The oracle: S, n as plain arrays, one step at a time, straight from DESIGN §3. Also counts
+// the steps where the floor, rather than |nᵀq|, was the denominator.
 struct Oracle {
   std::vector<double> y, final_state, boundary;
+  int floored_steps = 0, normalized_steps = 0;
 };
 
 Oracle naive(Inputs& in) {
@@ -155,6 +202,7 @@ Oracle naive(Inputs& in) {
           nq += n[size_t(j)] * q[j];
         }
         const double den = normalized ? std::max(std::abs(nq), p.floor[g]) : 1.0;
+        if (normalized) ++o.normalized_steps, o.floored_steps += std::abs(nq) < p.floor[g];
         for (int64_t i = 0; i < Dv; ++i) {
           double sq = 0;
           for (int64_t j = 0; j < Dk; ++j) sq += S[size_t(i * Dk + j)] * q[j];
@@ -166,11 +214,14 @@ Oracle naive(Inputs& in) {
   return o;
 }
 
-// max |x − ref| / max(1, max |ref|)
-double scaled_error(const std::vector<double>& x, const std::vector<double>& ref, size_t n) {
+// max |x − ref| / max(1, max |ref|) over the first n elements; infinite when x holds a NaN or
+// an infinity, so a non-finite result can never pass.
+template <typename S>
+double scaled_error(const std::vector<S>& x, const std::vector<double>& ref, size_t n) {
   double err = 0, scale = 1;
   for (size_t i = 0; i < n; ++i) {
-    err = std::max(err, std::abs(x[i] - ref[i]));
+    if (!std::isfinite(double(x[i]))) return INFINITY;
+    err = std::max(err, std::abs(double(x[i]) - ref[i]));
     scale = std::max(scale, std::abs(ref[i]));
   }
   return err / scale;
@@ -181,137 +232,206 @@ std::vector<LinearForm> forms_for(const Case& c) {
   return {LinearForm::recurrent, LinearForm::parallel, LinearForm::chunkwise};
 }
 
-TEST(LinearRecurrence, EveryFormMatchesTheNaiveRecurrenceOnOutputsAndStates) {
+struct Forward {
+  std::vector<double> y, boundary, final_state;
+};
+
+Forward run_forward(Inputs& in, LinearForm form) {
+  std::fill(in.y.begin(), in.y.end(), 0.0);
+  std::fill(in.boundary.begin(), in.boundary.end(), 0.0);
+  std::fill(in.final_state.begin(), in.final_state.end(), 0.0);
+  linear_recurrence_fwd(in.params(), form);
+  return {in.y, in.boundary, in.final_state};
+}
+
+TEST(LinearRecurrence, EveryFormMatchesTheNaiveRecurrenceAndTheOthersOnOutputsAndStates) {
   const char* form_names[] = {"recurrent", "parallel", "chunkwise"};
+  double worst_vs_oracle = 0, worst_vs_recurrent = 0;
+  int floored_steps = 0, normalized_steps = 0;
   for (const Case& kind : every_case())
     for (const auto& [T, chunk] : std::vector<std::pair<int64_t, int64_t>>{
              {1, 4}, {4, 4}, {11, 4}, {16, 4}, {7, 1}, {9, 64}, {13, 5}}) {
       Inputs in(kind, T, chunk, 100 + unsigned(T * 7 + chunk));
       const Oracle ref = naive(in);
+      floored_steps += ref.floored_steps, normalized_steps += ref.normalized_steps;
+      const Forward recurrent = run_forward(in, LinearForm::recurrent);
       for (const LinearForm form : forms_for(kind)) {
-        std::fill(in.y.begin(), in.y.end(), 0.0);
-        std::fill(in.boundary.begin(), in.boundary.end(), 0.0);
-        std::fill(in.final_state.begin(), in.final_state.end(), 0.0);
-        linear_recurrence_fwd(in.params(), form);
+        const Forward out = run_forward(in, form);
         const std::string what = kind.name() + " " + form_names[int(form)] +
                                  " T=" + std::to_string(T) + " chunk=" + std::to_string(chunk);
-        EXPECT_LE(scaled_error(in.y, ref.y, ref.y.size()), 1e-10) << what << ": y";
-        EXPECT_LE(scaled_error(in.final_state, ref.final_state, ref.final_state.size()), 1e-10)
-            << what << ": final state";
-        ASSERT_EQ(in.boundary.size(), ref.boundary.size()) << what;
-        EXPECT_LE(scaled_error(in.boundary, ref.boundary, ref.boundary.size()), 1e-10)
-            << what << ": boundary states";
+        ASSERT_EQ(out.boundary.size(), ref.boundary.size()) << what;
+        const double errors[] = {
+            scaled_error(out.y, ref.y, ref.y.size()),
+            scaled_error(out.boundary, ref.boundary, ref.boundary.size()),
+            scaled_error(out.final_state, ref.final_state, ref.final_state.size())};
+        const char* names[] = {"y", "boundary states", "final state"};
+        for (int e = 0; e < 3; ++e) {
+          EXPECT_LE(errors[e], 1e-10) << what << ": " << names[e] << " against the oracle";
+          worst_vs_oracle = std::max(worst_vs_oracle, errors[e]);
+        }
+        const double between = std::max(
+            {scaled_error(out.y, recurrent.y, out.y.size()),
+             scaled_error(out.boundary, recurrent.boundary, out.boundary.size()),
+             scaled_error(out.final_state, recurrent.final_state, out.final_state.size())});
+        EXPECT_LE(between, 1e-10) << what << ": against the recurrent form";
+        worst_vs_recurrent = std::max(worst_vs_recurrent, between);
       }
     }
+  EXPECT_GT(floored_steps, 0) << "the floor never took over";
+  EXPECT_LT(floored_steps, normalized_steps) << "|nᵀq| never took over";
+  std::printf("  worst scaled max-abs error: %.2e against the oracle, %.2e between forms\n",
+              worst_vs_oracle, worst_vs_recurrent);
 }
 
-// Gradient of L = Σ w ⊙ y w.r.t. every input, against central differences.
-void check_all_gradients(Case kind, int64_t T, int64_t chunk) {
+// Gradient of L = Σ w ⊙ y w.r.t. every input, against central differences; returns the worst
+// rel-RMS error.
+double check_all_gradients(Case kind, int64_t T, int64_t chunk) {
   Inputs in(kind, T, chunk, 7);
+  const std::string what =
+      kind.name() + " T=" + std::to_string(T) + " chunk=" + std::to_string(chunk);
+  if (kind.cell == Cell::mlstm) {  // both branches of max(|nᵀq|, floor) carry gradients here
+    const Oracle ref = naive(in);
+    EXPECT_GT(ref.floored_steps, 0) << what << ": the floor is never active";
+    EXPECT_LT(ref.floored_steps, ref.normalized_steps) << what << ": the floor is always active";
+  }
   const auto w = random_vector(int64_t(in.y.size()), 8);
   auto loss = [&] {
     linear_recurrence_fwd(in.params(), LinearForm::chunkwise);
     return testing::dot(w, in.y.data());
   };
   loss();
-  std::vector<double> dq(in.q.size()), dk(in.k.size()), dv(in.v.size());
-  std::vector<double> da(in.a.size()), db(in.a.size()), dc(in.a.size()), dfloor(in.a.size());
-  const auto p = in.params();
-  LinearRecurrenceGrads<double> g;
-  g.dy = {w.data(), p.y.row, p.y.head};
-  const int64_t offset = p.q.data - in.q.data();
-  g.dq = {dq.data() + offset, p.q.row, p.q.head};
-  g.dk = {dk.data() + (p.k.data - in.k.data()), p.k.row, p.k.head};
-  g.dv = {dv.data(), p.v.row, p.v.head};
-  g.da = da.data(), g.db = db.data(), g.dc = dc.data(), g.dfloor = dfloor.data();
-  std::vector<double> work(size_t(linear_recurrence_work_size(p)));
-  linear_recurrence_bwd(p, g, work.data());
-  const std::string what =
-      kind.name() + " T=" + std::to_string(T) + " chunk=" + std::to_string(chunk);
+  Grads<double> grads(in);
+  std::vector<double> work(size_t(linear_recurrence_work_size(in.params())));
+  linear_recurrence_bwd(in.params(), grads.view(in, w.data()), work.data());
+  double worst = 0;
   auto expect = [&](std::vector<double>& x, std::vector<double>& dx, const std::string& name) {
-    expect_gradient_close(check_gradient(loss, x.data(), dx.data(), int64_t(x.size()), 80),
-                          what + ": d" + name);
+    const auto r = check_gradient(loss, x.data(), dx.data(), int64_t(x.size()), 80);
+    expect_gradient_close(r, what + ": d" + name);
+    worst = std::max(worst, r.rel_rms);
   };
-  expect(in.q, dq, "q");
-  expect(in.k, dk, "k");
-  expect(in.v, dv, "v");
-  expect(in.a, da, "a");
-  expect(in.c, dc, "c");
-  if (kind.cell == Cell::gdn) expect(in.b, db, "b");  // the cell passes β as both b and c
-  if (kind.cell == Cell::mlstm) expect(in.floor, dfloor, "floor");
+  expect(in.q, grads.dq, "q");
+  expect(in.k, grads.dk, "k");
+  expect(in.v, grads.dv, "v");
+  expect(in.a, grads.da, "a");
+  expect(in.c, grads.dc, "c");
+  if (!in.b.empty()) expect(in.b, grads.db, "b");
+  if (!in.floor.empty()) expect(in.floor, grads.dfloor, "floor");
+  return worst;
 }
 
 TEST(LinearRecurrence, GradientsOfEveryInputMatchFiniteDifferencesAcrossChunks) {
+  double worst = 0;
   for (const Case& kind : every_case()) {
-    check_all_gradients(kind, 11, 4);  // three chunks, the last one short
-    check_all_gradients(kind, 5, 8);   // one chunk
+    worst = std::max(worst, check_all_gradients(kind, 11, 4));  // three chunks, the last short
+    worst = std::max(worst, check_all_gradients(kind, 5, 8));   // one chunk
+  }
+  std::printf("  worst gradient rel-RMS against finite differences: %.2e\n", worst);
+}
+
+TEST(LinearRecurrence, BackwardAddsToTheGradientBuffersInsteadOfOverwriting) {
+  for (const Case& kind : every_case()) {
+    Inputs in(kind, 9, 4, 51);
+    linear_recurrence_fwd(in.params());
+    const auto dy = random_vector(int64_t(in.y.size()), 52);
+    std::vector<double> work(size_t(linear_recurrence_work_size(in.params())));
+    Grads<double> fresh(in), prefilled(in);
+    for (auto* x : {&prefilled.dq, &prefilled.dk, &prefilled.dv, &prefilled.da, &prefilled.db,
+                    &prefilled.dc, &prefilled.dfloor})
+      std::fill(x->begin(), x->end(), 1.5);
+    linear_recurrence_bwd(in.params(), fresh.view(in, dy.data()), work.data());
+    linear_recurrence_bwd(in.params(), prefilled.view(in, dy.data()), work.data());
+    auto expect_added = [&](const std::vector<double>& got, std::vector<double> want,
+                            const char* name) {
+      for (auto& x : want) x += 1.5;
+      EXPECT_LE(scaled_error(got, want, want.size()), 1e-14) << kind.name() << ": d" << name;
+    };
+    expect_added(prefilled.dq, fresh.dq, "q");
+    expect_added(prefilled.dk, fresh.dk, "k");
+    expect_added(prefilled.dv, fresh.dv, "v");
+    expect_added(prefilled.da, fresh.da, "a");
+    expect_added(prefilled.db, fresh.db, "b");
+    expect_added(prefilled.dc, fresh.dc, "c");
+    expect_added(prefilled.dfloor, fresh.dfloor, "floor");
   }
 }
 
-TEST(LinearRecurrence, TheFloorTakesOverWhenTheNormalizerIsSmall) {
-  Inputs in({Cell::mlstm, false}, 9, 4, 21);
-  for (auto& f : in.floor) f = 1.0;  // |nᵀq| straddles 1 for these inputs
-  linear_recurrence_fwd(in.params(), LinearForm::recurrent);
-  const Oracle ref = naive(in);
-  EXPECT_LE(scaled_error(in.y, ref.y, ref.y.size()), 1e-12);
-  int floored = 0;
-  const auto p = in.params();
-  for (int64_t b = 0; b < p.B; ++b)
-    for (int64_t t = 0; t < p.T; ++t)
-      for (int64_t h = 0; h < p.H; ++h) {
-        double n_dot_q = 0;  // recomputed from the final-state-free definition: n_t = Σ D c k
-        double decay = 1;
-        const double* q = p.q.data + (b * p.T + t) * p.q.row + h * p.q.head;
-        for (int64_t j = t; j >= 0; --j) {
-          const int64_t g = (b * p.T + j) * p.H + h;
-          const double* k = p.k.data + (b * p.T + j) * p.k.row + h * p.k.head;
-          for (int64_t d = 0; d < p.Dk; ++d) n_dot_q += decay * p.c[g] * k[d] * q[d];
-          decay *= p.a[g];
-        }
-        floored += std::abs(n_dot_q) < 1.0;
-      }
-  EXPECT_GT(floored, 0) << "no step exercised the floor";
+TEST(LinearRecurrence, FloatAgreesWithDoubleForwardAndBackward) {
+  for (const Case& kind :
+       {Case{Cell::mlstm, true}, Case{Cell::mamba2, false}, Case{Cell::gdn, true}}) {
+    Inputs in(kind, 13, 4, 31);
+    const auto dy = random_vector(int64_t(in.y.size()), 32);
+    linear_recurrence_fwd(in.params());
+    Grads<double> ref(in);
+    std::vector<double> work(size_t(linear_recurrence_work_size(in.params())));
+    linear_recurrence_bwd(in.params(), ref.view(in, dy.data()), work.data());
+
+    const auto q = converted<float>(in.q), k = converted<float>(in.k), v = converted<float>(in.v),
+               a = converted<float>(in.a), b = converted<float>(in.b), c = converted<float>(in.c),
+               floor = converted<float>(in.floor), dy_f = converted<float>(dy);
+    std::vector<float> y(in.y.size()), boundary(in.boundary.size()),
+        final_state(in.final_state.size());
+    const auto p =
+        in.layout<float>(q.data(), k.data(), v.data(), a.data(), b.empty() ? nullptr : b.data(),
+                         c.data(), floor.empty() ? nullptr : floor.data(), y.data(),
+                         boundary.empty() ? nullptr : boundary.data(), final_state.data());
+    linear_recurrence_fwd(p);
+    Grads<float> got(in);
+    std::vector<float> work_f(size_t(linear_recurrence_work_size(p)));
+    linear_recurrence_bwd(p, got.view(in, dy_f.data()), work_f.data());
+    const std::string what = kind.name();
+    EXPECT_LE(scaled_error(y, in.y, y.size()), 1e-4) << what << ": y";
+    EXPECT_LE(scaled_error(final_state, in.final_state, final_state.size()), 1e-4)
+        << what << ": final state";
+    EXPECT_LE(scaled_error(got.dq, ref.dq, ref.dq.size()), 1e-4) << what << ": dq";
+    EXPECT_LE(scaled_error(got.dk, ref.dk, ref.dk.size()), 1e-4) << what << ": dk";
+    EXPECT_LE(scaled_error(got.dv, ref.dv, ref.dv.size()), 1e-4) << what << ": dv";
+    EXPECT_LE(scaled_error(got.da, ref.da, ref.da.size()), 1e-4) << what << ": da";
+    EXPECT_LE(scaled_error(got.db, ref.db, ref.db.size()), 1e-4) << what << ": db";
+    EXPECT_LE(scaled_error(got.dc, ref.dc, ref.dc.size()), 1e-4) << what << ": dc";
+  }
 }
 
-TEST(LinearRecurrence, FloatAgreesWithDouble) {
-  Inputs in({Cell::gdn, true}, 13, 4, 31);
-  linear_recurrence_fwd(in.params(), LinearForm::chunkwise);
-  const auto pd = in.params();
-  auto to_float = [](const std::vector<double>& x) {
-    return std::vector<float>(x.begin(), x.end());
-  };
-  auto q = to_float(in.q), k = to_float(in.k), v = to_float(in.v), a = to_float(in.a),
-       b = to_float(in.b), c = to_float(in.c);
-  std::vector<float> y(in.y.size()), boundary(in.boundary.size());
-  LinearRecurrence<float> pf;
-  pf.B = pd.B, pf.T = pd.T, pf.H = pd.H, pf.Dk = pd.Dk, pf.Dv = pd.Dv, pf.chunk = pd.chunk;
-  pf.q = {q.data(), pd.q.row, pd.q.head};
-  pf.k = {k.data(), pd.k.row, pd.k.head};
-  pf.v = {v.data(), pd.v.row, pd.v.head};
-  pf.a = a.data(), pf.b = b.data(), pf.c = c.data();
-  pf.y = {y.data(), pd.y.row, pd.y.head};
-  pf.boundary = boundary.data();
-  linear_recurrence_fwd(pf, LinearForm::chunkwise);
-  EXPECT_LE(scaled_error(std::vector<double>(y.begin(), y.end()), in.y, y.size()), 1e-5);
-}
-
-TEST(LinearRecurrence, InconsistentRequestsAreShapeErrors) {
+TEST(LinearRecurrence, InconsistentForwardRequestsAreShapeErrors) {
   Inputs mlstm({Cell::mlstm, false}, 5, 4, 41);
   auto p = mlstm.params();
   p.chunk = 0;
   EXPECT_THROW(linear_recurrence_fwd(p), ShapeError);
-  p = mlstm.params();
-  p.T = 0;
-  EXPECT_THROW(linear_recurrence_fwd(p), ShapeError);
+  for (int64_t LinearRecurrence<double>::*size :
+       {&LinearRecurrence<double>::B, &LinearRecurrence<double>::T, &LinearRecurrence<double>::H,
+        &LinearRecurrence<double>::Dk, &LinearRecurrence<double>::Dv}) {
+    p = mlstm.params();
+    p.*size = 0;
+    EXPECT_THROW(linear_recurrence_fwd(p), ShapeError);
+  }
   p = mlstm.params();
   std::vector<double> beta(mlstm.a.size(), 0.5);
   p.b = beta.data();
   EXPECT_THROW(linear_recurrence_fwd(p), ShapeError);  // a normalizer with a delta term
-  Inputs gdn({Cell::gdn, false}, 5, 4, 42);
-  EXPECT_THROW(linear_recurrence_fwd(gdn.params(), LinearForm::parallel), ShapeError);
-  p = gdn.params();
+  p = mlstm.params();
+  p.c = nullptr;
+  EXPECT_THROW(linear_recurrence_fwd(p), ShapeError);
+  p = mlstm.params();
   p.y.head = 0;
   EXPECT_THROW(linear_recurrence_fwd(p), ShapeError);
+  Inputs gdn({Cell::gdn, false}, 5, 4, 42);
+  EXPECT_THROW(linear_recurrence_fwd(gdn.params(), LinearForm::parallel), ShapeError);
+}
+
+TEST(LinearRecurrence, BackwardWithoutWhatItNeedsIsAShapeError) {
+  Inputs gdn({Cell::gdn, false}, 9, 4, 43);
+  linear_recurrence_fwd(gdn.params());
+  const std::vector<double> dy(gdn.y.size(), 1.0);
+  std::vector<double> work(size_t(linear_recurrence_work_size(gdn.params())));
+  Grads<double> grads(gdn);
+  auto g = grads.view(gdn, dy.data());
+  g.db = nullptr;  // b is set, so its gradient is required
+  EXPECT_THROW(linear_recurrence_bwd(gdn.params(), g, work.data()), ShapeError);
+  auto p = gdn.params();
+  p.boundary = nullptr;  // three chunks cannot be recomputed without their start states
+  EXPECT_THROW(linear_recurrence_bwd(p, grads.view(gdn, dy.data()), work.data()), ShapeError);
+  p = gdn.params();
+  p.chunk = 0;
+  EXPECT_THROW(linear_recurrence_bwd(p, grads.view(gdn, dy.data()), work.data()), ShapeError);
 }
 
 }  // namespace
