@@ -272,14 +272,13 @@ int64_t Entry::numel() const {
   return n;
 }
 
-std::string serialize(const std::vector<TensorRef>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+std::string serialize_header(const std::vector<TensorInfo>& tensors,
+                             const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   // An empty __metadata__ is legal, but leaving it out matches what the Python writer produces.
   if (!metadata.empty()) header[kMetadataKey] = metadata;
-  std::vector<int64_t> sizes;
   int64_t offset = 0;
-  for (const TensorRef& t : tensors) {
+  for (const TensorInfo& t : tensors) {
     if (t.name.empty()) throw Error("safetensors::serialize: tensor with an empty name");
     if (t.name == kMetadataKey) {
       throw Error("safetensors::serialize: tensor name \"__metadata__\" is reserved by the format");
@@ -301,13 +300,9 @@ std::string serialize(const std::vector<TensorRef>& tensors,
                   shape_str(t.shape) + " makes the file size overflow int64");
     }
     const int64_t nbytes = numel * esize;
-    if (nbytes > 0 && t.data == nullptr) {
-      throw Error("safetensors::serialize: tensor '" + t.name + "' has no data pointer");
-    }
     header[t.name] = {{"dtype", dtype_name(t.dtype)},
                       {"shape", t.shape},
                       {"data_offsets", json::array({offset, offset + nbytes})}};
-    sizes.push_back(nbytes);
     offset += nbytes;
   }
 
@@ -327,12 +322,32 @@ std::string serialize(const std::vector<TensorRef>& tensors,
   }
 
   std::string out;
-  out.reserve(8 + text.size() + static_cast<size_t>(offset));
   uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
-  out += text;
+  return out + text;
+}
+
+std::string serialize(const std::vector<TensorRef>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorInfo> infos;
+  infos.reserve(tensors.size());
+  for (const TensorRef& t : tensors) infos.push_back({t.name, t.dtype, t.shape});
+  std::string out = serialize_header(infos, metadata);
+  // serialize_header proved every size fits, so these products cannot overflow.
+  std::vector<size_t> sizes;
+  size_t total = out.size();
+  for (const TensorRef& t : tensors) {
+    int64_t numel = 0;
+    checked_numel(t.shape, &numel);
+    sizes.push_back(static_cast<size_t>(numel) * dtype_size(t.dtype));
+    if (sizes.back() > 0 && t.data == nullptr) {
+      throw Error("safetensors::serialize: tensor '" + t.name + "' has no data pointer");
+    }
+    total += sizes.back();
+  }
+  out.reserve(total);
   for (size_t i = 0; i < tensors.size(); ++i) {
-    if (sizes[i] > 0) out.append(static_cast<const char*>(tensors[i].data), static_cast<size_t>(sizes[i]));
+    if (sizes[i] > 0) out.append(static_cast<const char*>(tensors[i].data), sizes[i]);
   }
   return out;
 }

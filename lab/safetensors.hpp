@@ -27,10 +27,23 @@ struct TensorRef {
   const void* data;
 };
 
-// The file's bytes: tensors laid out in the order given, header padded so the data starts on an
-// 8-byte boundary. Throws Error on an empty, duplicate or reserved ("__metadata__") name, a
-// negative dimension, a size that overflows, a null pointer for a non-empty tensor, or names and
-// metadata that are not valid UTF-8.
+// A tensor's name, dtype and shape: what the header says about it.
+struct TensorInfo {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+};
+
+// The bytes before the data section (the 8-byte length and the JSON header, padded so the data
+// starts on an 8-byte boundary) for tensors laid out back to back in the order given. For writers
+// that stream the data section themselves; throws Error as serialize does, bar the data pointer.
+std::string serialize_header(const std::vector<TensorInfo>& tensors,
+                             const std::map<std::string, std::string>& metadata);
+
+// The file's bytes: serialize_header, then the tensors' data in the order given. Throws Error on
+// an empty, duplicate or reserved ("__metadata__") name, a negative dimension, a size that
+// overflows, a null pointer for a non-empty tensor, or names and metadata that are not valid
+// UTF-8.
 std::string serialize(const std::vector<TensorRef>& tensors,
                       const std::map<std::string, std::string>& metadata);
 // serialize, then write_file_atomic.
