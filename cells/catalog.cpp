@@ -1,7 +1,7 @@
 // Block kinds known to model patterns, and the xLSTM ratio notation.
 #include "cells/catalog.hpp"
 
-#include <regex>
+#include <cctype>
 
 #include "kernels/error.hpp"
 
@@ -32,14 +32,30 @@ const BlockKind* find_block_kind(char letter) {
   return nullptr;
 }
 
+namespace {
+// Reads 1-3 decimal digits at text[pos], advancing pos; -1 when there are none or more.
+int read_count(const std::string& text, size_t& pos) {
+  const size_t start = pos;
+  while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) ++pos;
+  if (pos == start || pos - start > 3) return -1;
+  return std::stoi(text.substr(start, pos - start));
+}
+}  // namespace
+
+// Parsed by hand rather than with <regex>: GCC 12's regex headers trip -Wmaybe-uninitialized
+// under the sanitizer build, and the grammar is four tokens.
 bool expand_xlstm_ratio(const std::string& text, std::string& pattern) {
+  const std::string head = "xlstm[";
   if (text.rfind("xlstm", 0) != 0) return false;
-  static const std::regex form(R"(xlstm\[(\d{1,3}):(\d{1,3})\])");
-  std::smatch match;
   const std::string rule = "xlstm[a:b] with a mLSTM and b sLSTM blocks, 1 <= a + b <= " +
                            std::to_string(kMaxRatioBlocks);
-  if (!std::regex_match(text, match, form)) throw ConfigError(rule);
-  const int a = std::stoi(match[1]), b = std::stoi(match[2]);
+  if (text.rfind(head, 0) != 0) throw ConfigError(rule);
+  size_t pos = head.size();
+  const int a = read_count(text, pos);
+  if (a < 0 || pos >= text.size() || text[pos] != ':') throw ConfigError(rule);
+  ++pos;
+  const int b = read_count(text, pos);
+  if (b < 0 || pos + 1 != text.size() || text[pos] != ']') throw ConfigError(rule);
   if (a + b < 1 || a + b > kMaxRatioBlocks) throw ConfigError(rule);
   pattern = std::string(size_t(a), 'm') + std::string(size_t(b), 's');
   return true;
