@@ -7,28 +7,13 @@
 
 #include "cells/linear_cell.hpp"
 #include "cells/non_finite.hpp"
-#include "kernels/cpu/elementwise.hpp"
-#include "kernels/cpu/norm.hpp"
+#include "kernels/ops.hpp"
 
 namespace statelab {
 
 namespace {
 
 constexpr double kL2Eps = 1e-6;  // fla's l2norm: x / sqrt(Σx² + 1e-6)
-
-// y = x ⊙ SiLU(g), and its backward.
-template <typename S>
-void silu_gate_fwd(S* y, const S* x, const S* g, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * g[i] * S(sigmoid(double(g[i])));
-}
-template <typename S>
-void silu_gate_bwd(S* dx, S* dg, const S* dy, const S* x, const S* g, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const double s = sigmoid(double(g[i]));
-    dx[i] = dy[i] * S(double(g[i]) * s);
-    dg[i] = dy[i] * x[i] * S(s * (1 + double(g[i]) * (1 - s)));
-  }
-}
 
 }  // namespace
 
@@ -100,6 +85,7 @@ cpu::LinearRecurrence<S> GdnBlock<S>::recurrence(Pass p) {
 
 template <typename S>
 void GdnBlock<S>::forward(Pass p, const S* x, S* y) {
+  const Exec& ex = p.exec();
   const int64_t N = p.tokens(), H = H_, Q = Qd_, V = Vd_;
   const auto silu = cpu::Activation::silu;
   S* xn = arena_(xn_);
@@ -110,51 +96,52 @@ void GdnBlock<S>::forward(Pass p, const S* x, S* y) {
   q_conv_.forward(ps_, p, arena_(qr_), arena_(qc_));
   k_conv_.forward(ps_, p, arena_(kr_), arena_(kc_));
   v_conv_.forward(ps_, p, arena_(vr_), arena_(vc_));
-  cpu::activation_fwd(silu, arena_(qs_), arena_(qc_), N * Q);
-  cpu::activation_fwd(silu, arena_(ks_), arena_(kc_), N * Q);
-  cpu::activation_fwd(silu, arena_(vs_), arena_(vc_), N * V);
-  cpu::l2norm_fwd(arena_(qn_), arena_(rq_), arena_(qs_), N * H, Dk_, kL2Eps);
-  cpu::l2norm_fwd(arena_(kn_), arena_(rk_), arena_(ks_), N * H, Dk_, kL2Eps);
-  const S q_scale = S(1.0 / std::sqrt(double(Dk_)));
-  for (int64_t i = 0; i < N * Q; ++i) arena_(qx_)[i] = arena_(qn_)[i] * q_scale;
+  ops::activation_fwd(ex, silu, arena_(qs_), arena_(qc_), N * Q);
+  ops::activation_fwd(ex, silu, arena_(ks_), arena_(kc_), N * Q);
+  ops::activation_fwd(ex, silu, arena_(vs_), arena_(vc_), N * V);
+  ops::l2norm_fwd(ex, arena_(qn_), arena_(rq_), arena_(qs_), N * H, Dk_, kL2Eps);
+  ops::l2norm_fwd(ex, arena_(kn_), arena_(rk_), arena_(ks_), N * H, Dk_, kL2Eps);
+  const double q_scale = 1.0 / std::sqrt(double(Dk_));
+  ops::affine(ex, arena_(qx_), arena_(qn_), q_scale, 0.0, N * Q);
   a_proj_.forward(ps_, p, xn, arena_(ar_));
   b_proj_.forward(ps_, p, xn, arena_(br_));
-  selective_decay_fwd(N, H, arena_(ar_), ps_.value(A_log_), ps_.value(dt_bias_), arena_(dt_),
-                      arena_(alpha_));
-  for (int64_t i = 0; i < N * H; ++i)
-    arena_(beta_)[i] = S((signed_ ? 2 : 1) * sigmoid(double(arena_(br_)[i])));
-  cpu::linear_recurrence_fwd(recurrence(p));
+  ops::selective_decay_fwd(ex, N, H, arena_(ar_), ps_.value(A_log_), ps_.value(dt_bias_),
+                           arena_(dt_), arena_(alpha_));
+  ops::scaled_sigmoid_fwd(ex, arena_(beta_), arena_(br_), signed_ ? 2.0 : 1.0, N * H);
+  ops::linear_recurrence_fwd(ex, recurrence(p));
   out_norm_.forward(ps_, arena_, p, arena_(o_), arena_(on_));
   g_proj_.forward(ps_, p, xn, arena_(gr_));
-  silu_gate_fwd(arena_(gated_), arena_(on_), arena_(gr_), N * V);
+  ops::silu_gate_fwd(ex, arena_(gated_), arena_(on_), arena_(gr_), N * V);
   S* y1 = ffn_ ? arena_(y1_) : y;
   o_proj_.forward(ps_, p, arena_(gated_), y1);
-  cpu::add_inplace(y1, x, N * D_);
+  ops::add_inplace(ex, y1, x, N * D_);
   if (ffn_) {
     ffn_norm_->forward(ps_, arena_, p, y1, arena_(xn2_));
     ffn_->forward(ps_, arena_, p, arena_(xn2_), y);
-    cpu::add_inplace(y, y1, N * D_);
+    ops::add_inplace(ex, y, y1, N * D_);
   }
 }
 
 template <typename S>
 void GdnBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
+  const Exec& ex = p.exec();
   const int64_t N = p.tokens(), H = H_, Q = Qd_, V = Vd_;
   const auto silu = cpu::Activation::silu;
   const S* dy1 = dy;
   if (ffn_) {
     ffn_->backward(ps_, arena_, p, arena_(xn2_), dy, arena_(dxn2_));
     ffn_norm_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_));
-    cpu::add_inplace(arena_(dy1_), dy, N * D_);
+    ops::add_inplace(ex, arena_(dy1_), dy, N * D_);
     dy1 = arena_(dy1_);
   }
   o_proj_.backward(ps_, p, arena_(gated_), dy1, arena_(dgated_));
-  silu_gate_bwd(arena_(don_), arena_(dgr_), arena_(dgated_), arena_(on_), arena_(gr_), N * V);
+  ops::silu_gate_bwd(ex, arena_(don_), arena_(dgr_), arena_(dgated_), arena_(on_), arena_(gr_),
+                     N * V);
   out_norm_.backward(ps_, arena_, p, arena_(o_), arena_(don_), arena_(do_));
 
-  for (Slot s : {dq_, dk_}) std::fill_n(arena_(s), N * Q, S(0));
-  std::fill_n(arena_(dv_), N * V, S(0));
-  for (Slot s : {da_, db_, dc_}) std::fill_n(arena_(s), N * H, S(0));
+  for (Slot s : {dq_, dk_}) ops::fill_zero(ex, arena_(s), N * Q);
+  ops::fill_zero(ex, arena_(dv_), N * V);
+  for (Slot s : {da_, db_, dc_}) ops::fill_zero(ex, arena_(s), N * H);
   cpu::LinearRecurrenceGrads<S> g;
   g.dy = {arena_(do_), V, Dv_};
   g.dq = {arena_(dq_), Q, Dk_};
@@ -163,25 +150,21 @@ void GdnBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   g.da = arena_(da_);
   g.db = arena_(db_);
   g.dc = arena_(dc_);
-  cpu::linear_recurrence_bwd(recurrence(p), g, recurrence_work(work_, recurrence(p)));
+  const auto r = recurrence(p);
+  ops::linear_recurrence_bwd(ex, r, g, work_.get(ex, ops::linear_recurrence_work_size(ex, r)));
 
-  selective_decay_bwd(N, H, arena_(ar_), ps_.value(A_log_), ps_.value(dt_bias_), arena_(dt_),
-                      arena_(alpha_), arena_(da_), static_cast<const S*>(nullptr), arena_(dar_),
-                      ps_.grad(A_log_), ps_.grad(dt_bias_));
+  ops::selective_decay_bwd(ex, N, H, arena_(ar_), ps_.value(A_log_), ps_.value(dt_bias_),
+                           arena_(dt_), arena_(alpha_), arena_(da_), static_cast<const S*>(nullptr),
+                           arena_(dar_), ps_.grad(A_log_), ps_.grad(dt_bias_));
   // β = s·σ(b̃) is both b and c of the recurrence.
-  for (int64_t i = 0; i < N * H; ++i) {
-    const double sb = sigmoid(double(arena_(br_)[i]));
-    arena_(dbr_)[i] =
-        S((double(arena_(db_)[i]) + double(arena_(dc_)[i])) * (signed_ ? 2 : 1) * sb * (1 - sb));
-  }
-
-  const S q_scale = S(1.0 / std::sqrt(double(Dk_)));
-  for (int64_t i = 0; i < N * Q; ++i) arena_(dqn_)[i] = arena_(dq_)[i] * q_scale;
-  cpu::l2norm_bwd(arena_(dqs_), arena_(dqn_), arena_(qn_), arena_(rq_), N * H, Dk_);
-  cpu::l2norm_bwd(arena_(dks_), arena_(dk_), arena_(kn_), arena_(rk_), N * H, Dk_);
-  cpu::activation_bwd(silu, arena_(dqc_), arena_(dqs_), arena_(qc_), N * Q);
-  cpu::activation_bwd(silu, arena_(dkc_), arena_(dks_), arena_(kc_), N * Q);
-  cpu::activation_bwd(silu, arena_(dvc_), arena_(dv_), arena_(vc_), N * V);
+  ops::scaled_sigmoid_bwd(ex, arena_(dbr_), arena_(db_), arena_(dc_), arena_(br_),
+                          signed_ ? 2.0 : 1.0, N * H);
+  ops::affine(ex, arena_(dqn_), arena_(dq_), 1.0 / std::sqrt(double(Dk_)), 0.0, N * Q);
+  ops::l2norm_bwd(ex, arena_(dqs_), arena_(dqn_), arena_(qn_), arena_(rq_), N * H, Dk_);
+  ops::l2norm_bwd(ex, arena_(dks_), arena_(dk_), arena_(kn_), arena_(rk_), N * H, Dk_);
+  ops::activation_bwd(ex, silu, arena_(dqc_), arena_(dqs_), arena_(qc_), N * Q);
+  ops::activation_bwd(ex, silu, arena_(dkc_), arena_(dks_), arena_(kc_), N * Q);
+  ops::activation_bwd(ex, silu, arena_(dvc_), arena_(dv_), arena_(vc_), N * V);
   q_conv_.backward(ps_, p, arena_(qr_), arena_(dqc_), arena_(dqr_));
   k_conv_.backward(ps_, p, arena_(kr_), arena_(dkc_), arena_(dkr_));
   v_conv_.backward(ps_, p, arena_(vr_), arena_(dvc_), arena_(dvr_));
@@ -191,37 +174,37 @@ void GdnBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   S* part = arena_(dxn_b_);
   q_proj_.backward(ps_, p, xn, arena_(dqr_), dxn);
   k_proj_.backward(ps_, p, xn, arena_(dkr_), part);
-  cpu::add_inplace(dxn, part, N * D_);
+  ops::add_inplace(ex, dxn, part, N * D_);
   v_proj_.backward(ps_, p, xn, arena_(dvr_), part);
-  cpu::add_inplace(dxn, part, N * D_);
+  ops::add_inplace(ex, dxn, part, N * D_);
   g_proj_.backward(ps_, p, xn, arena_(dgr_), part);
-  cpu::add_inplace(dxn, part, N * D_);
+  ops::add_inplace(ex, dxn, part, N * D_);
   a_proj_.backward(ps_, p, xn, arena_(dar_), part);
-  cpu::add_inplace(dxn, part, N * D_);
+  ops::add_inplace(ex, dxn, part, N * D_);
   b_proj_.backward(ps_, p, xn, arena_(dbr_), part);
-  cpu::add_inplace(dxn, part, N * D_);
+  ops::add_inplace(ex, dxn, part, N * D_);
   norm_.backward(ps_, arena_, p, x, dxn, dx);
-  cpu::add_inplace(dx, dy1, N * D_);
+  ops::add_inplace(ex, dx, dy1, N * D_);
 }
 
 template <typename S>
 std::string GdnBlock<S>::find_non_finite(Pass p) const {
   const int64_t H = H_, Q = Qd_, V = Vd_;
-  std::vector<Watched<S>> watched = {{"input norm", arena_(xn_), D_},
-                                     {"q projection", arena_(qr_), Q},
-                                     {"k projection", arena_(kr_), Q},
-                                     {"v projection", arena_(vr_), V},
-                                     {"normalised q", arena_(qn_), Q, Dk_},
-                                     {"normalised k", arena_(kn_), Q, Dk_},
-                                     {"decay gate pre-activation", arena_(ar_), H, 1},
-                                     {"beta pre-activation", arena_(br_), H, 1},
-                                     {"decay alpha", arena_(alpha_), H, 1},
-                                     {"delta-rule output o", arena_(o_), V, Dv_},
-                                     {"output norm", arena_(on_), V},
-                                     {"output gate projection", arena_(gr_), V}};
+  std::vector<Watched<S>> watched = {{"input norm", arena_.host(xn_), D_},
+                                     {"q projection", arena_.host(qr_), Q},
+                                     {"k projection", arena_.host(kr_), Q},
+                                     {"v projection", arena_.host(vr_), V},
+                                     {"normalised q", arena_.host(qn_), Q, Dk_},
+                                     {"normalised k", arena_.host(kn_), Q, Dk_},
+                                     {"decay gate pre-activation", arena_.host(ar_), H, 1},
+                                     {"beta pre-activation", arena_.host(br_), H, 1},
+                                     {"decay alpha", arena_.host(alpha_), H, 1},
+                                     {"delta-rule output o", arena_.host(o_), V, Dv_},
+                                     {"output norm", arena_.host(on_), V},
+                                     {"output gate projection", arena_.host(gr_), V}};
   if (ffn_) {
-    watched.push_back({"residual after the cell", arena_(y1_), D_});
-    watched.push_back({"FFN input norm", arena_(xn2_), D_});
+    watched.push_back({"residual after the cell", arena_.host(y1_), D_});
+    watched.push_back({"FFN input norm", arena_.host(xn2_), D_});
   }
   return first_non_finite(watched, p);
 }

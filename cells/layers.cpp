@@ -1,10 +1,10 @@
-// Layer forward/backward over the CPU kernels; instantiated for float and double.
+// Layer forward/backward over the kernels' dispatch (CPU or CUDA by the pass); instantiated
+// for float and double.
 #include "cells/layers.hpp"
 
 #include <cmath>
 
-#include "kernels/cpu/dense.hpp"
-#include "kernels/cpu/norm.hpp"
+#include "kernels/ops.hpp"
 
 namespace statelab {
 
@@ -22,12 +22,12 @@ Linear<S>::Linear(ParamStore<S>& ps, const std::string& name, int64_t in, int64_
 
 template <typename S>
 void Linear<S>::forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const {
-  cpu::linear_fwd(y, x, ps.value(w_), b_ >= 0 ? ps.value(b_) : nullptr, p.tokens(), in_, out_);
+  ops::linear_fwd(p.exec(), y, x, ps.value(w_), b_ >= 0 ? ps.value(b_) : nullptr, p.tokens(), in_, out_);
 }
 
 template <typename S>
 void Linear<S>::backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx) const {
-  cpu::linear_bwd(dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, ps.value(w_),
+  ops::linear_bwd(p.exec(), dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, ps.value(w_),
                   p.tokens(), in_, out_);
 }
 
@@ -40,12 +40,12 @@ Embedding<S>::Embedding(ParamStore<S>& ps, const std::string& name, int64_t voca
 
 template <typename S>
 void Embedding<S>::forward(ParamStore<S>& ps, Pass p, const int32_t* tokens, S* y) const {
-  cpu::embedding_fwd(y, tokens, ps.value(e_), p.tokens(), dim_);
+  ops::embedding_fwd(p.exec(), y, tokens, ps.value(e_), p.tokens(), dim_);
 }
 
 template <typename S>
 void Embedding<S>::backward(ParamStore<S>& ps, Pass p, const int32_t* tokens, const S* dy) const {
-  cpu::embedding_bwd(ps.grad(e_), tokens, dy, p.tokens(), dim_);
+  ops::embedding_bwd(p.exec(), ps.grad(e_), tokens, dy, p.tokens(), dim_);
 }
 
 template <typename S>
@@ -61,7 +61,7 @@ GroupLayerNorm<S>::GroupLayerNorm(ParamStore<S>& ps, Arena<S>& arena, const std:
 template <typename S>
 void GroupLayerNorm<S>::forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x,
                                 S* y) const {
-  cpu::group_layernorm_fwd(y, arena(mean_), arena(rstd_), x, ps.value(w_),
+  ops::group_layernorm_fwd(p.exec(), y, arena(mean_), arena(rstd_), x, ps.value(w_),
                            b_ >= 0 ? ps.value(b_) : nullptr, p.tokens(), groups_, group_,
                            kNormEps);
 }
@@ -69,7 +69,7 @@ void GroupLayerNorm<S>::forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, cons
 template <typename S>
 void GroupLayerNorm<S>::backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x,
                                  const S* dy, S* dx) const {
-  cpu::group_layernorm_bwd(dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, arena(mean_),
+  ops::group_layernorm_bwd(p.exec(), dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, arena(mean_),
                            arena(rstd_), ps.value(w_), p.tokens(), groups_, group_);
 }
 
@@ -83,13 +83,13 @@ RmsNorm<S>::RmsNorm(ParamStore<S>& ps, Arena<S>& arena, const std::string& name,
 
 template <typename S>
 void RmsNorm<S>::forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const {
-  cpu::rmsnorm_fwd(y, arena(rstd_), x, ps.value(w_), p.tokens() * groups_, dim_, kNormEps);
+  ops::rmsnorm_fwd(p.exec(), y, arena(rstd_), x, ps.value(w_), p.tokens() * groups_, dim_, kNormEps);
 }
 
 template <typename S>
 void RmsNorm<S>::backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy,
                           S* dx) const {
-  cpu::rmsnorm_bwd(dx, ps.grad(w_), dy, x, arena(rstd_), ps.value(w_), p.tokens() * groups_, dim_);
+  ops::rmsnorm_bwd(p.exec(), dx, ps.grad(w_), dy, x, arena(rstd_), ps.value(w_), p.tokens() * groups_, dim_);
 }
 
 template <typename S>
@@ -103,13 +103,13 @@ CausalConv<S>::CausalConv(ParamStore<S>& ps, const std::string& name, int64_t ch
 
 template <typename S>
 void CausalConv<S>::forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const {
-  cpu::causal_conv1d_fwd(y, x, ps.value(w_), b_ >= 0 ? ps.value(b_) : nullptr, p.B, p.T, channels_,
+  ops::causal_conv1d_fwd(p.exec(), y, x, ps.value(w_), b_ >= 0 ? ps.value(b_) : nullptr, p.B, p.T, channels_,
                          kernel_);
 }
 
 template <typename S>
 void CausalConv<S>::backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx) const {
-  cpu::causal_conv1d_bwd(dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, ps.value(w_), p.B,
+  ops::causal_conv1d_bwd(p.exec(), dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, ps.value(w_), p.B,
                          p.T, channels_, kernel_);
 }
 
@@ -130,7 +130,7 @@ GatedFfn<S>::GatedFfn(ParamStore<S>& ps, Arena<S>& arena, const std::string& nam
 template <typename S>
 void GatedFfn<S>::forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const {
   up_.forward(ps, p, x, arena(u_));
-  cpu::gated_fwd(act_, arena(a_), arena(u_), p.tokens(), hidden_);
+  ops::gated_fwd(p.exec(), act_, arena(a_), arena(u_), p.tokens(), hidden_);
   down_.forward(ps, p, arena(a_), y);
 }
 
@@ -138,7 +138,7 @@ template <typename S>
 void GatedFfn<S>::backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy,
                            S* dx) const {
   down_.backward(ps, p, arena(a_), dy, arena(da_));
-  cpu::gated_bwd(act_, arena(du_), arena(da_), arena(u_), p.tokens(), hidden_);
+  ops::gated_bwd(p.exec(), act_, arena(du_), arena(da_), arena(u_), p.tokens(), hidden_);
   up_.backward(ps, p, x, arena(du_), dx);
 }
 

@@ -7,7 +7,7 @@
 
 #include "cells/linear_cell.hpp"
 #include "cells/non_finite.hpp"
-#include "kernels/cpu/elementwise.hpp"
+#include "kernels/ops.hpp"
 
 namespace statelab {
 
@@ -83,6 +83,7 @@ cpu::LinearRecurrence<S> Mamba2Block<S>::recurrence(Pass p) {
 
 template <typename S>
 void Mamba2Block<S>::forward(Pass p, const S* x, S* y) {
+  const Exec& ex = p.exec();
   const int64_t N = p.tokens(), I = I_, H = H_, C = C_;
   S* xn = arena_(xn_);
   norm_.forward(ps_, arena_, p, x, xn);
@@ -90,54 +91,35 @@ void Mamba2Block<S>::forward(Pass p, const S* x, S* y) {
   in_xbc_.forward(ps_, p, xn, arena_(xbc_raw_));
   in_dt_.forward(ps_, p, xn, arena_(dt_raw_));
   conv_.forward(ps_, p, arena_(xbc_raw_), arena_(xbc_conv_));
-  cpu::activation_fwd(cpu::Activation::silu, arena_(xbc_), arena_(xbc_conv_), N * C);
-  selective_decay_fwd(N, H, arena_(dt_raw_), ps_.value(A_log_), ps_.value(dt_bias_), arena_(dt_),
-                      arena_(decay_));
-  for (int64_t i = 0; i < N * H; ++i)
-    arena_(a_)[i] = signed_ ? 2 * arena_(decay_)[i] - 1 : arena_(decay_)[i];
-  cpu::linear_recurrence_fwd(recurrence(p));
-  const S* xbc = arena_(xbc_);
-  const S* Dskip = ps_.value(D_skip_);
-  const S* z = arena_(z_);
-  S* yd = arena_(yd_);
-  S* g = arena_(g_);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < I; ++i) {
-      const int64_t j = n * I + i;
-      yd[j] = arena_(ys_)[j] + Dskip[i / P_] * xbc[n * C + i];
-      g[j] = yd[j] * z[j] * S(sigmoid(double(z[j])));
-    }
-  out_norm_.forward(ps_, arena_, p, g, arena_(gn_));
+  ops::activation_fwd(ex, cpu::Activation::silu, arena_(xbc_), arena_(xbc_conv_), N * C);
+  ops::selective_decay_fwd(ex, N, H, arena_(dt_raw_), ps_.value(A_log_), ps_.value(dt_bias_),
+                           arena_(dt_), arena_(decay_));
+  // pm1: the transition 2·exp(dt·A) − 1 (Grazzi et al.); the input term keeps dt.
+  ops::affine(ex, arena_(a_), arena_(decay_), signed_ ? 2.0 : 1.0, signed_ ? -1.0 : 0.0, N * H);
+  ops::linear_recurrence_fwd(ex, recurrence(p));
+  // g = (y + D ⊙ x) ⊙ SiLU(z), D per head
+  ops::skip_add_fwd(ex, arena_(yd_), arena_(ys_), ps_.value(D_skip_), arena_(xbc_), C, N, I, P_);
+  ops::silu_gate_fwd(ex, arena_(g_), arena_(yd_), arena_(z_), N * I);
+  out_norm_.forward(ps_, arena_, p, arena_(g_), arena_(gn_));
   out_.forward(ps_, p, arena_(gn_), y);
-  cpu::add_inplace(y, x, N * D_);
+  ops::add_inplace(ex, y, x, N * D_);
 }
 
 template <typename S>
 void Mamba2Block<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
+  const Exec& ex = p.exec();
   const int64_t N = p.tokens(), I = I_, H = H_, C = C_;
   out_.backward(ps_, p, arena_(gn_), dy, arena_(dgn_));
   out_norm_.backward(ps_, arena_, p, arena_(g_), arena_(dgn_), arena_(dg_));
-  // g = yd ⊙ SiLU(z);  yd = ys + D ⊙ x
-  const S* dg = arena_(dg_);
-  const S* z = arena_(z_);
-  const S* yd = arena_(yd_);
-  const S* xbc = arena_(xbc_);
-  const S* Dskip = ps_.value(D_skip_);
-  S* dD = ps_.grad(D_skip_);
   S* dyd = arena_(dyd_);
-  S* dz = arena_(dz_);
   S* dxbc = arena_(dxbc_);
-  std::fill_n(dxbc, N * C, S(0));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < I; ++i) {
-      const int64_t j = n * I + i;
-      const double sz = sigmoid(double(z[j]));
-      dyd[j] = dg[j] * S(double(z[j]) * sz);
-      dz[j] = dg[j] * yd[j] * S(sz * (1 + double(z[j]) * (1 - sz)));
-      dD[i / P_] += dyd[j] * xbc[n * C + i];
-      dxbc[n * C + i] = dyd[j] * Dskip[i / P_];
-    }
-  for (Slot s : {da_, dc_}) std::fill_n(arena_(s), N * H, S(0));
+  ops::silu_gate_bwd(ex, dyd, arena_(dz_), arena_(dg_), arena_(yd_), arena_(z_), N * I);
+  // The x columns of dxbc get D ⊙ dyd here and the recurrence's dv next; B and C only the
+  // recurrence's dk, dq.
+  ops::fill_zero(ex, dxbc, N * C);
+  ops::skip_add_bwd(ex, dxbc, ps_.grad(D_skip_), dyd, ps_.value(D_skip_), arena_(xbc_), C, N, I,
+                    P_);
+  for (Slot s : {da_, dc_}) ops::fill_zero(ex, arena_(s), N * H);
   cpu::LinearRecurrenceGrads<S> gr;
   gr.dy = {dyd, I, P_};
   gr.dv = {dxbc, C, P_};
@@ -145,36 +127,38 @@ void Mamba2Block<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   gr.dq = {dxbc + I + N_, C, 0};
   gr.da = arena_(da_);
   gr.dc = arena_(dc_);
-  cpu::linear_recurrence_bwd(recurrence(p), gr, recurrence_work(work_, recurrence(p)));
+  const auto r = recurrence(p);
+  ops::linear_recurrence_bwd(ex, r, gr, work_.get(ex, ops::linear_recurrence_work_size(ex, r)));
   // a = decay (or 2·decay − 1); c = dt
-  for (int64_t i = 0; i < N * H; ++i) arena_(ddecay_)[i] = arena_(da_)[i] * S(signed_ ? 2 : 1);
-  selective_decay_bwd(N, H, arena_(dt_raw_), ps_.value(A_log_), ps_.value(dt_bias_), arena_(dt_),
-                      arena_(decay_), arena_(ddecay_), arena_(dc_), arena_(ddt_raw_),
-                      ps_.grad(A_log_), ps_.grad(dt_bias_));
-  cpu::activation_bwd(cpu::Activation::silu, arena_(dxbc_conv_), dxbc, arena_(xbc_conv_), N * C);
+  ops::affine(ex, arena_(ddecay_), arena_(da_), signed_ ? 2.0 : 1.0, 0.0, N * H);
+  ops::selective_decay_bwd(ex, N, H, arena_(dt_raw_), ps_.value(A_log_), ps_.value(dt_bias_),
+                           arena_(dt_), arena_(decay_), arena_(ddecay_), arena_(dc_),
+                           arena_(ddt_raw_), ps_.grad(A_log_), ps_.grad(dt_bias_));
+  ops::activation_bwd(ex, cpu::Activation::silu, arena_(dxbc_conv_), dxbc, arena_(xbc_conv_),
+                      N * C);
   conv_.backward(ps_, p, arena_(xbc_raw_), arena_(dxbc_conv_), arena_(dxbc_raw_));
   in_xbc_.backward(ps_, p, arena_(xn_), arena_(dxbc_raw_), arena_(dxn_));
-  in_z_.backward(ps_, p, arena_(xn_), dz, arena_(dxn_b_));
-  cpu::add_inplace(arena_(dxn_), arena_(dxn_b_), N * D_);
+  in_z_.backward(ps_, p, arena_(xn_), arena_(dz_), arena_(dxn_b_));
+  ops::add_inplace(ex, arena_(dxn_), arena_(dxn_b_), N * D_);
   in_dt_.backward(ps_, p, arena_(xn_), arena_(ddt_raw_), arena_(dxn_b_));
-  cpu::add_inplace(arena_(dxn_), arena_(dxn_b_), N * D_);
+  ops::add_inplace(ex, arena_(dxn_), arena_(dxn_b_), N * D_);
   norm_.backward(ps_, arena_, p, x, arena_(dxn_), dx);
-  cpu::add_inplace(dx, dy, N * D_);
+  ops::add_inplace(ex, dx, dy, N * D_);
 }
 
 template <typename S>
 std::string Mamba2Block<S>::find_non_finite(Pass p) const {
   const int64_t I = I_, H = H_;
-  return first_non_finite<S>({{"input norm", arena_(xn_), D_},
-                              {"gate branch z", arena_(z_), I},
-                              {"x/B/C projection", arena_(xbc_raw_), C_},
-                              {"conv output", arena_(xbc_conv_), C_},
-                              {"dt pre-activation", arena_(dt_raw_), H, 1},
-                              {"step size dt", arena_(dt_), H, 1},
-                              {"transition a", arena_(a_), H, 1},
-                              {"SSD output y", arena_(ys_), I, P_},
-                              {"gated output", arena_(g_), I},
-                              {"output norm", arena_(gn_), I}},
+  return first_non_finite<S>({{"input norm", arena_.host(xn_), D_},
+                              {"gate branch z", arena_.host(z_), I},
+                              {"x/B/C projection", arena_.host(xbc_raw_), C_},
+                              {"conv output", arena_.host(xbc_conv_), C_},
+                              {"dt pre-activation", arena_.host(dt_raw_), H, 1},
+                              {"step size dt", arena_.host(dt_), H, 1},
+                              {"transition a", arena_.host(a_), H, 1},
+                              {"SSD output y", arena_.host(ys_), I, P_},
+                              {"gated output", arena_.host(g_), I},
+                              {"output norm", arena_.host(gn_), I}},
                              p);
 }
 

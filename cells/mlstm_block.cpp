@@ -8,11 +8,14 @@
 
 #include "cells/linear_cell.hpp"
 #include "cells/non_finite.hpp"
-#include "kernels/cpu/elementwise.hpp"
+#include "kernels/ops.hpp"
 
 namespace statelab {
 
 namespace {
+
+// The xLSTM reference's h = C q / (max(|nᵀq|, exp(−m)) + 1e-6).
+constexpr double kMlstmDivisorEps = 1e-6;
 
 cpu::ForgetGate forget_gate_of(const ModelConfig& cfg) {
   if (cfg.eigen_range == "pm1") return cpu::ForgetGate::signed_sigmoid;
@@ -81,6 +84,7 @@ MlstmBlock<S>::MlstmBlock(ParamStore<S>& ps, Arena<S>& arena, const std::string&
   dv_ = arena.reserve(I, bwd);
   da_ = arena.reserve(H, bwd);
   dc_ = arena.reserve(H, bwd);
+  dfloor_ = arena.reserve(H, bwd);
   dig_ = arena.reserve(H, bwd);
   dfg_ = arena.reserve(H, bwd);
   dqkv_a_ = arena.reserve(3 * I, bwd);
@@ -106,6 +110,7 @@ cpu::LinearRecurrence<S> MlstmBlock<S>::recurrence(Pass p) {
   r.a = arena_(a_);
   r.c = arena_(c_);
   r.floor = arena_(floor_);
+  r.eps = S(kMlstmDivisorEps);
   r.y = {arena_(h_), I_, Dh_};
   r.boundary = arena_(boundary_);
   return r;
@@ -113,73 +118,49 @@ cpu::LinearRecurrence<S> MlstmBlock<S>::recurrence(Pass p) {
 
 template <typename S>
 void MlstmBlock<S>::forward(Pass p, const S* x, S* y) {
+  const Exec& ex = p.exec();
   const int64_t N = p.tokens(), I = I_;
   S* xn = arena_(xn_);
   norm_.forward(ps_, arena_, p, x, xn);
   up_x_.forward(ps_, p, xn, arena_(xm_));
   up_z_.forward(ps_, p, xn, arena_(z_));
   conv_.forward(ps_, p, arena_(xm_), arena_(xconv_));
-  cpu::activation_fwd(cpu::Activation::silu, arena_(xc_), arena_(xconv_), N * I);
+  ops::activation_fwd(ex, cpu::Activation::silu, arena_(xc_), arena_(xconv_), N * I);
   qk_proj_.forward(ps_, p, arena_(xc_), arena_(qk_));
   v_proj_.forward(ps_, p, arena_(xm_), arena_(v_));
   // The gates see [q, k, v]; the cell sees k / √d_h.
   S* qkv = arena_(qkv_);
-  S* ks = arena_(ks_);
-  const S k_scale = S(1.0 / std::sqrt(double(Dh_)));
-  for (int64_t n = 0; n < N; ++n) {
-    std::copy_n(arena_(qk_) + n * 2 * I, 2 * I, qkv + n * 3 * I);
-    std::copy_n(arena_(v_) + n * I, I, qkv + n * 3 * I + 2 * I);
-    for (int64_t i = 0; i < I; ++i) ks[n * I + i] = qkv[n * 3 * I + I + i] * k_scale;
-  }
+  ops::copy_rows(ex, qkv, 3 * I, arena_(qk_), 2 * I, N, 2 * I);
+  ops::copy_rows(ex, qkv + 2 * I, 3 * I, arena_(v_), I, N, I);
+  ops::copy_rows(ex, arena_(ks_), I, qkv + I, 3 * I, N, I, 1.0 / std::sqrt(double(Dh_)));
   igate_.forward(ps_, p, qkv, arena_(ig_));
   fgate_.forward(ps_, p, qkv, arena_(fg_));
-  cpu::stabilized_gates_fwd(forget_, p.B, p.T, H_, arena_(ig_), arena_(fg_), arena_(m_), arena_(a_),
-                            arena_(c_), arena_(floor_));
-  cpu::linear_recurrence_fwd(recurrence(p));
+  ops::stabilized_gates_fwd(ex, forget_, p.B, p.T, H_, arena_(ig_), arena_(fg_), arena_(m_),
+                            arena_(a_), arena_(c_), arena_(floor_));
+  ops::linear_recurrence_fwd(ex, recurrence(p));
   head_norm_.forward(ps_, arena_, p, arena_(h_), arena_(hn_));
-  const S* skip = ps_.value(skip_);
-  const S* xc = arena_(xc_);
-  const S* z = arena_(z_);
-  S* hskip = arena_(hskip_);
-  S* hstate = arena_(hstate_);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < I; ++i) {
-      const int64_t j = n * I + i;
-      hskip[j] = arena_(hn_)[j] + skip[i] * xc[j];
-      hstate[j] = hskip[j] * z[j] * S(sigmoid(double(z[j])));
-    }
-  down_.forward(ps_, p, hstate, y);
-  cpu::add_inplace(y, x, N * D_);
+  // hstate = (HeadNorm(h) + skip ⊙ x_c) ⊙ SiLU(z)
+  ops::skip_add_fwd(ex, arena_(hskip_), arena_(hn_), ps_.value(skip_), arena_(xc_), I, N, I,
+                    int64_t(1));
+  ops::silu_gate_fwd(ex, arena_(hstate_), arena_(hskip_), arena_(z_), N * I);
+  down_.forward(ps_, p, arena_(hstate_), y);
+  ops::add_inplace(ex, y, x, N * D_);
 }
 
 template <typename S>
 void MlstmBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
+  const Exec& ex = p.exec();
   const int64_t N = p.tokens(), I = I_, H = H_;
   down_.backward(ps_, p, arena_(hstate_), dy, arena_(dhstate_));
-  // hstate = hskip ⊙ SiLU(z); hskip = HeadNorm(h) + skip ⊙ x_c
-  const S* dhstate = arena_(dhstate_);
-  const S* z = arena_(z_);
-  const S* hskip = arena_(hskip_);
-  const S* xc = arena_(xc_);
-  const S* skip = ps_.value(skip_);
-  S* dskip = ps_.grad(skip_);
-  S* dhskip = arena_(dhskip_);
-  S* dz = arena_(dz_);
-  S* dxc = arena_(dxc_);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < I; ++i) {
-      const int64_t j = n * I + i;
-      const double sz = sigmoid(double(z[j]));
-      dhskip[j] = dhstate[j] * S(double(z[j]) * sz);
-      dz[j] = dhstate[j] * hskip[j] * S(sz * (1 + double(z[j]) * (1 - sz)));
-      dskip[i] += dhskip[j] * xc[j];
-      dxc[j] = dhskip[j] * skip[i];
-    }
-  head_norm_.backward(ps_, arena_, p, arena_(h_), dhskip, arena_(dh_));
+  ops::silu_gate_bwd(ex, arena_(dhskip_), arena_(dz_), arena_(dhstate_), arena_(hskip_),
+                     arena_(z_), N * I);
+  ops::skip_add_bwd(ex, arena_(dxc_), ps_.grad(skip_), arena_(dhskip_), ps_.value(skip_),
+                    arena_(xc_), I, N, I, int64_t(1));
+  head_norm_.backward(ps_, arena_, p, arena_(h_), arena_(dhskip_), arena_(dh_));
 
   // The recurrence adds its gradients: start from zero.
-  for (Slot s : {dq_, dks_, dv_}) std::fill_n(arena_(s), N * I, S(0));
-  for (Slot s : {da_, dc_}) std::fill_n(arena_(s), N * H, S(0));
+  for (Slot s : {dq_, dks_, dv_}) ops::fill_zero(ex, arena_(s), N * I);
+  for (Slot s : {da_, dc_, dfloor_}) ops::fill_zero(ex, arena_(s), N * H);
   cpu::LinearRecurrenceGrads<S> g;
   g.dy = {arena_(dh_), I, Dh_};
   g.dq = {arena_(dq_), I, Dh_};
@@ -187,53 +168,54 @@ void MlstmBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   g.dv = {arena_(dv_), I, Dh_};
   g.da = arena_(da_);
   g.dc = arena_(dc_);
-  cpu::linear_recurrence_bwd(recurrence(p), g, recurrence_work(work_, recurrence(p)));
-  cpu::stabilized_gates_bwd(forget_, p.B, p.T, H, arena_(fg_), arena_(m_), arena_(a_), arena_(c_),
-                            arena_(da_), arena_(dc_), arena_(dig_), arena_(dfg_));
+  g.dfloor = arena_(dfloor_);
+  const auto r = recurrence(p);
+  ops::linear_recurrence_bwd(ex, r, g, work_.get(ex, ops::linear_recurrence_work_size(ex, r)));
+  ops::stabilized_gates_bwd(ex, forget_, p.B, p.T, H, arena_(ig_), arena_(fg_), arena_(m_),
+                            arena_(a_), arena_(c_), arena_(floor_), arena_(da_), arena_(dc_),
+                            arena_(dfloor_), arena_(dig_), arena_(dfg_));
   igate_.backward(ps_, p, arena_(qkv_), arena_(dig_), arena_(dqkv_a_));
   fgate_.backward(ps_, p, arena_(qkv_), arena_(dfg_), arena_(dqkv_b_));
-  const S k_scale = S(1.0 / std::sqrt(double(Dh_)));
-  const S* ga = arena_(dqkv_a_);
-  const S* gb = arena_(dqkv_b_);
+  // Both gates read [q, k, v]; q and k also reach the cell (k scaled), v the cell directly.
+  S* dqkv = arena_(dqkv_a_);
   S* dqk = arena_(dqk_);
-  S* dvt = arena_(dvt_);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < I; ++i) {
-      const int64_t j = n * I + i, r = n * 3 * I + i;
-      dqk[n * 2 * I + i] = ga[r] + gb[r] + arena_(dq_)[j];
-      dqk[n * 2 * I + I + i] = ga[r + I] + gb[r + I] + arena_(dks_)[j] * k_scale;
-      dvt[j] = ga[r + 2 * I] + gb[r + 2 * I] + arena_(dv_)[j];
-    }
+  ops::add_inplace(ex, dqkv, arena_(dqkv_b_), N * 3 * I);
+  ops::copy_rows(ex, dqk, 2 * I, dqkv, 3 * I, N, 2 * I);
+  ops::axpy_rows(ex, dqk, 2 * I, arena_(dq_), I, N, I, 1.0);
+  ops::axpy_rows(ex, dqk + I, 2 * I, arena_(dks_), I, N, I, 1.0 / std::sqrt(double(Dh_)));
+  ops::copy_rows(ex, arena_(dvt_), I, dqkv + 2 * I, 3 * I, N, I);
+  ops::add_inplace(ex, arena_(dvt_), arena_(dv_), N * I);
   qk_proj_.backward(ps_, p, arena_(xc_), dqk, arena_(dxc_b_));
-  cpu::add_inplace(dxc, arena_(dxc_b_), N * I);
-  v_proj_.backward(ps_, p, arena_(xm_), dvt, arena_(dxm_));
-  cpu::activation_bwd(cpu::Activation::silu, arena_(dxconv_), dxc, arena_(xconv_), N * I);
+  ops::add_inplace(ex, arena_(dxc_), arena_(dxc_b_), N * I);
+  v_proj_.backward(ps_, p, arena_(xm_), arena_(dvt_), arena_(dxm_));
+  ops::activation_bwd(ex, cpu::Activation::silu, arena_(dxconv_), arena_(dxc_), arena_(xconv_),
+                      N * I);
   conv_.backward(ps_, p, arena_(xm_), arena_(dxconv_), arena_(dxm_b_));
-  cpu::add_inplace(arena_(dxm_), arena_(dxm_b_), N * I);
+  ops::add_inplace(ex, arena_(dxm_), arena_(dxm_b_), N * I);
   up_x_.backward(ps_, p, arena_(xn_), arena_(dxm_), arena_(dxn_));
-  up_z_.backward(ps_, p, arena_(xn_), dz, arena_(dxn_b_));
-  cpu::add_inplace(arena_(dxn_), arena_(dxn_b_), N * D_);
+  up_z_.backward(ps_, p, arena_(xn_), arena_(dz_), arena_(dxn_b_));
+  ops::add_inplace(ex, arena_(dxn_), arena_(dxn_b_), N * D_);
   norm_.backward(ps_, arena_, p, x, arena_(dxn_), dx);
-  cpu::add_inplace(dx, dy, N * D_);
+  ops::add_inplace(ex, dx, dy, N * D_);
 }
 
 template <typename S>
 std::string MlstmBlock<S>::find_non_finite(Pass p) const {
   const int64_t I = I_, H = H_;
-  return first_non_finite<S>({{"input norm", arena_(xn_), D_},
-                              {"up-projection x", arena_(xm_), I},
-                              {"output gate branch z", arena_(z_), I},
-                              {"conv output", arena_(xconv_), I},
-                              {"q/k projection", arena_(qk_), 2 * I},
-                              {"v projection", arena_(v_), I},
-                              {"input gate pre-activation", arena_(ig_), H, 1},
-                              {"forget gate pre-activation", arena_(fg_), H, 1},
-                              {"stabilizer m", arena_(m_), H, 1},
-                              {"stabilized forget gate", arena_(a_), H, 1},
-                              {"stabilized input gate", arena_(c_), H, 1},
-                              {"hidden state h", arena_(h_), I, Dh_},
-                              {"head norm", arena_(hn_), I},
-                              {"gated output", arena_(hstate_), I}},
+  return first_non_finite<S>({{"input norm", arena_.host(xn_), D_},
+                              {"up-projection x", arena_.host(xm_), I},
+                              {"output gate branch z", arena_.host(z_), I},
+                              {"conv output", arena_.host(xconv_), I},
+                              {"q/k projection", arena_.host(qk_), 2 * I},
+                              {"v projection", arena_.host(v_), I},
+                              {"input gate pre-activation", arena_.host(ig_), H, 1},
+                              {"forget gate pre-activation", arena_.host(fg_), H, 1},
+                              {"stabilizer m", arena_.host(m_), H, 1},
+                              {"stabilized forget gate", arena_.host(a_), H, 1},
+                              {"stabilized input gate", arena_.host(c_), H, 1},
+                              {"hidden state h", arena_.host(h_), I, Dh_},
+                              {"head norm", arena_.host(hn_), I},
+                              {"gated output", arena_.host(hstate_), I}},
                              p);
 }
 

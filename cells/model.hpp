@@ -1,6 +1,8 @@
 // A model: token embedding -> blocks (from the pattern, e.g. "ss") -> final LayerNorm -> linear
-// head over the vocabulary. Owns its parameters and its activation arena; forward, loss and
-// backward run without allocating. Same code in float (training) and double (gradient checks).
+// head over the vocabulary. Owns its parameters and its activation arena on one device (the
+// CPU, or a CUDA device in float); forward, loss and backward run without allocating. Same code
+// in float (training) and double (gradient checks). Host-side entry points take host tokens and
+// copy them over; the device-side ones serve a captured GPU training step.
 #pragma once
 
 #include <memory>
@@ -10,15 +12,19 @@
 #include "cells/layers.hpp"
 #include "cells/model_config.hpp"
 #include "kernels/cpu/loss.hpp"
+#include "kernels/exec.hpp"
+#include "kernels/loss_totals.hpp"
+#include "kernels/memory.hpp"
 
 namespace statelab {
 
 template <typename S>
 class Model {
  public:
-  // max_forward_tokens / max_backward_tokens bound B·T of any forward / backward pass.
+  // max_forward_tokens / max_backward_tokens bound B·T of any forward / backward pass. ex picks
+  // the device; a CUDA one must outlive the model.
   Model(const ModelConfig& cfg, int vocab, int64_t max_forward_tokens,
-        int64_t max_backward_tokens);
+        int64_t max_backward_tokens, const Exec& ex = {});
 
   ParamStore<S>& params() { return params_; }
   const ParamStore<S>& params() const { return params_; }
@@ -27,12 +33,21 @@ class Model {
   int n_blocks() const { return int(blocks_.size()); }
   Block<S>& block(int i) { return *blocks_[size_t(i)]; }
   int64_t arena_bytes() const { return arena_.bytes(); }
+  const Exec& exec() const { return exec_; }
 
-  // tokens: [B, T]; returns the logits (valid until the next forward).
+  // tokens: [B, T] on the host, checked against the vocabulary; returns the logits on the
+  // model's device (valid until the next forward).
   Tensor<const S> forward(const int32_t* tokens, Pass p);  // [B, T, vocab]
-  // Cross-entropy of the last forward against targets [B, T] (negative = ignored); with
-  // `grad` it also prepares backward.
+  // Cross-entropy of the last forward against host targets [B, T] (negative = ignored); with
+  // `grad` it also prepares backward. Waits for the device.
   cpu::LossStats loss(const int32_t* targets, bool grad);
+  // The logits of the last forward on the host (a copy on a GPU).
+  const S* host_logits();
+
+  // The same on memory of the model's device, for a captured step: tokens and targets already
+  // there (and already checked), the sums added into *totals there.
+  Tensor<const S> forward_on_device(const int32_t* tokens, Pass p);
+  void loss_on_device(const int32_t* targets, bool grad, LossTotals* totals);
   // Accumulates parameter gradients of the mean loss of the last loss(grad = true).
   void backward();
   // Where the last forward first went non-finite, layer by layer in forward order: the layer,
@@ -41,13 +56,16 @@ class Model {
   // The residual stream of the last forward entering block i (i = n_blocks: the final norm's
   // input).
   Tensor<const S> residual(int i) {  // [B, T, D]
-    return {arena_(stream_[size_t(i)]), {pass_.B, pass_.T, cfg_.d_model}, Device::cpu};
+    return {arena_(stream_[size_t(i)]), {pass_.B, pass_.T, cfg_.d_model},
+            exec_.on_cuda() ? Device::cuda : Device::cpu};
   }
 
  private:
   using Slot = typename Arena<S>::Slot;
+  void prepare_loss(bool grad);  // checks the backward budget; arms backward when grad
   ModelConfig cfg_;
   int vocab_;
+  Exec exec_;
   ParamStore<S> params_;
   Arena<S> arena_;
   Embedding<S> embed_;
@@ -56,8 +74,12 @@ class Model {
   Linear<S> head_;
   std::vector<Slot> stream_;  // residual stream before each block and after the last
   Slot normed_, logits_, dlogits_, dnormed_, grad_a_, grad_b_;
-  const int32_t* tokens_ = nullptr;
+  const int32_t* tokens_ = nullptr;  // of the last forward, on the model's device
   Pass pass_;
+  // On a GPU: the host tokens and targets copied over, the loss sums, the logits copied back.
+  Buffer<int32_t> device_tokens_, device_targets_;
+  Buffer<LossTotals> device_totals_;
+  std::vector<S> logits_mirror_;
   bool grad_ready_ = false;
 };
 

@@ -32,7 +32,7 @@ ParamId ParamStore<S>::add(const std::string& name, Shape shape, InitFn init_fn,
 }
 
 template <typename S>
-void ParamStore<S>::allocate() {
+void ParamStore<S>::allocate(const Exec& ex) {
   SL_CHECK(!allocated_, "ParamStore allocated twice");
   int64_t offset = 0;
   for (bool decay : {true, false}) {
@@ -43,25 +43,41 @@ void ParamStore<S>::allocate() {
       }
     if (decay) decay_size_ = offset;
   }
-  values_.assign(size_t(offset), S(0));
-  grads_.assign(size_t(offset), S(0));
-  m_.assign(size_t(offset), S(0));
-  v_.assign(size_t(offset), S(0));
+  for (Buffer<S>* b : {&values_, &grads_, &m_, &v_}) b->allocate(ex, offset);
+  if (ex.on_cuda())
+    for (auto& mirror : mirrors_) mirror.assign(size_t(offset), S(0));
   allocated_ = true;
 }
 
 template <typename S>
 void ParamStore<S>::initialize(uint64_t seed) {
   SL_CHECK(allocated_, "ParamStore::initialize before allocate");
+  S* values = host_values();
+  std::fill_n(values, size(), S(0));
   for (size_t id = 0; id < infos_.size(); ++id) {
     const auto& p = infos_[id];
     Rng rng(seed, kStreamInit, id);
-    S* v = values_.data() + p.offset;
+    S* v = values + p.offset;
     for (int64_t i = 0; i < p.shape.numel(); ++i) v[i] = S(p.init(rng, i));
   }
-  std::fill(grads_.begin(), grads_.end(), S(0));
-  std::fill(m_.begin(), m_.end(), S(0));
-  std::fill(v_.begin(), v_.end(), S(0));
+  if (values_.on_cuda()) values_.from_host(values, size());
+  for (Buffer<S>* b : {&grads_, &m_, &v_}) b->zero();
+  if (values_.on_cuda())
+    for (int which : {1, 2, 3}) std::fill(mirrors_[which].begin(), mirrors_[which].end(), S(0));
+}
+
+template <typename S>
+void ParamStore<S>::to_host() {
+  if (!values_.on_cuda()) return;
+  int which = 0;
+  for (Buffer<S>* b : {&values_, &grads_, &m_, &v_}) b->to_host(mirrors_[which++].data(), size());
+}
+
+template <typename S>
+void ParamStore<S>::to_device() {
+  if (!values_.on_cuda()) return;
+  int which = 0;
+  for (Buffer<S>* b : {&values_, &grads_, &m_, &v_}) b->from_host(mirrors_[which++].data(), size());
 }
 
 template <typename S>
@@ -73,7 +89,7 @@ int64_t ParamStore<S>::count() const {
 
 template <typename S>
 void ParamStore<S>::zero_grads() {
-  std::fill(grads_.begin(), grads_.end(), S(0));
+  grads_.zero();
 }
 
 template class ParamStore<float>;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "cells/non_finite.hpp"
-#include "kernels/cpu/elementwise.hpp"
+#include "kernels/ops.hpp"
 
 namespace statelab {
 
@@ -77,7 +77,6 @@ RecurrentBlock<S>::RecurrentBlock(ParamStore<S>& ps, Arena<S>& arena, const std:
   if (conv_) dxc_ = arena.reserve(D, SlotUse::backward);
   dxn_ = arena.reserve(D, SlotUse::backward);
   dxn_b_ = arena.reserve(D, SlotUse::backward);
-  work_ = arena.reserve(3 * D, SlotUse::backward);  // 3·B·D <= 3·D per token
 }
 
 template <typename S>
@@ -104,13 +103,14 @@ cpu::NonlinearRecurrence<S> RecurrentBlock<S>::recurrence(Pass p) {
 
 template <typename S>
 void RecurrentBlock<S>::forward(Pass p, const S* x, S* y) {
+  const Exec& ex = p.exec();
   const int64_t N = p.tokens(), D = D_;
   S* xn = arena_(xn_);
   norm1_.forward(ps_, arena_, p, x, xn);
   const S* xif = xn;
   if (conv_) {
     conv_->forward(ps_, p, xn, arena_(xc_));
-    cpu::activation_fwd(cpu::Activation::silu, arena_(xif_), arena_(xc_), N * D);
+    ops::activation_fwd(ex, cpu::Activation::silu, arena_(xif_), arena_(xc_), N * D);
     xif = arena_(xif_);
   }
   gate_if_.forward(ps_, p, xif, arena_(uif_));
@@ -118,53 +118,51 @@ void RecurrentBlock<S>::forward(Pass p, const S* x, S* y) {
   // Interleave [N, H, 2, Dh] (i, f) and [N, H, 2, Dh] (z, o) into [N, H, 4, Dh].
   const int64_t half = 2 * Dh_;
   S* pre = arena_(pre_);
-  for (int64_t r = 0; r < N * H_; ++r) {
-    std::copy_n(arena_(uif_) + r * half, half, pre + r * 2 * half);
-    std::copy_n(arena_(uzo_) + r * half, half, pre + r * 2 * half + half);
-  }
-  cpu::nonlinear_recurrence_fwd(recurrence(p));
+  ops::copy_rows(ex, pre, 2 * half, arena_(uif_), half, N * H_, half);
+  ops::copy_rows(ex, pre + half, 2 * half, arena_(uzo_), half, N * H_, half);
+  ops::nonlinear_recurrence_fwd(ex, recurrence(p));
   head_norm_.forward(ps_, arena_, p, arena_(h_), arena_(hn_));
   S* y1 = ffn_ ? arena_(y1_) : y;
-  for (int64_t i = 0; i < N * D; ++i) y1[i] = x[i] + arena_(hn_)[i];
+  ops::add(ex, y1, x, arena_(hn_), N * D);
   if (ffn_) {
     norm2_->forward(ps_, arena_, p, y1, arena_(xn2_));
     ffn_->forward(ps_, arena_, p, arena_(xn2_), y);
-    cpu::add_inplace(y, y1, N * D);
+    ops::add_inplace(ex, y, y1, N * D);
   }
 }
 
 template <typename S>
 void RecurrentBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
+  const Exec& ex = p.exec();
   const int64_t N = p.tokens(), D = D_;
   const S* dy1 = dy;
   if (ffn_) {
     ffn_->backward(ps_, arena_, p, arena_(xn2_), dy, arena_(dxn2_));
     norm2_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_));
-    cpu::add_inplace(arena_(dy1_), dy, N * D);
+    ops::add_inplace(ex, arena_(dy1_), dy, N * D);
     dy1 = arena_(dy1_);
   }
   head_norm_.backward(ps_, arena_, p, arena_(h_), dy1, arena_(dh_));
-  cpu::nonlinear_recurrence_bwd(recurrence(p), arena_(dh_), arena_(dpre_), ps_.grad(R_),
-                                arena_(work_));
+  const auto r = recurrence(p);
+  ops::nonlinear_recurrence_bwd(ex, r, arena_(dh_), arena_(dpre_), ps_.grad(R_),
+                                work_.get(ex, ops::nonlinear_recurrence_work_size(ex, r)));
   const int64_t half = 2 * Dh_;
   const S* dpre = arena_(dpre_);
-  for (int64_t r = 0; r < N * H_; ++r) {
-    std::copy_n(dpre + r * 2 * half, half, arena_(duif_) + r * half);
-    std::copy_n(dpre + r * 2 * half + half, half, arena_(duzo_) + r * half);
-  }
+  ops::copy_rows(ex, arena_(duif_), half, dpre, 2 * half, N * H_, half);
+  ops::copy_rows(ex, arena_(duzo_), half, dpre + half, 2 * half, N * H_, half);
   const S* xn = arena_(xn_);
   S* dxn = arena_(dxn_);
   gate_zo_.backward(ps_, p, xn, arena_(duzo_), dxn);
   if (conv_) {
     gate_if_.backward(ps_, p, arena_(xif_), arena_(duif_), arena_(dxif_));
-    cpu::activation_bwd(cpu::Activation::silu, arena_(dxc_), arena_(dxif_), arena_(xc_), N * D);
+    ops::activation_bwd(ex, cpu::Activation::silu, arena_(dxc_), arena_(dxif_), arena_(xc_), N * D);
     conv_->backward(ps_, p, xn, arena_(dxc_), arena_(dxn_b_));
   } else {
     gate_if_.backward(ps_, p, xn, arena_(duif_), arena_(dxn_b_));
   }
-  cpu::add_inplace(dxn, arena_(dxn_b_), N * D);
+  ops::add_inplace(ex, dxn, arena_(dxn_b_), N * D);
   norm1_.backward(ps_, arena_, p, x, dxn, dx);
-  cpu::add_inplace(dx, dy1, N * D);
+  ops::add_inplace(ex, dx, dy1, N * D);
 }
 
 template <typename S>
@@ -172,7 +170,7 @@ std::string RecurrentBlock<S>::find_non_finite(Pass p) const {
   const int64_t D = D_, Dh = Dh_;
   // Per-head tensors of the cell: [B, T, H, width·Dh] with `width` gates or states per head.
   auto headed = [&](const std::string& what, Slot s, int64_t width) -> std::string {
-    const auto at = earliest_non_finite(arena_(s), p, width * D);
+    const auto at = earliest_non_finite(arena_.host(s), p, width * D);
     if (!at) return "";
     const int64_t head = at->index / (width * Dh), within = at->index % (width * Dh);
     static const char* const kGate[4] = {"i", "f", "z", "o"};
@@ -182,7 +180,7 @@ std::string RecurrentBlock<S>::find_non_finite(Pass p) const {
            std::to_string(within % Dh);
   };
   auto plain = [&](const std::string& what, Slot s, int64_t width) -> std::string {
-    const auto at = earliest_non_finite(arena_(s), p, width);
+    const auto at = earliest_non_finite(arena_.host(s), p, width);
     return at ? describe(what, *at) : "";
   };
   std::vector<std::function<std::string()>> checks = {[&] { return plain("input norm", xn_, D); }};

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "cells/non_finite.hpp"
-#include "kernels/cpu/elementwise.hpp"
+#include "kernels/ops.hpp"
 #include "kernels/error.hpp"
 
 namespace statelab {
@@ -66,8 +66,6 @@ TransformerBlock<S>::TransformerBlock(ParamStore<S>& ps, Arena<S>& arena, const 
   const int64_t D = D_;
   for (Slot* s : {&xn_, &q_, &k_, &v_, &att_}) *s = arena.reserve(D);
   lse_ = arena.reserve(H_);
-  // A pass has at least T tokens, so this covers causal_attention_work_size(T) for every T.
-  work_ = arena.reserve(2 * cpu::kAttentionRows);
   if (ffn_) {
     y1_ = arena.reserve(D);
     xn2_ = arena.reserve(D);
@@ -91,7 +89,13 @@ cpu::CausalAttention<S> TransformerBlock<S>::attention(Pass p) {
 }
 
 template <typename S>
+S* TransformerBlock<S>::attention_work(Pass p) {
+  return work_.get(p.exec(), ops::causal_attention_work_size(p.exec(), p.B, p.T, H_));
+}
+
+template <typename S>
 void TransformerBlock<S>::forward(Pass p, const S* x, S* y) {
+  const Exec& ex = p.exec();
   const int64_t N = p.tokens();
   S* xn = arena_(xn_);
   norm1_.forward(ps_, arena_, p, x, xn);
@@ -99,61 +103,62 @@ void TransformerBlock<S>::forward(Pass p, const S* x, S* y) {
   k_proj_.forward(ps_, p, xn, arena_(k_));
   v_proj_.forward(ps_, p, xn, arena_(v_));
   if (rope_) {
-    cpu::rope_fwd(arena_(q_), arena_(q_), p.B, p.T, H_, Dh_, rope_base_);
-    cpu::rope_fwd(arena_(k_), arena_(k_), p.B, p.T, H_, Dh_, rope_base_);
+    ops::rope_fwd(ex, arena_(q_), arena_(q_), p.B, p.T, H_, Dh_, rope_base_);
+    ops::rope_fwd(ex, arena_(k_), arena_(k_), p.B, p.T, H_, Dh_, rope_base_);
   }
-  cpu::causal_attention_fwd(attention(p), arena_(work_));
+  ops::causal_attention_fwd(ex, attention(p), attention_work(p));
   S* y1 = ffn_ ? arena_(y1_) : y;
   o_proj_.forward(ps_, p, arena_(att_), y1);
-  cpu::add_inplace(y1, x, N * D_);
+  ops::add_inplace(ex, y1, x, N * D_);
   if (ffn_) {
     norm2_->forward(ps_, arena_, p, y1, arena_(xn2_));
     ffn_->forward(ps_, arena_, p, arena_(xn2_), y);
-    cpu::add_inplace(y, y1, N * D_);
+    ops::add_inplace(ex, y, y1, N * D_);
   }
 }
 
 template <typename S>
 void TransformerBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
+  const Exec& ex = p.exec();
   const int64_t N = p.tokens();
   const S* dy1 = dy;
   if (ffn_) {
     ffn_->backward(ps_, arena_, p, arena_(xn2_), dy, arena_(dxn2_));
     norm2_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_));
-    cpu::add_inplace(arena_(dy1_), dy, N * D_);
+    ops::add_inplace(ex, arena_(dy1_), dy, N * D_);
     dy1 = arena_(dy1_);
   }
   o_proj_.backward(ps_, p, arena_(att_), dy1, arena_(datt_));
-  cpu::causal_attention_bwd(attention(p), arena_(datt_), arena_(dq_), arena_(dk_), arena_(dv_),
-                            arena_(work_));
+  ops::causal_attention_bwd(ex, attention(p), arena_(datt_), arena_(dq_), arena_(dk_), arena_(dv_),
+                            attention_work(p));
   if (rope_) {
-    cpu::rope_bwd(arena_(dq_), arena_(dq_), p.B, p.T, H_, Dh_, rope_base_);
-    cpu::rope_bwd(arena_(dk_), arena_(dk_), p.B, p.T, H_, Dh_, rope_base_);
+    ops::rope_bwd(ex, arena_(dq_), arena_(dq_), p.B, p.T, H_, Dh_, rope_base_);
+    ops::rope_bwd(ex, arena_(dk_), arena_(dk_), p.B, p.T, H_, Dh_, rope_base_);
   }
   const S* xn = arena_(xn_);
   S* dxn = arena_(dxn_);
   S* part = arena_(dxn_b_);
   q_proj_.backward(ps_, p, xn, arena_(dq_), dxn);
   k_proj_.backward(ps_, p, xn, arena_(dk_), part);
-  cpu::add_inplace(dxn, part, N * D_);
+  ops::add_inplace(ex, dxn, part, N * D_);
   v_proj_.backward(ps_, p, xn, arena_(dv_), part);
-  cpu::add_inplace(dxn, part, N * D_);
+  ops::add_inplace(ex, dxn, part, N * D_);
   norm1_.backward(ps_, arena_, p, x, dxn, dx);
-  cpu::add_inplace(dx, dy1, N * D_);
+  ops::add_inplace(ex, dx, dy1, N * D_);
 }
 
 template <typename S>
 std::string TransformerBlock<S>::find_non_finite(Pass p) const {
   const int64_t D = D_;
-  std::vector<Watched<S>> watched = {{"input norm", arena_(xn_), D},
-                                     {rope_ ? "q after RoPE" : "q projection", arena_(q_), D, Dh_},
-                                     {rope_ ? "k after RoPE" : "k projection", arena_(k_), D, Dh_},
-                                     {"v projection", arena_(v_), D, Dh_},
-                                     {"attention log-sum-exp", arena_(lse_), H_, 1},
-                                     {"attention output", arena_(att_), D, Dh_}};
+  std::vector<Watched<S>> watched = {{"input norm", arena_.host(xn_), D},
+                                     {rope_ ? "q after RoPE" : "q projection", arena_.host(q_), D, Dh_},
+                                     {rope_ ? "k after RoPE" : "k projection", arena_.host(k_), D, Dh_},
+                                     {"v projection", arena_.host(v_), D, Dh_},
+                                     {"attention log-sum-exp", arena_.host(lse_), H_, 1},
+                                     {"attention output", arena_.host(att_), D, Dh_}};
   if (ffn_) {
-    watched.push_back({"residual after attention", arena_(y1_), D});
-    watched.push_back({"FFN input norm", arena_(xn2_), D});
+    watched.push_back({"residual after attention", arena_.host(y1_), D});
+    watched.push_back({"FFN input norm", arena_.host(xn2_), D});
   }
   return first_non_finite(watched, p);
 }

@@ -34,6 +34,7 @@ class TransformerBlock final : public Block<S> {
 
  private:
   using Slot = typename Arena<S>::Slot;
+  S* attention_work(Pass p);
   ParamStore<S>& ps_;
   Arena<S>& arena_;
   int64_t D_, H_, Dh_;
@@ -44,9 +45,10 @@ class TransformerBlock final : public Block<S> {
   std::optional<GroupLayerNorm<S>> norm2_;
   std::optional<GatedFfn<S>> ffn_;
   // forward (q and k are rotated in place: RoPE's backward needs only the gradient)
-  Slot xn_, q_, k_, v_, lse_, att_, work_, y1_, xn2_;
+  Slot xn_, q_, k_, v_, lse_, att_, y1_, xn2_;
   // backward
   Slot dy1_, dxn2_, datt_, dq_, dk_, dv_, dxn_, dxn_b_;
+  Scratch<S> work_;  // the attention kernels' scratch, grown with the sequence length
 };
 
 }  // namespace statelab

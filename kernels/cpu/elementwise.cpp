@@ -1,6 +1,7 @@
 // Activations, the gated unit and causal conv1d; GELU is the exact (erf) form.
 #include "kernels/cpu/elementwise.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/error.hpp"
@@ -135,6 +136,81 @@ void add_inplace(S* y, const S* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
+template <typename S>
+void add(S* y, const S* a, const S* b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
+template <typename S>
+void affine(S* y, const S* x, double alpha, double beta, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = S(alpha) * x[i] + S(beta);
+}
+
+template <typename S>
+void fill_zero(S* y, int64_t n) {
+  std::fill_n(y, n, S(0));
+}
+
+template <typename S>
+void copy_rows(S* dst, int64_t dst_stride, const S* src, int64_t src_stride, int64_t rows,
+               int64_t width, double scale) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < width; ++i)
+      dst[r * dst_stride + i] = S(scale) * src[r * src_stride + i];
+}
+
+template <typename S>
+void axpy_rows(S* dst, int64_t dst_stride, const S* src, int64_t src_stride, int64_t rows,
+               int64_t width, double alpha) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < width; ++i) dst[r * dst_stride + i] += S(alpha) * src[r * src_stride + i];
+}
+
+template <typename S>
+void silu_gate_fwd(S* y, const S* x, const S* g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * act(Activation::silu, g[i]);
+}
+
+template <typename S>
+void silu_gate_bwd(S* dx, S* dg, const S* dy, const S* x, const S* g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const S d = dy[i];
+    dx[i] = d * act(Activation::silu, g[i]);
+    dg[i] = d * x[i] * act_grad(Activation::silu, g[i]);
+  }
+}
+
+template <typename S>
+void skip_add_fwd(S* y, const S* a, const S* skip, const S* x, int64_t x_stride, int64_t N,
+                  int64_t I, int64_t group) {
+  for (int64_t r = 0; r < N; ++r)
+    for (int64_t i = 0; i < I; ++i) y[r * I + i] = a[r * I + i] + skip[i / group] * x[r * x_stride + i];
+}
+
+template <typename S>
+void skip_add_bwd(S* dx, S* dskip, const S* dy, const S* skip, const S* x, int64_t x_stride,
+                  int64_t N, int64_t I, int64_t group) {
+  for (int64_t r = 0; r < N; ++r)
+    for (int64_t i = 0; i < I; ++i) {
+      const S d = dy[r * I + i];
+      dskip[i / group] += d * x[r * x_stride + i];
+      dx[r * x_stride + i] = d * skip[i / group];
+    }
+}
+
+template <typename S>
+void scaled_sigmoid_fwd(S* y, const S* x, double scale, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = S(scale) * sigmoid(x[i]);
+}
+
+template <typename S>
+void scaled_sigmoid_bwd(S* dx, const S* dy1, const S* dy2, const S* x, double scale, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const S s = sigmoid(x[i]);
+    dx[i] = (dy1[i] + (dy2 ? dy2[i] : S(0))) * S(scale) * s * (S(1) - s);
+  }
+}
+
 #define SL_INSTANTIATE(S)                                                                        \
   template void activation_fwd<S>(Activation, S*, const S*, int64_t);                            \
   template void activation_bwd<S>(Activation, S*, const S*, const S*, int64_t);                  \
@@ -144,7 +220,20 @@ void add_inplace(S* y, const S* x, int64_t n) {
                                      int64_t, int64_t);                                         \
   template void causal_conv1d_bwd<S>(S*, S*, S*, const S*, const S*, const S*, int64_t, int64_t, \
                                      int64_t, int64_t);                                         \
-  template void add_inplace<S>(S*, const S*, int64_t);
+  template void add_inplace<S>(S*, const S*, int64_t);                                           \
+  template void add<S>(S*, const S*, const S*, int64_t);                                         \
+  template void affine<S>(S*, const S*, double, double, int64_t);                                \
+  template void fill_zero<S>(S*, int64_t);                                                       \
+  template void copy_rows<S>(S*, int64_t, const S*, int64_t, int64_t, int64_t, double);          \
+  template void axpy_rows<S>(S*, int64_t, const S*, int64_t, int64_t, int64_t, double);          \
+  template void silu_gate_fwd<S>(S*, const S*, const S*, int64_t);                               \
+  template void silu_gate_bwd<S>(S*, S*, const S*, const S*, const S*, int64_t);                 \
+  template void skip_add_fwd<S>(S*, const S*, const S*, const S*, int64_t, int64_t, int64_t,     \
+                                int64_t);                                                        \
+  template void skip_add_bwd<S>(S*, S*, const S*, const S*, const S*, int64_t, int64_t, int64_t, \
+                                int64_t);                                                        \
+  template void scaled_sigmoid_fwd<S>(S*, const S*, double, int64_t);                            \
+  template void scaled_sigmoid_bwd<S>(S*, const S*, const S*, const S*, double, int64_t);
 SL_INSTANTIATE(float)
 SL_INSTANTIATE(double)
 #undef SL_INSTANTIATE

@@ -25,19 +25,6 @@ using DenseMap = Eigen::Map<RowMatrix<S>>;
 template <typename S>
 using ConstDenseMap = Eigen::Map<const RowMatrix<S>>;
 
-template <typename S>
-void check(const LinearRecurrence<S>& p) {
-  SL_CHECK_SHAPE(p.B >= 1 && p.T >= 1 && p.H >= 1 && p.Dk >= 1 && p.Dv >= 1,
-                 "linear recurrence: empty shape B=" + std::to_string(p.B) +
-                     " T=" + std::to_string(p.T) + " H=" + std::to_string(p.H) +
-                     " Dk=" + std::to_string(p.Dk) + " Dv=" + std::to_string(p.Dv));
-  SL_CHECK_SHAPE(p.chunk >= 1, "linear recurrence: chunk " + std::to_string(p.chunk) + " < 1");
-  SL_CHECK_SHAPE(p.q.data && p.k.data && p.v.data && p.a && p.c && p.y.data,
-                 "linear recurrence: q, k, v, a, c and y are required");
-  SL_CHECK_SHAPE(p.y.head != 0, "linear recurrence: the output cannot be shared across heads");
-  SL_CHECK_SHAPE(!(p.floor && p.b),
-                 "linear recurrence: a normalizer together with a delta term is not defined");
-}
 
 int64_t chunks(int64_t T, int64_t chunk) { return (T + chunk - 1) / chunk; }
 
@@ -68,10 +55,10 @@ int64_t gate_index(const LinearRecurrence<S>& p, int64_t b, int64_t t, int64_t h
   return (b * p.T + t) * p.H + h;
 }
 
-// The output's divisor: max(|n_tᵀ q_t|, floor_t) when normalized, else 1.
+// The output's divisor: max(|n_tᵀ q_t|, floor_t) + eps when normalized, else 1.
 template <typename S>
 S denominator(const LinearRecurrence<S>& p, int64_t i, S n_dot_q) {
-  return p.floor ? std::max(std::abs(n_dot_q), p.floor[i]) : S(1);
+  return p.floor ? std::max(std::abs(n_dot_q), p.floor[i]) + p.eps : S(1);
 }
 
 // Hands out consecutive pieces of one scratch buffer.
@@ -272,6 +259,20 @@ int64_t backward_scratch_size(const LinearRecurrence<S>& p) {
 }  // namespace
 
 template <typename S>
+void linear_recurrence_check(const LinearRecurrence<S>& p) {
+  SL_CHECK_SHAPE(p.B >= 1 && p.T >= 1 && p.H >= 1 && p.Dk >= 1 && p.Dv >= 1,
+                 "linear recurrence: empty shape B=" + std::to_string(p.B) +
+                     " T=" + std::to_string(p.T) + " H=" + std::to_string(p.H) +
+                     " Dk=" + std::to_string(p.Dk) + " Dv=" + std::to_string(p.Dv));
+  SL_CHECK_SHAPE(p.chunk >= 1, "linear recurrence: chunk " + std::to_string(p.chunk) + " < 1");
+  SL_CHECK_SHAPE(p.q.data && p.k.data && p.v.data && p.a && p.c && p.y.data,
+                 "linear recurrence: q, k, v, a, c and y are required");
+  SL_CHECK_SHAPE(p.y.head != 0, "linear recurrence: the output cannot be shared across heads");
+  SL_CHECK_SHAPE(!(p.floor && p.b),
+                 "linear recurrence: a normalizer together with a delta term is not defined");
+}
+
+template <typename S>
 int64_t linear_recurrence_boundary_size(const LinearRecurrence<S>& p) {
   return p.B * p.H * (chunks(p.T, p.chunk) - 1) * state_size(p);
 }
@@ -283,7 +284,7 @@ int64_t linear_recurrence_work_size(const LinearRecurrence<S>& p) {
 
 template <typename S>
 void linear_recurrence_fwd(const LinearRecurrence<S>& p, LinearForm form) {
-  check(p);
+  linear_recurrence_check(p);
   switch (form) {
     case LinearForm::recurrent:
       return forward_recurrent(p);
@@ -304,7 +305,7 @@ void linear_recurrence_fwd(const LinearRecurrence<S>& p, LinearForm form) {
 template <typename S>
 void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceGrads<S>& g,
                            S* work) {
-  check(p);
+  linear_recurrence_check(p);
   SL_CHECK_SHAPE(p.T <= p.chunk || p.boundary,
                  "linear recurrence backward: the chunk-boundary states forward saves are "
                  "required when T > chunk");
@@ -367,7 +368,7 @@ void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceG
             o.noalias() = St * q;
             const S n_dot_q = n_t.dot(q);
             const bool through_n = std::abs(n_dot_q) >= p.floor[i];
-            const S den = through_n ? std::abs(n_dot_q) : p.floor[i];
+            const S den = (through_n ? std::abs(n_dot_q) : p.floor[i]) + p.eps;
             d_out = dy / den;
             const S d_den = -dy.dot(o) / (den * den);
             if (through_n) {
@@ -414,6 +415,7 @@ void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceG
 }
 
 #define SL_INSTANTIATE(S)                                                          \
+  template void linear_recurrence_check<S>(const LinearRecurrence<S>&);            \
   template int64_t linear_recurrence_boundary_size<S>(const LinearRecurrence<S>&); \
   template int64_t linear_recurrence_work_size<S>(const LinearRecurrence<S>&);     \
   template void linear_recurrence_fwd<S>(const LinearRecurrence<S>&, LinearForm);  \

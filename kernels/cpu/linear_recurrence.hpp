@@ -2,7 +2,7 @@
 // and Gated DeltaNet. Per batch row and head, with S: Dv × Dk and zero initial state,
 //   S_t = a_t S_{t-1} (I − b_t k_t k_tᵀ) + c_t v_t k_tᵀ
 //   n_t = a_t n_{t-1} + c_t k_t                               (normalized cells only, b = 0)
-//   y_t = S_t q_t / max(|n_tᵀ q_t|, floor_t)   or   y_t = S_t q_t
+//   y_t = S_t q_t / (max(|n_tᵀ q_t|, floor_t) + eps)   or   y_t = S_t q_t
 // Three forward forms compute the same thing and are tested against each other: step-by-step
 // recurrent, parallel (T × T, b = 0 only) and chunkwise (intra-chunk products; the delta rule
 // through the UT/WY representation). Backward is the reverse-time recurrence, recomputing the
@@ -36,6 +36,9 @@ struct LinearRecurrence {
   const S* b = nullptr;      // [B, T, H] delta-rule strength; nullptr = 0 (no delta term)
   const S* c = nullptr;      // [B, T, H] input scale
   const S* floor = nullptr;  // [B, T, H] normalizer floor; nullptr = no normalizer
+  // Added to the normalized output's divisor, y = S q / (max(|nᵀq|, floor) + eps): the xLSTM
+  // reference adds 1e-6, which keeps y finite when the floor underflows and nᵀq cancels.
+  S eps = 0;
   Rows<S> y;                 // [B, T, H, Dv] output (head stride must be non-zero)
   // Written by forward when non-null, read by backward: the states at the start of chunks
   // 1 .. ceil(T/chunk) − 1 (chunk 0 starts from zero), linear_recurrence_boundary_size(p)
@@ -67,6 +70,11 @@ int64_t linear_recurrence_work_size(const LinearRecurrence<S>& p);
 // Throws ShapeError on an empty shape, chunk < 1, a missing input, a shared output, or the
 // parallel form / a normalizer requested together with a delta term. The recurrent and
 // chunkwise forms allocate one scratch vector per call (none per step); the parallel form none.
+// Throws ShapeError on an empty shape, chunk < 1, a missing input, a shared output, or a
+// normalizer requested together with a delta term (what every form and device refuses).
+template <typename S>
+void linear_recurrence_check(const LinearRecurrence<S>& p);
+
 template <typename S>
 void linear_recurrence_fwd(const LinearRecurrence<S>& p, LinearForm form = LinearForm::chunkwise);
 

@@ -56,16 +56,41 @@ void stabilized_gates_fwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, cons
     }
 }
 
+namespace {
+
+// d log|f| / df̃ of each forget gate kind (the signed gate's is 1/sinh(x), singular where f = 0,
+// which a step only reaches through the decayed branch of the max when f is far from 0).
+double dlog_forget(ForgetGate kind, double x) {
+  switch (kind) {
+    case ForgetGate::sigmoid: return 1 - sigmoid(x);
+    case ForgetGate::exp: return 1;
+    case ForgetGate::signed_sigmoid: return 1 / std::sinh(x);
+  }
+  return 0;
+}
+
+}  // namespace
+
+// Reverse scan per (b, h). With decayed_t = log|f_t| + m_{t−1} and m_t = max(decayed_t, ĩ_t):
+//   ∂L/∂m_t = −da·a − dc·c − dfloor·floor + ∂L/∂decayed_{t+1}
+//   ∂L/∂decayed_t = da·a + [decayed branch] ∂L/∂m_t,   ∂L/∂ĩ_t = dc·c + [input branch] ∂L/∂m_t
+// and ∂L/∂f̃_t = ∂L/∂decayed_t · d log|f|/df̃. The direct part da·a·d log|f|/df̃ is computed as
+// da·∂a/∂f̃, finite even where f = 0.
 template <typename S>
-void stabilized_gates_bwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, const S* fgate,
-                          const S* m, const S* a, const S* c, const S* da, const S* dc, S* dig,
-                          S* dfg) {
+void stabilized_gates_bwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, const S* igate,
+                          const S* fgate, const S* m, const S* a, const S* c, const S* floor,
+                          const S* da, const S* dc, const S* dfloor, S* dig, S* dfg) {
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t t = 0; t < T; ++t) {
+    for (int64_t h = 0; h < H; ++h) {
+      double g_decayed_next = 0;  // ∂L/∂decayed_{t+1}, which is ∂L/∂m_t through m_t's use there
+      for (int64_t t = T - 1; t >= 0; --t) {
         const int64_t i = (b * T + t) * H + h;
-        dig[i] = dc[i] * c[i];  // c = exp(ĩ − m)
         const double x = double(fgate[i]);
+        const double ga = double(da[i]) * double(a[i]), gc = double(dc[i]) * double(c[i]);
+        const double g_m = -ga - gc - (dfloor ? double(dfloor[i]) * double(floor[i]) : 0.0) +
+                           g_decayed_next;
+        // Forward's m_t equals ĩ_t exactly when the input branch won (or tied).
+        const bool input_branch = t == 0 || m[i] == igate[i];
         double da_dx = 0;  // ∂a/∂f̃ with m fixed
         switch (kind) {
           case ForgetGate::sigmoid:  // a = σ(x)·e  =>  a' = a·(1 − σ(x))
@@ -80,15 +105,26 @@ void stabilized_gates_bwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, cons
                                double(m[i]));
             break;
         }
-        dfg[i] = S(double(da[i]) * da_dx);
+        double g_f = double(da[i]) * da_dx;
+        if (input_branch) {
+          dig[i] = S(gc + g_m);
+          g_decayed_next = ga;
+        } else {
+          dig[i] = S(gc);
+          g_f += g_m * dlog_forget(kind, x);
+          g_decayed_next = ga + g_m;
+        }
+        dfg[i] = S(g_f);
       }
+    }
 }
 
 #define SL_INSTANTIATE(S)                                                                          \
   template void stabilized_gates_fwd<S>(ForgetGate, int64_t, int64_t, int64_t, const S*, const S*, \
                                         S*, S*, S*, S*);                                           \
   template void stabilized_gates_bwd<S>(ForgetGate, int64_t, int64_t, int64_t, const S*, const S*, \
-                                        const S*, const S*, const S*, const S*, S*, S*);
+                                        const S*, const S*, const S*, const S*, const S*,         \
+                                        const S*, const S*, S*, S*);
 SL_INSTANTIATE(float)
 SL_INSTANTIATE(double)
 #undef SL_INSTANTIATE

@@ -2,9 +2,10 @@
 // recurrence consumes (DESIGN §3): a_t = sign(f_t)·exp(log|f_t| + m_{t-1} − m_t),
 // c_t = exp(ĩ_t − m_t), floor_t = exp(−m_t), with m_t = max(log|f_t| + m_{t-1}, ĩ_t) and
 // m_0 = −∞ (as the sLSTM kernel does), so every exponent is ≤ 0 and nothing overflows.
-// The cell's output does not depend on m (it cancels between numerator and denominator), so
-// backward treats m as a constant and the gradient stays exact. Checked by finite
-// differences through the whole mLSTM in tests/kernels and tests/cells.
+// Without the divisor's eps the cell's output would not depend on m; with the reference's
+// eps it does, slightly, so backward carries the gradient through m's max-scan as well and
+// stays exact. Checked by finite differences through the whole mLSTM in tests/kernels and
+// tests/cells.
 #pragma once
 
 #include <cstdint>
@@ -20,10 +21,11 @@ enum class ForgetGate { sigmoid, exp, signed_sigmoid };
 template <typename S>
 void stabilized_gates_fwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, const S* igate,
                           const S* fgate, S* m, S* a, S* c, S* floor);
-// da, dc: gradients w.r.t. a and c; dig, dfg overwritten.
+// da, dc, dfloor: gradients w.r.t. a, c and floor (dfloor may be null: zero); dig, dfg
+// overwritten. igate tells which branch of each max the forward took.
 template <typename S>
-void stabilized_gates_bwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, const S* fgate,
-                          const S* m, const S* a, const S* c, const S* da, const S* dc, S* dig,
-                          S* dfg);
+void stabilized_gates_bwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, const S* igate,
+                          const S* fgate, const S* m, const S* a, const S* c, const S* floor,
+                          const S* da, const S* dc, const S* dfloor, S* dig, S* dfg);
 
 }  // namespace statelab::cpu

@@ -28,7 +28,7 @@ struct Harness {
     // Perturb so that initial constants (norm weights 1, biases 0) do not hide mistakes.
     auto noise = random_vector(ps.size(), 4, 0.3);
     for (int64_t i = 0; i < ps.size(); ++i) ps.values()[i] += noise[size_t(i)];
-    arena.allocate(pass.tokens(), pass.tokens());
+    arena.allocate(Exec{}, pass.tokens(), pass.tokens());
   }
   // Checks d/dx and d/dparams of Σ w ⊙ f(x); x has in_width values per token.
   void check(const std::string& what, int64_t in_width, int64_t out_width, const Fwd& fwd,

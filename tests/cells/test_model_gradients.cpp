@@ -30,7 +30,7 @@ void check_block(cpu::NonlinearCell cell, const ModelConfig& cfg, Pass p, const 
   ps.allocate();
   ps.initialize(1);
   perturb(ps, 2);
-  arena.allocate(p.tokens(), p.tokens());
+  arena.allocate(Exec{}, p.tokens(), p.tokens());
   auto x = random_vector(p.tokens() * cfg.d_model, 3);
   std::vector<double> y(x.size()), dx(x.size());
   const auto w = random_vector(int64_t(y.size()), 4);

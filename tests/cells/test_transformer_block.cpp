@@ -46,7 +46,7 @@ struct Fixture {
     size_t next = 0;
     for (const auto& info : ps.infos())
       for (int64_t i = 0; i < info.shape.numel(); ++i) ps.values()[info.offset + i] += S(n[next++]);
-    arena.allocate(p.tokens(), p.tokens());
+    arena.allocate(Exec{}, p.tokens(), p.tokens());
     const auto x0 = random_vector(p.tokens() * cfg.d_model, 3);
     x.assign(x0.begin(), x0.end());
     y.resize(x.size());

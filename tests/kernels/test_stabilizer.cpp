@@ -1,6 +1,6 @@
 // The mLSTM stabilizer scan: its invariants, and its backward composed with the unified linear
-// recurrence against finite differences (the scan's own outputs depend on m, the cell's output
-// does not, which is what makes treating m as a constant exact).
+// recurrence against finite differences, with and without the divisor's eps (with it the
+// cell's output depends on m, so the gradient through m's max-scan must be right too).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -63,7 +63,9 @@ struct MlstmCell {
   std::vector<double> ig, fg, q, k, v;
   std::vector<double> m, a, c, floor, y, boundary;
 
-  explicit MlstmCell(ForgetGate k_)
+  double eps;
+
+  MlstmCell(ForgetGate k_, double eps_)
       : kind(k_),
         ig(random_vector(B * T * H, 11, 2.0)),
         fg(random_vector(B * T * H, 12, 2.0)),
@@ -74,7 +76,8 @@ struct MlstmCell {
         a(ig.size()),
         c(ig.size()),
         floor(ig.size()),
-        y(q.size()) {
+        y(q.size()),
+        eps(eps_) {
     boundary.resize(size_t(linear_recurrence_boundary_size(recurrence())));
   }
   LinearRecurrence<double> recurrence() {
@@ -83,7 +86,7 @@ struct MlstmCell {
     r.q = {q.data(), H * Dh, Dh};
     r.k = {k.data(), H * Dh, Dh};
     r.v = {v.data(), H * Dh, Dh};
-    r.a = a.data(), r.c = c.data(), r.floor = floor.data();
+    r.a = a.data(), r.c = c.data(), r.floor = floor.data(), r.eps = eps;
     r.y = {y.data(), H * Dh, Dh};
     r.boundary = boundary.empty() ? nullptr : boundary.data();
     return r;
@@ -95,9 +98,11 @@ struct MlstmCell {
   }
 };
 
+// eps = 0.05 is far above the cell's 1e-6 so that a gradient missing the path through m fails.
 TEST(Stabilizer, GateGradientsThroughTheNormalizedRecurrenceMatchFiniteDifferences) {
+  for (double eps : {0.0, 0.05})
   for (auto kind : {ForgetGate::sigmoid, ForgetGate::exp, ForgetGate::signed_sigmoid}) {
-    MlstmCell cell(kind);
+    MlstmCell cell(kind, eps);
     const auto w = random_vector(int64_t(cell.y.size()), 16);
     auto loss = [&] {
       cell.forward();
@@ -105,18 +110,21 @@ TEST(Stabilizer, GateGradientsThroughTheNormalizedRecurrenceMatchFiniteDifferenc
     };
     loss();
     std::vector<double> dq(cell.q.size()), dk(dq.size()), dv(dq.size());
-    std::vector<double> da(cell.a.size()), dc(da.size()), dig(da.size()), dfg(da.size());
+    std::vector<double> da(cell.a.size()), dc(da.size()), dfloor(da.size()), dig(da.size()),
+        dfg(da.size());
     LinearRecurrenceGrads<double> g;
     g.dy = {w.data(), H * Dh, Dh};
     g.dq = {dq.data(), H * Dh, Dh};
     g.dk = {dk.data(), H * Dh, Dh};
     g.dv = {dv.data(), H * Dh, Dh};
-    g.da = da.data(), g.dc = dc.data();
+    g.da = da.data(), g.dc = dc.data(), g.dfloor = dfloor.data();
     std::vector<double> work(size_t(linear_recurrence_work_size(cell.recurrence())));
     linear_recurrence_bwd(cell.recurrence(), g, work.data());
-    stabilized_gates_bwd(kind, B, T, H, cell.fg.data(), cell.m.data(), cell.a.data(), cell.c.data(),
-                         da.data(), dc.data(), dig.data(), dfg.data());
-    const std::string what = "mlstm gates kind " + std::to_string(int(kind));
+    stabilized_gates_bwd(kind, B, T, H, cell.ig.data(), cell.fg.data(), cell.m.data(),
+                         cell.a.data(), cell.c.data(), cell.floor.data(), da.data(), dc.data(),
+                         dfloor.data(), dig.data(), dfg.data());
+    const std::string what =
+        "mlstm gates kind " + std::to_string(int(kind)) + " eps " + std::to_string(eps);
     expect_gradient_close(check_gradient(loss, cell.ig.data(), dig.data(), int64_t(dig.size())),
                           what + ": d input gate");
     expect_gradient_close(check_gradient(loss, cell.fg.data(), dfg.data(), int64_t(dfg.size())),
@@ -144,7 +152,7 @@ TEST(Stabilizer, SignedForgetGateCarriesParityInTheSignOfTheMlstmOutput) {
     LinearRecurrence<double> r;
     r.B = 1, r.T = kT, r.H = 1, r.Dk = 1, r.Dv = 1, r.chunk = kT;
     r.q = r.k = r.v = {ones.data(), 1, 1};
-    r.a = a.data(), r.c = c.data(), r.floor = floor.data();
+    r.a = a.data(), r.c = c.data(), r.floor = floor.data(), r.eps = 1e-6;  // the cell's divisor eps
     r.y = {y.data(), 1, 1};
     linear_recurrence_fwd(r);
     int parity = 0, matches = 0;
