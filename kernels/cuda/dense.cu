@@ -1,0 +1,186 @@
+// Linear layers through cuBLASLt and the token embedding on CUDA. Row-major [N, I] activations
+// and [O, I] weights are column-major transposes to cuBLAS, so y = x Wᵀ is yᵀ = W xᵀ with W
+// read transposed; the bias rides in the GEMM's epilogue. The precision picks the compute type:
+// fp32 exact, tf32 or bf16 tensor cores on fp32 storage. Bias gradients and the embedding are
+// small reductions of our own (atomics per block). Checked by kernels/selftest/dense.cpp.
+#include <cstdint>
+#include <utility>
+
+#include "kernels/cuda/dense.hpp"
+#include "kernels/cuda/gemm_plans.hpp"
+
+namespace statelab::cuda {
+
+namespace {
+
+cublasComputeType_t compute_type(Precision p) {
+  switch (p) {
+    case Precision::fp32:
+      return CUBLAS_COMPUTE_32F;
+    case Precision::tf32:
+      return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case Precision::bf16:
+      return CUBLAS_COMPUTE_32F_FAST_16BF;
+  }
+  return CUBLAS_COMPUTE_32F;
+}
+
+cublasLtMatrixLayout_t layout(int64_t rows, int64_t cols, int64_t ld) {
+  cublasLtMatrixLayout_t l = nullptr;
+  SL_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, CUDA_R_32F, uint64_t(rows), uint64_t(cols), ld));
+  return l;
+}
+
+const GemmPlan& plan_for(const Context& ctx, const GemmKey& key) {
+  auto& plans = ctx.gemm_plans->plans;
+  if (auto it = plans.find(key); it != plans.end()) return it->second;
+  GemmPlan plan;
+  SL_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.op, cublasComputeType_t(key.compute), CUDA_R_32F));
+  const cublasOperation_t ta = key.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t tb = key.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  SL_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+  SL_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+  if (key.bias) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    SL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                   &epilogue, sizeof epilogue));
+    const cudaDataType_t bias_type = CUDA_R_32F;
+    SL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                   &bias_type, sizeof bias_type));
+  }
+  // Stored shapes: A is m×k (k×m when transposed), B is k×n (n×k when transposed), C is m×n.
+  plan.a = key.trans_a ? layout(key.k, key.m, key.lda) : layout(key.m, key.k, key.lda);
+  plan.b = key.trans_b ? layout(key.n, key.k, key.ldb) : layout(key.k, key.n, key.ldb);
+  plan.c = layout(key.m, key.n, key.ldc);
+  cublasLtMatmulPreference_t pref = nullptr;
+  SL_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t workspace = ctx.lt_workspace_bytes;
+  SL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace));
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align_c},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align_c}};
+  for (const auto& [attribute, bytes] : alignments)
+    SL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attribute, &bytes, sizeof bytes));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx.lt, plan.op, plan.a, plan.b, plan.c,
+                                                           plan.c, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+    throw CudaError("cuBLASLt has no algorithm for a " + std::to_string(key.m) + "x" +
+                    std::to_string(key.n) + "x" + std::to_string(key.k) + " GEMM (" +
+                    cublasGetStatusString(st) + ")");
+  plan.algo = result.algo;
+  return plans.emplace(key, plan).first->second;
+}
+
+// The largest power of two, up to 256, that divides the address.
+uint32_t alignment(const void* p) {
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  uint32_t bytes = 256;
+  while (bytes > 4 && address % bytes) bytes /= 2;
+  return bytes;
+}
+
+// Column-major C[m×n] = op(A) op(B) (+ beta C) (+ bias[m] per column when bias is set).
+void gemm(const Context& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+          int64_t ldc, const float* bias) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // an empty sum: C = beta·C, which only matters for beta = 0
+    SL_CHECK(beta == 1.0f && !bias, "empty GEMM that would have to write its output");
+    return;
+  }
+  GemmKey key{trans_a, trans_b, bias != nullptr, m, n, k, lda, ldb, ldc, 0, 0, 0, 0};
+  key.compute = int(compute_type(ctx.precision));
+  key.align_a = alignment(A), key.align_b = alignment(B), key.align_c = alignment(C);
+  const GemmPlan& plan = plan_for(ctx, key);
+  if (bias)
+    SL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                   &bias, sizeof bias));
+  const float alpha = 1.0f;
+  SL_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, plan.op, &alpha, A, plan.a, B, plan.b, &beta, C, plan.c, C,
+                                 plan.c, &plan.algo, ctx.lt_workspace, ctx.lt_workspace_bytes,
+                                 ctx.stream));
+}
+
+constexpr int kColumnThreads = 256;
+constexpr int kRowsPerBlock = 256;
+
+// db[o] += Σ_n dy[n, o]: each block sums kRowsPerBlock rows of a column tile, then one atomic.
+__global__ void column_sums_kernel(float* db, const float* dy, int64_t N, int64_t O) {
+  const int64_t o = int64_t(blockIdx.x) * kColumnThreads + threadIdx.x;
+  if (o >= O) return;
+  const int64_t first = int64_t(blockIdx.y) * kRowsPerBlock;
+  const int64_t last = min(first + kRowsPerBlock, N);
+  float sum = 0;
+  for (int64_t n = first; n < last; ++n) sum += dy[n * O + o];
+  atomicAdd(db + o, sum);
+}
+
+__global__ void embedding_fwd_kernel(float* y, const int32_t* tokens, const float* E, int64_t N,
+                                     int64_t D) {
+  const int64_t n = blockIdx.x;
+  const float* row = E + int64_t(tokens[n]) * D;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) y[n * D + d] = row[d];
+}
+
+__global__ void embedding_bwd_kernel(float* dE, const int32_t* tokens, const float* dy, int64_t N,
+                                     int64_t D) {
+  const int64_t n = blockIdx.x;
+  float* row = dE + int64_t(tokens[n]) * D;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) atomicAdd(row + d, dy[n * D + d]);
+}
+
+int threads_for(int64_t D) { return int(std::min<int64_t>(256, (D + 31) / 32 * 32)); }
+
+void check_dims(int64_t N, int64_t I, int64_t O) {
+  SL_CHECK_SHAPE(N >= 0 && I >= 1 && O >= 1, "linear: N=" + std::to_string(N) + " I=" +
+                                                 std::to_string(I) + " O=" + std::to_string(O));
+}
+
+}  // namespace
+
+void linear_fwd(const Context& ctx, float* y, const float* x, const float* W, const float* b,
+                int64_t N, int64_t I, int64_t O) {
+  check_dims(N, I, O);
+  // yᵀ[O×N] = W[O×I] · xᵀ[I×N]; W's storage is the column-major I×O matrix Wᵀ.
+  gemm(ctx, true, false, O, N, I, W, I, x, I, 0.0f, y, O, b);
+}
+
+void linear_bwd(const Context& ctx, float* dx, float* dW, float* db, const float* dy,
+                const float* x, const float* W, int64_t N, int64_t I, int64_t O) {
+  check_dims(N, I, O);
+  if (N == 0) return;
+  // dxᵀ[I×N] = Wᵀ[I×O] · dyᵀ[O×N]
+  if (dx) gemm(ctx, false, false, I, N, O, W, I, dy, O, 0.0f, dx, I, nullptr);
+  // dWᵀ[I×O] += xᵀ[I×N] · dy[N×O]
+  gemm(ctx, false, true, I, O, N, x, I, dy, O, 1.0f, dW, I, nullptr);
+  if (db) {
+    const dim3 grid(unsigned((O + kColumnThreads - 1) / kColumnThreads),
+                    unsigned((N + kRowsPerBlock - 1) / kRowsPerBlock));
+    column_sums_kernel<<<grid, kColumnThreads, 0, ctx.stream>>>(db, dy, N, O);
+    SL_CUDA_LAUNCH_CHECK();
+  }
+}
+
+void embedding_fwd(const Context& ctx, float* y, const int32_t* tokens, const float* E, int64_t N,
+                   int64_t D) {
+  if (N == 0) return;
+  embedding_fwd_kernel<<<unsigned(N), threads_for(D), 0, ctx.stream>>>(y, tokens, E, N, D);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+void embedding_bwd(const Context& ctx, float* dE, const int32_t* tokens, const float* dy, int64_t N,
+                   int64_t D) {
+  if (N == 0) return;
+  embedding_bwd_kernel<<<unsigned(N), threads_for(D), 0, ctx.stream>>>(dE, tokens, dy, N, D);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace statelab::cuda

@@ -1,0 +1,1132 @@
+// The unified linear recurrence on CUDA (twin of kernels/cpu/linear_recurrence.cpp) with the gate
+// scans that feed it (stabilizer.cpp, decay.cpp), and the dispatch to the chunkwise kernels. The
+// recurrent kernels keep S on chip for the whole sequence: a thread owns a 2 × 8 tile of S, so
+// every row reduction is a few shuffles inside a warp, and block barriers come once per staged
+// visit of 8 or more steps, never per step. Backward recomputes each chunk from the saved boundary
+// states through √chunk checkpoints in shared memory: a second forward pass bought instead of any
+// global scratch. Checked against the CPU twins in double by
+// kernels/selftest/linear_recurrence.cpp.
+#include "kernels/cuda/linear_recurrence.hpp"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "kernels/cuda/linear_recurrence_chunkwise.hpp"
+#include "kernels/error.hpp"
+
+namespace statelab::cuda {
+
+namespace {
+
+using cpu::LinearRecurrence;
+using cpu::LinearRecurrenceGrads;
+using cpu::Rows;
+
+// ---- the recurrent kernels' tiling ------------------------------------------------------------
+// A warp is G row groups of Lc lanes (Lc = 32 / G, the smallest power of two with 8·Lc >= Dk);
+// lane lc of group g owns rows (r·G + g, r < kTileRows) and columns (j·Lc + lc, j < kTileCols) of
+// the warp's rows. Columns strided by Lc make every load of k and q one contiguous run per group;
+// two rows per thread halve the shuffles of the column sums backward needs.
+constexpr int kTileRows = 2;
+constexpr int kTileCols = 8;
+constexpr int kMaxWarps = 8;                    // warps per CTA, all along rows
+constexpr int kMaxStateWidth = 32 * kTileCols;  // the widest Dk the recurrent kernels handle
+constexpr int kForwardVisit = 8;                // steps forward stages per block barrier
+// Backward stages at least this many steps per barrier (more when √chunk is larger).
+constexpr int kMinBackwardVisit = 8;
+constexpr int64_t kMaxGridY = 65535;  // row blocks; gridDim.x holds the B·H sequences
+
+// ---- dispatch --------------------------------------------------------------------------------
+// The recurrent kernels cost T dependent steps (about 0.3 µs each forward and 1 µs backward,
+// which runs a sweep and two recomputations); the chunkwise kernels cost T/chunk dependent state
+// hand-offs of a few µs plus intra-chunk products that run in parallel, and a fixed cost of
+// several launches. Per chunk that is about chunk·0.3 µs against a few µs, so chunkwise wins
+// once chunks are at least 16 long and there are enough of them to amortise its fixed cost:
+// automatic dispatch takes it from four chunks on.
+constexpr int64_t kChunkwiseMinChunk = 16;
+constexpr int64_t kChunkwiseMinChunks = 4;
+
+// One staged visit of `steps` steps in shared memory, laid out [gates | k, q | v | dy]:
+//   gates [steps][4] (a, b, c, floor; absent ones stay 0); k and q [steps][2][dkp] with lane lc's
+//   columns j·Lc + lc as float4 number (j/4)·Lc + lc, so that a warp's 128-bit loads of them hit
+//   consecutive 16-byte words (no bank conflicts); v and dy [steps][rows].
+struct StageLayout {
+  int steps = 0, dkp = 0, rows = 0;
+  bool with_dy = false;
+  __host__ __device__ int kq() const { return 4 * steps; }
+  __host__ __device__ int v() const { return kq() + 2 * steps * dkp; }
+  __host__ __device__ int dy() const { return v() + steps * rows; }
+  __host__ __device__ int size() const {
+    return (dy() + (with_dy ? steps * rows : 0) + 3) / 4 * 4;  // keeps the next buffer 16-B aligned
+  }
+};
+
+// Everything a recurrent kernel reads, by value. Offsets into [B, T, ...] tensors are int64.
+struct RecurrentArgs {
+  int64_t T = 0, H = 0;
+  int Dk = 0, Dv = 0, chunk = 0;
+  Rows<const float> q, k;        // [B, T, H, Dk]
+  Rows<const float> v;           // [B, T, H, Dv]
+  const float* a = nullptr;      // [B, T, H]
+  const float* b = nullptr;      // [B, T, H] or null
+  const float* c = nullptr;      // [B, T, H]
+  const float* floor = nullptr;  // [B, T, H] or null
+  float eps = 0;
+  Rows<float> y;                 // [B, T, H, Dv]
+  float* boundary = nullptr;     // [B, H, ceil(T/chunk) − 1, Dv·Dk (+ Dk)]
+  float* final_state = nullptr;  // [B, H, Dv·Dk (+ Dk)]
+  Rows<const float> dy;          // [B, T, H, Dv]
+  Rows<float> dq, dk;            // [B, T, H, Dk]
+  Rows<float> dv;                // [B, T, H, Dv]
+  float* da = nullptr;           // [B, T, H]
+  float* db = nullptr;           // [B, T, H] or null
+  float* dc = nullptr;           // [B, T, H]
+  float* dfloor = nullptr;       // [B, T, H] or null
+  int lanes_log2 = 0;            // log2 Lc
+  int rows_per_cta = 0;          // warps · G · kTileRows
+  int visit = 0;                 // steps per staged visit
+  int subchunks = 0;             // backward: checkpoints per chunk, ceil(min(chunk, T) / visit)
+};
+
+// Where this thread sits in the tiling.
+struct Lane {
+  int lane, warp, lanes, groups, lc, g;
+  __device__ explicit Lane(int lanes_log2)
+      : lane(int(threadIdx.x) & 31),
+        warp(int(threadIdx.x) >> 5),
+        lanes(1 << lanes_log2),
+        groups(32 >> lanes_log2),
+        lc(lane & ((1 << lanes_log2) - 1)),
+        g(lane >> lanes_log2) {}
+  template <int R>
+  __device__ int row(int r) const {  // in the CTA
+    return (warp * R + r) * groups + g;
+  }
+  __device__ int col(int j) const { return j * lanes + lc; }
+  // Every lane of a group holds a row's reductions; lane r % Lc writes row r's outputs.
+  __device__ bool writes(int r) const { return lc == (r & (lanes - 1)); }
+};
+
+template <int R, int C>
+using Tile = float[R][C];
+
+__device__ __forceinline__ void cp_async4(float* dst, const float* src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+}
+
+// Sums each of x[0 .. count) over the Lc lanes of a row group; every lane of the group gets the
+// totals. count is the same for the whole warp.
+template <int N>
+__device__ __forceinline__ void group_sum(float (&x)[N], int lanes, int count = N) {
+  for (int o = 1; o < lanes; o <<= 1)
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+      if (i < count) x[i] += __shfl_xor_sync(0xffffffffu, x[i], o);
+}
+
+// Two accumulators halve the dependent FMA chain.
+template <int C>
+__device__ __forceinline__ float dot(const float (&x)[C], const float (&y)[C]) {
+  float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+  for (int j = 0; j < C; j += 2) {
+    s0 = fmaf(x[j], y[j], s0);
+    s1 = fmaf(x[j + 1], y[j + 1], s1);
+  }
+  return s0 + s1;
+}
+
+// Sums this thread's C column partials over the warp's row groups and adds each column's total
+// into red[col] once. Transposed exchange: at each stage a lane keeps half of its values and
+// trades the other half, so C values cost C − C/G shuffles rather than C·log2 G.
+template <int C>
+__device__ __forceinline__ void add_columns(float (&x)[C], float* red, const Lane& ln) {
+  int first = 0, count = C;
+  bool owner = true;
+#pragma unroll
+  for (int m = 0; m < 5; ++m) {
+    const int o = ln.lanes << m;
+    if (o < 32) {
+      const bool upper = (ln.lane & o) != 0;
+      const int half = C >> (m + 1);
+      if (half >= 1) {
+#pragma unroll
+        for (int i = 0; i < C / 2; ++i)
+          if (i < half) {
+            const float send = upper ? x[i] : x[i + half];
+            const float keep = upper ? x[i + half] : x[i];
+            x[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+          }
+        if (upper) first += half;
+        count = half;
+      } else {
+        x[0] += __shfl_xor_sync(0xffffffffu, x[0], o);
+        owner = owner && !upper;
+      }
+    }
+  }
+  if (owner)
+#pragma unroll
+    for (int i = 0; i < C; ++i)
+      if (i < count) atomicAdd(red + (first + i) * ln.lanes + ln.lc, x[i]);
+}
+
+// Sums four per-thread partials over the warp the same way; lane 8·i adds the total of x[i].
+__device__ __forceinline__ void add_scalars(const float (&x)[4], float* red, int lane) {
+  const bool u16 = (lane & 16) != 0, u8 = (lane & 8) != 0;
+  const float y0 = (u16 ? x[2] : x[0]) + __shfl_xor_sync(0xffffffffu, u16 ? x[0] : x[2], 16);
+  const float y1 = (u16 ? x[3] : x[1]) + __shfl_xor_sync(0xffffffffu, u16 ? x[1] : x[3], 16);
+  float z = (u8 ? y1 : y0) + __shfl_xor_sync(0xffffffffu, u8 ? y0 : y1, 8);
+  z += __shfl_xor_sync(0xffffffffu, z, 4);
+  z += __shfl_xor_sync(0xffffffffu, z, 2);
+  z += __shfl_xor_sync(0xffffffffu, z, 1);
+  if ((lane & 7) == 0) atomicAdd(red + (lane >> 3), z);
+}
+
+__device__ __forceinline__ int64_t state_size(const RecurrentArgs& p) {
+  return int64_t(p.Dv) * p.Dk + (p.floor ? p.Dk : 0);
+}
+
+template <typename P>
+__device__ __forceinline__ P* row_at(const Rows<P>& r, int64_t T, int64_t b, int64_t t, int64_t h) {
+  return r.data + (b * T + t) * r.row + h * r.head;
+}
+
+// Stages steps [t_begin, t_begin + n) of (b, h) for the CTA's rows from row0 with 4-byte
+// cp.async (the Rows strides promise no alignment). `outputs` adds what only backward's sweep
+// and forward's output read: q, dy and the floor.
+__device__ void stage_steps(const RecurrentArgs& p, float* buf, const StageLayout& L,
+                            int lanes_log2, int64_t b, int64_t h, int row0, int64_t t_begin, int n,
+                            bool outputs) {
+  const int tid = int(threadIdx.x), nt = int(blockDim.x), Dk = p.Dk;
+  const int lanes = 1 << lanes_log2;
+  for (int e = tid; e < n * Dk; e += nt) {
+    const int st = e / Dk, col = e - st * Dk, j = col >> lanes_log2;
+    const int pos = ((j >> 2) * lanes + (col & (lanes - 1))) * 4 + (j & 3);
+    float* dst = buf + L.kq() + 2 * st * L.dkp + pos;
+    const int64_t t = t_begin + st;
+    cp_async4(dst, row_at(p.k, p.T, b, t, h) + col);
+    if (outputs) cp_async4(dst + L.dkp, row_at(p.q, p.T, b, t, h) + col);
+  }
+  const int rows = std::min(L.rows, p.Dv - row0);
+  for (int e = tid; e < n * rows; e += nt) {
+    const int st = e / rows, r = e - st * rows;
+    const int64_t t = t_begin + st;
+    cp_async4(buf + L.v() + st * L.rows + r, row_at(p.v, p.T, b, t, h) + row0 + r);
+    if (outputs && L.with_dy)
+      cp_async4(buf + L.dy() + st * L.rows + r, row_at(p.dy, p.T, b, t, h) + row0 + r);
+  }
+  for (int st = tid; st < n; st += nt) {
+    const int64_t i = (b * p.T + t_begin + st) * p.H + h;
+    float* g = buf + 4 * st;
+    cp_async4(g, p.a + i);
+    if (p.b) cp_async4(g + 1, p.b + i);
+    cp_async4(g + 2, p.c + i);
+    if (outputs && p.floor) cp_async4(g + 3, p.floor + i);
+  }
+}
+
+// This lane's C columns of one staged k or q row.
+template <int C>
+__device__ __forceinline__ void load_staged(const float* row, const Lane& ln, float (&x)[C]) {
+  const float4* s4 = reinterpret_cast<const float4*>(row);
+#pragma unroll
+  for (int i = 0; i < C / 4; ++i) {
+    const float4 f = s4[i * ln.lanes + ln.lc];
+    x[4 * i] = f.x, x[4 * i + 1] = f.y, x[4 * i + 2] = f.z, x[4 * i + 3] = f.w;
+  }
+}
+
+// A state tile (and n's columns) from a [Dv·Dk (+ Dk)] slot in global memory, or zero.
+template <int R, int C>
+__device__ void load_state(const float* src, Tile<R, C>& X, float (&n)[C], bool norm,
+                           const Lane& ln, int row0, int Dk, int Dv) {
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int row = row0 + ln.template row<R>(r);
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      const int col = ln.col(j);
+      X[r][j] = src && row < Dv && col < Dk ? src[int64_t(row) * Dk + col] : 0.f;
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < C; ++j) {
+    const int col = ln.col(j);
+    n[j] = src && norm && col < Dk ? src[int64_t(Dv) * Dk + col] : 0.f;
+  }
+}
+
+// The inverse; n is written once, by the first row group of the first warp of row block 0.
+template <int R, int C>
+__device__ void store_state(float* dst, const Tile<R, C>& X, const float (&n)[C], bool norm,
+                            const Lane& ln, int row0, int Dk, int Dv) {
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int row = row0 + ln.template row<R>(r);
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      const int col = ln.col(j);
+      if (row < Dv && col < Dk) dst[int64_t(row) * Dk + col] = X[r][j];
+    }
+  }
+  if (norm && row0 == 0 && ln.warp == 0 && ln.g == 0)
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      const int col = ln.col(j);
+      if (col < Dk) dst[int64_t(Dv) * Dk + col] = n[j];
+    }
+}
+
+// A checkpoint slot in shared memory, per warp: the warp's tiles as [R·C/4][32 lanes] float4
+// (conflict-free), then n by column, written by row group 0 and read by every group.
+template <int R, int C>
+__device__ __forceinline__ void store_slot(float* slot, const Tile<R, C>& X, const float (&n)[C],
+                                           bool norm, const Lane& ln) {
+  float4* s4 = reinterpret_cast<float4*>(slot);
+#pragma unroll
+  for (int e = 0; e < R * C; e += 4)
+    s4[(e / 4) * 32 + ln.lane] =
+        make_float4(X[e / C][e % C], X[(e + 1) / C][(e + 1) % C], X[(e + 2) / C][(e + 2) % C],
+                    X[(e + 3) / C][(e + 3) % C]);
+  if (norm && ln.g == 0)
+#pragma unroll
+    for (int j = 0; j < C; ++j) slot[32 * R * C + ln.col(j)] = n[j];
+}
+
+template <int R, int C>
+__device__ __forceinline__ void load_slot(const float* slot, Tile<R, C>& X, float (&n)[C],
+                                          bool norm, const Lane& ln) {
+  const float4* s4 = reinterpret_cast<const float4*>(slot);
+#pragma unroll
+  for (int e = 0; e < R * C; e += 4) {
+    const float4 f = s4[(e / 4) * 32 + ln.lane];
+    X[e / C][e % C] = f.x, X[(e + 1) / C][(e + 1) % C] = f.y;
+    X[(e + 2) / C][(e + 2) % C] = f.z, X[(e + 3) / C][(e + 3) % C] = f.w;
+  }
+#pragma unroll
+  for (int j = 0; j < C; ++j) n[j] = norm ? slot[32 * R * C + ln.col(j)] : 0.f;
+}
+
+// One step of the recurrence on a tile, as the CPU does it: w = c v − (a b) S k, S = a S + w kᵀ,
+// n = a n + c k.
+template <int R, int C>
+__device__ __forceinline__ void advance(Tile<R, C>& X, float (&n)[C], const float (&kk)[C],
+                                        const float (&vv)[R], float a, float bb, float c,
+                                        bool delta, bool norm, int lanes) {
+  float w[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) w[r] = c * vv[r];
+  if (delta) {
+    float u[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) u[r] = dot(X[r], kk);
+    group_sum(u, lanes);
+    const float ab = a * bb;
+#pragma unroll
+    for (int r = 0; r < R; ++r) w[r] = fmaf(-ab, u[r], w[r]);
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < C; ++j) X[r][j] = fmaf(w[r], kk[j], a * X[r][j]);
+  if (norm)
+#pragma unroll
+    for (int j = 0; j < C; ++j) n[j] = fmaf(c, kk[j], a * n[j]);
+}
+
+// The step inputs a tile needs from a staged visit.
+template <int R, int C>
+__device__ __forceinline__ void read_step(const float* sb, const StageLayout& L, int st,
+                                          const Lane& ln, float (&kk)[C], float (&vv)[R],
+                                          float4& gates) {
+  load_staged(sb + L.kq() + 2 * st * L.dkp, ln, kk);
+#pragma unroll
+  for (int r = 0; r < R; ++r) vv[r] = sb[L.v() + st * L.rows + ln.template row<R>(r)];
+  gates = reinterpret_cast<const float4*>(sb)[st];
+}
+
+template <int R, int C>
+__global__ void __launch_bounds__(kMaxWarps * 32, 2) recurrent_fwd_kernel(const RecurrentArgs p) {
+  static_assert(C % 4 == 0 && C >= 4 && R >= 1 && R * C % 4 == 0, "tiles are whole float4");
+  extern __shared__ float4 smem4[];
+  float* smem = reinterpret_cast<float*>(smem4);
+  const Lane ln(p.lanes_log2);
+  const int64_t b = blockIdx.x / p.H, h = blockIdx.x % p.H;
+  const int row0 = int(blockIdx.y) * p.rows_per_cta;
+  const StageLayout L{p.visit, ln.lanes * C, p.rows_per_cta, false};
+  auto stage = [&](int i) { return smem + i * L.size(); };
+  // Padding (columns >= Dk, rows >= Dv, absent gates) is never staged and must read as 0.
+  for (int e = int(threadIdx.x); e < 2 * L.size(); e += int(blockDim.x)) smem[e] = 0.f;
+  __syncthreads();
+  const bool norm = p.floor != nullptr, delta = p.b != nullptr;
+  const int64_t nch = (p.T + p.chunk - 1) / p.chunk, ssize = state_size(p);
+  Tile<R, C> X = {};
+  float n[C] = {};
+  const int visits = int((p.T + p.visit - 1) / p.visit);
+  stage_steps(p, stage(0), L, p.lanes_log2, b, h, row0, 0, int(std::min<int64_t>(p.visit, p.T)),
+              true);
+  cp_async_commit();
+  for (int vi = 0; vi < visits; ++vi) {
+    cp_async_wait_all();
+    __syncthreads();  // visit vi is staged and everyone is done with visit vi − 1's buffer
+    const int64_t t_begin = int64_t(vi) * p.visit;
+    if (vi + 1 < visits)
+      stage_steps(p, stage((vi + 1) & 1), L, p.lanes_log2, b, h, row0, t_begin + p.visit,
+                  int(std::min<int64_t>(p.visit, p.T - t_begin - p.visit)), true);
+    cp_async_commit();
+    const float* sb = stage(vi & 1);
+    const int steps = int(std::min<int64_t>(p.visit, p.T - t_begin));
+    for (int st = 0; st < steps; ++st) {
+      const int64_t t = t_begin + st;
+      if (p.boundary && t > 0 && t % p.chunk == 0)
+        store_state(p.boundary + ((b * p.H + h) * (nch - 1) + t / p.chunk - 1) * ssize, X, n, norm,
+                    ln, row0, p.Dk, p.Dv);
+      float kk[C], qq[C], vv[R];
+      float4 gt;
+      read_step(sb, L, st, ln, kk, vv, gt);
+      load_staged(sb + L.kq() + (2 * st + 1) * L.dkp, ln, qq);
+      advance(X, n, kk, vv, gt.x, gt.y, gt.z, delta, norm, ln.lanes);
+      float o[R + 1];
+#pragma unroll
+      for (int r = 0; r < R; ++r) o[r] = dot(X[r], qq);
+      o[R] = norm ? dot(n, qq) : 0.f;
+      group_sum(o, ln.lanes, norm ? R + 1 : R);
+      const float den = norm ? fmaxf(fabsf(o[R]), gt.w) + p.eps : 1.f;
+      float* y = row_at(p.y, p.T, b, t, h);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int row = row0 + ln.template row<R>(r);
+        if (ln.writes(r) && row < p.Dv) y[row] = norm ? o[r] / den : o[r];
+      }
+    }
+  }
+  if (p.final_state)
+    store_state(p.final_state + (b * p.H + h) * ssize, X, n, norm, ln, row0, p.Dk, p.Dv);
+}
+
+// Adds one visit's reduced gradients (red: [steps][dq dkp | dk dkp | da db dc dfloor]) into
+// the outputs and clears them. Several CTAs (row blocks, heads sharing q and k) add into the
+// same elements, so every add is atomic; with one adder per element the sum stays exact.
+__device__ void flush(const RecurrentArgs& p, float* red, int dkp, int64_t b, int64_t h,
+                      int64_t t_begin, int n) {
+  const int tid = int(threadIdx.x), nt = int(blockDim.x), Dk = p.Dk, stride = 2 * dkp + 4;
+  for (int e = tid; e < n * Dk; e += nt) {
+    const int st = e / Dk, col = e - st * Dk;
+    float* r = red + st * stride;
+    atomicAdd(row_at(p.dq, p.T, b, t_begin + st, h) + col, r[col]);
+    atomicAdd(row_at(p.dk, p.T, b, t_begin + st, h) + col, r[dkp + col]);
+    r[col] = 0.f;
+    r[dkp + col] = 0.f;
+  }
+  for (int st = tid; st < n; st += nt) {
+    float* r = red + st * stride + 2 * dkp;
+    const int64_t i = (b * p.T + t_begin + st) * p.H + h;
+    atomicAdd(p.da + i, r[0]);
+    if (p.db) atomicAdd(p.db + i, r[1]);
+    atomicAdd(p.dc + i, r[2]);
+    if (p.dfloor) atomicAdd(p.dfloor + i, r[3]);
+    r[0] = r[1] = r[2] = r[3] = 0.f;
+  }
+}
+
+// One reverse step (the CPU's loop body, per tile): P = S_{t−1} from its slot, St = S_t, and the
+// carried G = ∂L/∂S_t, nu = ∂L/∂n_t (this thread's rows' share). Column and scalar gradients go
+// to red_step reduced over the warp; dv, owned per row, straight to global memory.
+template <int R, int C>
+__device__ __forceinline__ void backward_step(const RecurrentArgs& p, const Lane& ln,
+                                              const float* sb, const StageLayout& L, int st,
+                                              const float* slot, Tile<R, C>& St, float (&nS)[C],
+                                              Tile<R, C>& G, float (&nu)[C], float* red_step,
+                                              float* dv, int row0, bool norm, bool delta) {
+  Tile<R, C> P;
+  float nP[C], kk[C], qq[C], vv[R], dyv[R];
+  float4 gt;
+  load_slot(slot, P, nP, norm, ln);
+  read_step(sb, L, st, ln, kk, vv, gt);
+  load_staged(sb + L.kq() + (2 * st + 1) * L.dkp, ln, qq);
+#pragma unroll
+  for (int r = 0; r < R; ++r) dyv[r] = sb[L.dy() + st * L.rows + ln.template row<R>(r)];
+  const float a = gt.x, bb = gt.y, c = gt.z;
+  float dout[R], dq[C], dk[C], sc[4] = {0.f, 0.f, 0.f, 0.f};  // sc: da, db, dc, dfloor
+  if (norm) {
+    // y = S q / den: the divisor's gradient reaches n (or the floor) through the max's branch.
+    float o[R + 1];
+#pragma unroll
+    for (int r = 0; r < R; ++r) o[r] = dot(St[r], qq);
+    o[R] = dot(nS, qq);
+    group_sum(o, ln.lanes);
+    const bool through_n = fabsf(o[R]) >= gt.w;
+    const float den = (through_n ? fabsf(o[R]) : gt.w) + p.eps;
+    float dy_o = 0.f;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      dout[r] = dyv[r] / den;
+      dy_o = fmaf(dyv[r], o[r], dy_o);
+    }
+    const float d_den = -dy_o / (den * den);
+    const float s = through_n ? (o[R] < 0.f ? -d_den : d_den) : 0.f;
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      nu[j] = fmaf(s, qq[j], nu[j]);
+      dq[j] = s * nS[j];
+    }
+    if (!through_n && ln.lc == 0) sc[3] = d_den;
+  } else {
+#pragma unroll
+    for (int r = 0; r < R; ++r) dout[r] = dyv[r];
+#pragma unroll
+    for (int j = 0; j < C; ++j) dq[j] = 0.f;
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      G[r][j] = fmaf(dout[r], qq[j], G[r][j]);
+      dq[j] = fmaf(St[r][j], dout[r], dq[j]);
+    }
+  // Step S_t = a P + w kᵀ: g = G k (and u = P k for the delta term), one reduction for both.
+  float gu[2 * R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    gu[r] = dot(G[r], kk);
+    gu[R + r] = delta ? dot(P[r], kk) : 0.f;
+  }
+  group_sum(gu, ln.lanes, delta ? 2 * R : R);
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < C; ++j) sc[0] = fmaf(G[r][j], P[r][j], sc[0]);
+  float w[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) w[r] = c * vv[r];
+#pragma unroll
+  for (int j = 0; j < C; ++j) dk[j] = 0.f;
+  if (delta) {
+    float g_dot_u = 0.f;
+#pragma unroll
+    for (int r = 0; r < R; ++r) g_dot_u = fmaf(gu[r], gu[R + r], g_dot_u);
+    if (ln.lc != 0) g_dot_u = 0.f;  // every lane of a group holds it; count it once
+    sc[0] = fmaf(-bb, g_dot_u, sc[0]);
+    sc[1] = -a * g_dot_u;
+    const float ab = a * bb;
+#pragma unroll
+    for (int r = 0; r < R; ++r) w[r] = fmaf(-ab, gu[R + r], w[r]);
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      float s = 0.f;
+#pragma unroll
+      for (int r = 0; r < R; ++r) s = fmaf(P[r][j], gu[r], s);
+      dk[j] = -ab * s;
+    }
+  }
+  if (ln.lc == 0)
+#pragma unroll
+    for (int r = 0; r < R; ++r) sc[2] = fmaf(vv[r], gu[r], sc[2]);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int row = row0 + ln.template row<R>(r);
+    if (ln.writes(r) && row < p.Dv) atomicAdd(dv + row, c * gu[r]);
+  }
+#pragma unroll
+  for (int j = 0; j < C; ++j)
+#pragma unroll
+    for (int r = 0; r < R; ++r) dk[j] = fmaf(G[r][j], w[r], dk[j]);
+  if (norm)
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      sc[0] = fmaf(nu[j], nP[j], sc[0]);
+      sc[2] = fmaf(nu[j], kk[j], sc[2]);
+      dk[j] = fmaf(c, nu[j], dk[j]);
+      nu[j] *= a;
+    }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < C; ++j) G[r][j] = a * (delta ? fmaf(-bb * gu[r], kk[j], G[r][j]) : G[r][j]);
+  add_columns(dq, red_step, ln);
+  add_columns(dk, red_step + L.dkp, ln);
+  add_scalars(sc, red_step + 2 * L.dkp, ln.lane);
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < C; ++j) St[r][j] = P[r][j];
+#pragma unroll
+  for (int j = 0; j < C; ++j) nS[j] = nP[j];
+}
+
+// Backward per (b, h, row block). Per chunk, last to first, a sequence of visits of `visit`
+// steps: forward visits over subchunks 0 .. m−2 that save the state at each subchunk start
+// (checkpoint slots 0 .. m−1), then reverse visits m−1 .. 0 that recompute their subchunk's
+// states into history slots from the checkpoint and sweep back through them. Each visit's inputs
+// are staged one visit ahead; one block barrier per visit orders staging, slots and the
+// reduction buffers, whose sums are flushed to global memory after the next barrier.
+template <int R, int C>
+__global__ void __launch_bounds__(kMaxWarps * 32) recurrent_bwd_kernel(const RecurrentArgs p) {
+  static_assert(C % 4 == 0 && C >= 4 && R >= 1 && R * C % 4 == 0, "tiles are whole float4");
+  extern __shared__ float4 smem4[];
+  float* smem = reinterpret_cast<float*>(smem4);
+  const Lane ln(p.lanes_log2);
+  const int64_t b = blockIdx.x / p.H, h = blockIdx.x % p.H;
+  const int row0 = int(blockIdx.y) * p.rows_per_cta;
+  const bool norm = p.floor != nullptr, delta = p.b != nullptr;
+  const int dkp = ln.lanes * C;
+  const StageLayout L{p.visit, dkp, p.rows_per_cta, true};
+  const int red_size = p.visit * (2 * dkp + 4);
+  auto stage = [&](int i) { return smem + i * L.size(); };
+  auto red = [&](int i) { return smem + 2 * L.size() + i * red_size; };
+  const int slot_warp = 32 * R * C + (norm ? dkp : 0);
+  const int slot_stride = (int(blockDim.x) >> 5) * slot_warp;
+  float* slots = smem + 2 * L.size() + 2 * red_size + ln.warp * slot_warp;
+  auto slot = [&](int i) { return slots + i * slot_stride; };
+  auto history = [&](int i) { return slot(p.subchunks + i - 1); };  // i = 1 .. visit − 1
+  for (int e = int(threadIdx.x); e < 2 * (L.size() + red_size); e += int(blockDim.x)) smem[e] = 0.f;
+  __syncthreads();
+
+  const int64_t nch = (p.T + p.chunk - 1) / p.chunk, ssize = state_size(p);
+  auto chunk_len = [&](int64_t ci) { return int(std::min<int64_t>(p.chunk, p.T - ci * p.chunk)); };
+  auto subchunks = [&](int64_t ci) { return (chunk_len(ci) + p.visit - 1) / p.visit; };
+  // Visit u of chunk ci: forward visits u < m − 1 cover subchunk u, reverse ones 2m − 2 − u.
+  auto stage_visit = [&](float* buf, int64_t ci, int u) {
+    const int m = subchunks(ci), j = u < m - 1 ? u : 2 * m - 2 - u;
+    const int t0 = j * p.visit, t1 = std::min(t0 + p.visit, chunk_len(ci));
+    stage_steps(p, buf, L, p.lanes_log2, b, h, row0, ci * p.chunk + t0, t1 - t0, u >= m - 1);
+  };
+
+  Tile<R, C> G = {}, St = {}, X = {};
+  float nu[C] = {}, nS[C] = {}, nX[C] = {};
+  int64_t ci = nch - 1;
+  int u = 0, buf = 0, rbuf = 0, pending = 0;
+  int64_t pending_t = 0;
+  stage_visit(stage(0), ci, 0);
+  cp_async_commit();
+  while (true) {
+    const int m = subchunks(ci), len = chunk_len(ci);
+    const bool reverse = u >= m - 1;
+    const int j = reverse ? 2 * m - 2 - u : u;
+    const int t0 = j * p.visit, t1 = std::min(t0 + p.visit, len);
+    cp_async_wait_all();
+    __syncthreads();
+    if (pending) flush(p, red(rbuf ^ 1), dkp, b, h, pending_t, pending);
+    pending = 0;
+    int64_t next_ci = ci;
+    int next_u = u + 1;
+    if (next_u == 2 * m - 1) next_ci = ci - 1, next_u = 0;
+    if (next_ci >= 0) stage_visit(stage(buf ^ 1), next_ci, next_u);
+    cp_async_commit();
+    const float* sb = stage(buf);
+    if (u == 0)
+      load_state(ci > 0 ? p.boundary + ((b * p.H + h) * (nch - 1) + ci - 1) * ssize : nullptr, X,
+                 nX, norm, ln, row0, p.Dk, p.Dv);
+    float kk[C], vv[R];
+    float4 gt;
+    if (!reverse) {
+      store_slot(slot(j), X, nX, norm, ln);
+      for (int t = t0; t < t1; ++t) {
+        read_step(sb, L, t - t0, ln, kk, vv, gt);
+        advance(X, nX, kk, vv, gt.x, gt.y, gt.z, delta, norm, ln.lanes);
+      }
+    } else {
+      // The last subchunk starts where the forward visits stopped; the others from their slot.
+      const bool last = j == m - 1;
+      if (last)
+        store_slot(slot(j), X, nX, norm, ln);
+      else
+        load_slot(slot(j), X, nX, norm, ln);
+      for (int t = t0; t < t1; ++t) {
+        if (t > t0) store_slot(history(t - t0), X, nX, norm, ln);
+        if (t + 1 < t1 || last) {
+          read_step(sb, L, t - t0, ln, kk, vv, gt);
+          advance(X, nX, kk, vv, gt.x, gt.y, gt.z, delta, norm, ln.lanes);
+        }
+      }
+      if (last) {  // S at the chunk's end; otherwise St is the previous sweep's last P
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int jj = 0; jj < C; ++jj) St[r][jj] = X[r][jj];
+#pragma unroll
+        for (int jj = 0; jj < C; ++jj) nS[jj] = nX[jj];
+      }
+      __syncwarp();  // n in the slots is written by row group 0 and read by every group
+      const int64_t s0 = ci * p.chunk;
+      for (int t = t1 - 1; t >= t0; --t)
+        backward_step(p, ln, sb, L, t - t0, t == t0 ? slot(j) : history(t - t0), St, nS, G, nu,
+                      red(rbuf) + (t - t0) * (2 * dkp + 4), row_at(p.dv, p.T, b, s0 + t, h), row0,
+                      norm, delta);
+      pending = t1 - t0;
+      pending_t = s0 + t0;
+      rbuf ^= 1;
+    }
+    buf ^= 1;
+    if (next_ci < 0) break;
+    ci = next_ci;
+    u = next_u;
+  }
+  __syncthreads();
+  if (pending) flush(p, red(rbuf ^ 1), dkp, b, h, pending_t, pending);
+}
+
+// ---- host side ---------------------------------------------------------------------------------
+
+void check(const LinearRecurrence<float>& p) {
+  cpu::linear_recurrence_check(p);
+  SL_CHECK_SHAPE(
+      p.Dv < (int64_t(1) << 30) && p.chunk < (int64_t(1) << 30) && p.B * p.H < (int64_t(1) << 31),
+      "linear recurrence: CUDA needs Dv and chunk below 2^30 and B·H below 2^31");
+}
+
+void check_backward(const LinearRecurrence<float>& p, const LinearRecurrenceGrads<float>& g) {
+  SL_CHECK_SHAPE(p.T <= p.chunk || p.boundary,
+                 "linear recurrence backward: the chunk-boundary states forward saves are "
+                 "required when T > chunk");
+  SL_CHECK_SHAPE(g.dy.data && g.dq.data && g.dk.data && g.dv.data && g.da && g.dc,
+                 "linear recurrence backward: dy, dq, dk, dv, da and dc are required");
+  SL_CHECK_SHAPE(!p.b || g.db, "linear recurrence backward: db is required with a delta term");
+}
+
+struct Plan {
+  int lanes_log2 = 0, warps = 0, row_blocks = 0, rows_per_cta = 0, visit = 0, subchunks = 0;
+  size_t smem = 0;
+};
+
+int lanes_log2_for(int64_t Dk) {
+  int l = 0;
+  while ((int64_t(kTileCols) << l) < Dk) ++l;
+  return l;
+}
+
+using Kernel = void (*)(RecurrentArgs);
+
+// The CTA height with the most concurrently useful warps (idle warps of a last, partial row
+// block count against it); ties go to taller CTAs, which stage k and q for more rows at once and
+// split the column sums over fewer atomic adders. Returns false when not even one warp fits.
+template <typename SmemFn>
+bool choose_warps(const Context& ctx, Kernel kernel, const LinearRecurrence<float>& p, Plan& plan,
+                  SmemFn smem_for) {
+  SL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     int(ctx.max_shared_per_block)));
+  const int rows_per_warp = (32 >> plan.lanes_log2) * kTileRows;
+  const int64_t warps_per_head = (p.Dv + rows_per_warp - 1) / rows_per_warp;
+  double best = -1;
+  for (int w = 1; w <= std::min<int64_t>(kMaxWarps, warps_per_head); ++w) {
+    const size_t smem = smem_for(w * rows_per_warp, w);
+    if (smem > ctx.max_shared_per_block) break;
+    int blocks = 0;
+    SL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, w * 32, smem));
+    if (blocks == 0) break;
+    const int64_t row_blocks = (warps_per_head + w - 1) / w;
+    if (row_blocks > kMaxGridY) continue;
+    const double launched = double(p.B * p.H * row_blocks * w);
+    const double useful = double(warps_per_head) / double(row_blocks * w);
+    const double score = std::min(double(blocks) * w * ctx.sm_count, launched) * useful;
+    if (score >= best) {
+      best = score;
+      plan.warps = w;
+      plan.row_blocks = int(row_blocks);
+      plan.rows_per_cta = w * rows_per_warp;
+      plan.smem = smem;
+    }
+  }
+  return best >= 0;
+}
+
+bool plan_forward(const Context& ctx, const LinearRecurrence<float>& p, Plan& plan) {
+  if (p.Dk > kMaxStateWidth) return false;
+  plan.lanes_log2 = lanes_log2_for(p.Dk);
+  plan.visit = kForwardVisit;
+  const int dkp = kTileCols << plan.lanes_log2;
+  return choose_warps(ctx, recurrent_fwd_kernel<kTileRows, kTileCols>, p, plan, [&](int rows, int) {
+    return 2 * sizeof(float) * StageLayout{kForwardVisit, dkp, rows, false}.size();
+  });
+}
+
+// Backward's shared memory: two staged visits, two reduction buffers and, per warp, m checkpoint
+// slots plus visit − 1 history slots, m = ceil(L / visit), L = min(chunk, T). visit =
+// max(8, ⌈√L⌉) (at most L) keeps m + visit near its minimum 2√L: 15 slots for L = 64, 30 KB per
+// warp of 2 × 8 tiles, so long chunks (beyond about a thousand steps) do not fit.
+bool plan_backward(const Context& ctx, const LinearRecurrence<float>& p, Plan& plan) {
+  if (p.Dk > kMaxStateWidth) return false;
+  plan.lanes_log2 = lanes_log2_for(p.Dk);
+  const int64_t L = std::min(p.chunk, p.T);
+  const int64_t root = int64_t(std::ceil(std::sqrt(double(L))));
+  plan.visit = int(std::min<int64_t>(L, std::max<int64_t>(kMinBackwardVisit, root)));
+  plan.subchunks = int((L + plan.visit - 1) / plan.visit);
+  const int dkp = kTileCols << plan.lanes_log2;
+  const int64_t slots = plan.subchunks + plan.visit - 1;
+  const int64_t slot_warp = 32 * kTileRows * kTileCols + (p.floor ? dkp : 0);
+  return choose_warps(
+      ctx, recurrent_bwd_kernel<kTileRows, kTileCols>, p, plan, [&](int rows, int warps) {
+        const int64_t floats = 2 * int64_t(StageLayout{plan.visit, dkp, rows, true}.size()) +
+                               2 * int64_t(plan.visit) * (2 * dkp + 4) + slots * warps * slot_warp;
+        return size_t(floats) * sizeof(float);
+      });
+}
+
+RecurrentArgs recurrent_args(const LinearRecurrence<float>& p, const Plan& plan) {
+  RecurrentArgs a;
+  a.T = p.T, a.H = p.H, a.Dk = int(p.Dk), a.Dv = int(p.Dv), a.chunk = int(p.chunk);
+  a.q = p.q, a.k = p.k, a.v = p.v;
+  a.a = p.a, a.b = p.b, a.c = p.c, a.floor = p.floor, a.eps = p.eps;
+  a.y = p.y, a.boundary = p.boundary, a.final_state = p.final_state;
+  a.lanes_log2 = plan.lanes_log2, a.rows_per_cta = plan.rows_per_cta;
+  a.visit = plan.visit, a.subchunks = plan.subchunks;
+  return a;
+}
+
+dim3 grid_of(const LinearRecurrence<float>& p, const Plan& plan) {
+  return dim3(unsigned(p.B * p.H), unsigned(plan.row_blocks));
+}
+
+// The recurrent path when forced, chunkwise when forced (a ShapeError where it cannot run), and
+// otherwise the cost model above.
+bool use_chunkwise(const LinearRecurrence<float>& p, LinearKernel kernel, bool recurrent_fits,
+                   const char* what) {
+  const bool chunk_ok = chunkwise::supports(p);
+  const std::string shape = " (Dk=" + std::to_string(p.Dk) + " Dv=" + std::to_string(p.Dv) +
+                            " T=" + std::to_string(p.T) + " chunk=" + std::to_string(p.chunk) + ")";
+  switch (kernel) {
+    case LinearKernel::recurrent:
+      SL_CHECK_SHAPE(recurrent_fits,
+                     std::string(what) +
+                         ": the recurrent kernel handles Dk <= " + std::to_string(kMaxStateWidth) +
+                         " and chunks whose checkpoints fit in shared memory" + shape);
+      return false;
+    case LinearKernel::chunkwise:
+      SL_CHECK_SHAPE(chunk_ok,
+                     std::string(what) + ": the chunkwise kernel does not handle" + shape);
+      return true;
+    case LinearKernel::automatic:
+      break;
+  }
+  SL_CHECK_SHAPE(recurrent_fits || chunk_ok,
+                 std::string(what) + ": no CUDA kernel handles" + shape);
+  if (!recurrent_fits) return true;
+  return chunk_ok && p.chunk >= kChunkwiseMinChunk && p.T >= kChunkwiseMinChunks * p.chunk;
+}
+
+// ---- gate scans ------------------------------------------------------------------------------
+// One warp per (b, h) sequence, lanes over 32 consecutive steps: the transcendental parts run in
+// parallel and only the max-scan of m (one add and one max per step) walks the tile in order,
+// in double and in the CPU's order of operations, so results match the CPU to its rounding.
+constexpr int kScanWarps = 4;
+constexpr double kLn2 = 0.693147180559945309417232121458176568;
+
+__device__ double log_sigmoid_d(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
+__device__ double sigmoid_d(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
+__device__ double softplus_d(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+
+__device__ void log_forget_d(cpu::ForgetGate kind, double x, double& log_abs, double& sign) {
+  switch (kind) {
+    case cpu::ForgetGate::sigmoid:
+      log_abs = log_sigmoid_d(x), sign = 1;
+      return;
+    case cpu::ForgetGate::exp:
+      log_abs = x, sign = 1;
+      return;
+    case cpu::ForgetGate::signed_sigmoid: {
+      const double f = tanh(x / 2);
+      log_abs = log(fabs(f)), sign = f < 0 ? -1 : 1;
+      return;
+    }
+  }
+}
+
+__device__ double dlog_forget_d(cpu::ForgetGate kind, double x) {
+  switch (kind) {
+    case cpu::ForgetGate::sigmoid:
+      return 1 - sigmoid_d(x);
+    case cpu::ForgetGate::exp:
+      return 1;
+    case cpu::ForgetGate::signed_sigmoid:
+      return 1 / sinh(x);
+  }
+  return 0;
+}
+
+struct GateScanFwdArgs {
+  cpu::ForgetGate kind;
+  int64_t B, T, H;
+  const float *igate, *fgate;  // [B, T, H]
+  float *m, *a, *c, *floor;    // [B, T, H]
+};
+
+struct GateScanBwdArgs {
+  cpu::ForgetGate kind;
+  int64_t B, T, H;
+  const float *igate, *fgate, *m, *a, *c, *floor;  // [B, T, H]
+  const float *da, *dc, *dfloor;                   // [B, T, H]; dfloor may be null
+  float *dig, *dfg;                                // [B, T, H]
+};
+
+__global__ void __launch_bounds__(kScanWarps * 32)
+    stabilized_gates_fwd_kernel(const GateScanFwdArgs p) {
+  __shared__ double s_log_f[kScanWarps][32], s_ig[kScanWarps][32];
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int64_t seq = int64_t(blockIdx.x) * kScanWarps + warp;
+  if (seq >= p.B * p.H) return;  // whole warps only; no block barrier follows
+  const int64_t b = seq / p.H, h = seq % p.H;
+  double m_prev = -INFINITY;
+  for (int64_t t0 = 0; t0 < p.T; t0 += 32) {
+    const int64_t t = t0 + lane, i = (b * p.T + t) * p.H + h;
+    const bool valid = t < p.T;
+    double log_f = 0, sign = 1, ig = 0;
+    if (valid) {
+      log_forget_d(p.kind, double(p.fgate[i]), log_f, sign);
+      ig = double(p.igate[i]);
+    }
+    s_log_f[warp][lane] = log_f;
+    s_ig[warp][lane] = ig;
+    __syncwarp();
+    const int n = int(std::min<int64_t>(32, p.T - t0));
+    double my_decayed = 0, my_m = 0;
+    for (int s = 0; s < n; ++s) {
+      const double decayed = s_log_f[warp][s] + m_prev;  // −∞ on the first step
+      const double ig_s = s_ig[warp][s];
+      const double m_t = decayed < ig_s ? ig_s : decayed;  // std::max's choice on ties
+      if (s == lane) my_decayed = decayed, my_m = m_t;
+      m_prev = m_t;
+    }
+    __syncwarp();  // the next tile overwrites the staged values
+    if (valid) {
+      p.m[i] = float(my_m);
+      p.a[i] = float(sign * exp(my_decayed - my_m));
+      p.c[i] = float(exp(ig - my_m));
+      p.floor[i] = float(exp(-my_m));
+    }
+  }
+}
+
+// Reverse: ∂L/∂m_t = base_t + ∂L/∂decayed_{t+1} is the only dependence between steps, so the
+// tile's bases are computed in parallel and the carry walks them backward.
+__global__ void __launch_bounds__(kScanWarps * 32)
+    stabilized_gates_bwd_kernel(const GateScanBwdArgs p) {
+  __shared__ double s_base[kScanWarps][32], s_ga[kScanWarps][32];
+  __shared__ bool s_input[kScanWarps][32];
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int64_t seq = int64_t(blockIdx.x) * kScanWarps + warp;
+  if (seq >= p.B * p.H) return;
+  const int64_t b = seq / p.H, h = seq % p.H;
+  double g_decayed_next = 0;  // ∂L/∂decayed_{t+1}
+  for (int64_t t0 = (p.T - 1) / 32 * 32; t0 >= 0; t0 -= 32) {
+    const int64_t t = t0 + lane, i = (b * p.T + t) * p.H + h;
+    const bool valid = t < p.T;
+    double ga = 0, gc = 0, base = 0;
+    bool input_branch = true;
+    if (valid) {
+      ga = double(p.da[i]) * double(p.a[i]);
+      gc = double(p.dc[i]) * double(p.c[i]);
+      base = -ga - gc - (p.dfloor ? double(p.dfloor[i]) * double(p.floor[i]) : 0.0);
+      input_branch = t == 0 || p.m[i] == p.igate[i];
+    }
+    s_base[warp][lane] = base;
+    s_ga[warp][lane] = ga;
+    s_input[warp][lane] = input_branch;
+    __syncwarp();
+    const int n = int(std::min<int64_t>(32, p.T - t0));
+    double g_m = 0;
+    for (int s = n - 1; s >= 0; --s) {
+      const double gm_s = s_base[warp][s] + g_decayed_next;
+      if (s == lane) g_m = gm_s;
+      g_decayed_next = s_input[warp][s] ? s_ga[warp][s] : s_ga[warp][s] + gm_s;
+    }
+    __syncwarp();  // the next tile overwrites the staged values
+    if (valid) {
+      const double x = double(p.fgate[i]);
+      double da_dx = 0;  // ∂a/∂f̃ with m fixed
+      switch (p.kind) {
+        case cpu::ForgetGate::sigmoid:
+          da_dx = double(p.a[i]) * (1 - sigmoid_d(x));
+          break;
+        case cpu::ForgetGate::exp:
+          da_dx = double(p.a[i]);
+          break;
+        case cpu::ForgetGate::signed_sigmoid:
+          if (t > 0)
+            da_dx = exp(kLn2 + log_sigmoid_d(x) + log_sigmoid_d(-x) + double(p.m[i - p.H]) -
+                        double(p.m[i]));
+          break;
+      }
+      double g_f = double(p.da[i]) * da_dx;
+      if (input_branch) {
+        p.dig[i] = float(gc + g_m);
+      } else {
+        p.dig[i] = float(gc);
+        g_f += g_m * dlog_forget_d(p.kind, x);
+      }
+      p.dfg[i] = float(g_f);
+    }
+  }
+}
+
+constexpr int kDecayThreads = 256;
+constexpr int kDecayMaxBlocks = 128;  // per head in backward: bounds the atomic adds
+
+struct DecayFwdArgs {
+  int64_t N, H;
+  const float *raw, *A_log, *dt_bias;  // raw [N, H]; A_log, dt_bias [H]
+  float *dt, *decay;                   // [N, H]
+};
+
+struct DecayBwdArgs {
+  int64_t N, H;
+  const float *raw, *A_log, *dt_bias;  // raw [N, H]; A_log, dt_bias [H]
+  const float *dt, *decay, *d_decay;   // [N, H]
+  const float* d_dt;                   // [N, H] or null
+  float* d_raw;                        // [N, H], overwritten
+  float *dA_log, *ddt_bias;            // [H], accumulated
+};
+
+__global__ void __launch_bounds__(kDecayThreads) selective_decay_fwd_kernel(const DecayFwdArgs p) {
+  const int64_t n = p.N * p.H;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t h = i % p.H;
+    const double step = softplus_d(double(p.raw[i]) + double(p.dt_bias[h]));
+    p.dt[i] = float(step);
+    p.decay[i] = float(exp(-exp(double(p.A_log[h])) * step));
+  }
+}
+
+// Head blockIdx.y; the block's share of dA_log and ddt_bias is summed in double and added once.
+__global__ void __launch_bounds__(kDecayThreads) selective_decay_bwd_kernel(const DecayBwdArgs p) {
+  __shared__ double s_sum[2][kDecayThreads / 32];
+  const int64_t h = blockIdx.y;
+  const double A = exp(double(p.A_log[h])), bias = double(p.dt_bias[h]);
+  double dA = 0, dbias = 0;
+  for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < p.N;
+       t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = t * p.H + h;
+    const double g = double(p.d_decay[i]) * double(p.decay[i]);  // ∂L/∂(−A·dt)
+    dA += -g * A * double(p.dt[i]);
+    const double g_dt = -g * A + (p.d_dt ? double(p.d_dt[i]) : 0.0);
+    const double d_raw = g_dt * sigmoid_d(double(p.raw[i]) + bias);
+    p.d_raw[i] = float(d_raw);
+    dbias += d_raw;
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    dA += __shfl_xor_sync(0xffffffffu, dA, o);
+    dbias += __shfl_xor_sync(0xffffffffu, dbias, o);
+  }
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  if (lane == 0) s_sum[0][warp] = dA, s_sum[1][warp] = dbias;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double sa = 0, sb = 0;
+    for (int w = 0; w < kDecayThreads / 32; ++w) sa += s_sum[0][w], sb += s_sum[1][w];
+    atomicAdd(p.dA_log + h, float(sa));
+    atomicAdd(p.ddt_bias + h, float(sb));
+  }
+}
+
+}  // namespace
+
+// ---- launchers -------------------------------------------------------------------------------
+
+void linear_recurrence_fwd(const Context& ctx, const LinearRecurrence<float>& p,
+                           LinearKernel kernel) {
+  check(p);
+  Plan plan;
+  const bool fits = plan_forward(ctx, p, plan);
+  if (use_chunkwise(p, kernel, fits, "linear recurrence forward"))
+    return chunkwise::forward(ctx, p);
+  recurrent_fwd_kernel<kTileRows, kTileCols>
+      <<<grid_of(p, plan), plan.warps * 32, plan.smem, ctx.stream>>>(recurrent_args(p, plan));
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+// The recurrent backward keeps its recomputed states in shared memory and needs no scratch, so
+// the bound is the chunkwise kernels' own (stated in linear_recurrence_chunkwise.cu), or 0 where
+// they do not apply.
+int64_t linear_recurrence_work_size(const LinearRecurrence<float>& p) {
+  return chunkwise::supports(p) ? chunkwise::work_size(p) : 0;
+}
+
+void linear_recurrence_bwd(const Context& ctx, const LinearRecurrence<float>& p,
+                           const LinearRecurrenceGrads<float>& g, float* work,
+                           LinearKernel kernel) {
+  check(p);
+  check_backward(p, g);
+  Plan plan;
+  const bool fits = plan_backward(ctx, p, plan);
+  if (use_chunkwise(p, kernel, fits, "linear recurrence backward")) {
+    SL_CHECK_SHAPE(work || chunkwise::work_size(p) == 0,
+                   "linear recurrence backward: work is required");
+    return chunkwise::backward(ctx, p, g, work);
+  }
+  RecurrentArgs a = recurrent_args(p, plan);
+  a.dy = g.dy, a.dq = g.dq, a.dk = g.dk, a.dv = g.dv;
+  a.da = g.da, a.db = g.db, a.dc = g.dc, a.dfloor = g.dfloor;
+  recurrent_bwd_kernel<kTileRows, kTileCols>
+      <<<grid_of(p, plan), plan.warps * 32, plan.smem, ctx.stream>>>(a);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+void stabilized_gates_fwd(const Context& ctx, cpu::ForgetGate kind, int64_t B, int64_t T, int64_t H,
+                          const float* igate, const float* fgate, float* m, float* a, float* c,
+                          float* floor) {
+  SL_CHECK_SHAPE(B >= 0 && T >= 0 && H >= 0, "stabilized gates: negative shape");
+  if (B * T * H == 0) return;
+  SL_CHECK_SHAPE(igate && fgate && m && a && c && floor, "stabilized gates: null tensor");
+  const GateScanFwdArgs p{kind, B, T, H, igate, fgate, m, a, c, floor};
+  const int64_t blocks = (B * H + kScanWarps - 1) / kScanWarps;
+  stabilized_gates_fwd_kernel<<<unsigned(blocks), kScanWarps * 32, 0, ctx.stream>>>(p);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+void stabilized_gates_bwd(const Context& ctx, cpu::ForgetGate kind, int64_t B, int64_t T, int64_t H,
+                          const float* igate, const float* fgate, const float* m, const float* a,
+                          const float* c, const float* floor, const float* da, const float* dc,
+                          const float* dfloor, float* dig, float* dfg) {
+  SL_CHECK_SHAPE(B >= 0 && T >= 0 && H >= 0, "stabilized gates backward: negative shape");
+  if (B * T * H == 0) return;
+  SL_CHECK_SHAPE(igate && fgate && m && a && c && floor && da && dc && dig && dfg,
+                 "stabilized gates backward: null tensor (only dfloor is optional)");
+  const GateScanBwdArgs p{kind, B, T, H, igate, fgate, m, a, c, floor, da, dc, dfloor, dig, dfg};
+  const int64_t blocks = (B * H + kScanWarps - 1) / kScanWarps;
+  stabilized_gates_bwd_kernel<<<unsigned(blocks), kScanWarps * 32, 0, ctx.stream>>>(p);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+void selective_decay_fwd(const Context& ctx, int64_t N, int64_t H, const float* raw,
+                         const float* A_log, const float* dt_bias, float* dt, float* decay) {
+  SL_CHECK_SHAPE(N >= 0 && H >= 0, "selective decay: negative shape");
+  if (N * H == 0) return;
+  SL_CHECK_SHAPE(raw && A_log && dt_bias && dt && decay, "selective decay: null tensor");
+  const DecayFwdArgs p{N, H, raw, A_log, dt_bias, dt, decay};
+  const int64_t blocks = std::max<int64_t>(
+      1,
+      std::min<int64_t>((N * H + kDecayThreads - 1) / kDecayThreads, int64_t(ctx.sm_count) * 16));
+  selective_decay_fwd_kernel<<<unsigned(blocks), kDecayThreads, 0, ctx.stream>>>(p);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+void selective_decay_bwd(const Context& ctx, int64_t N, int64_t H, const float* raw,
+                         const float* A_log, const float* dt_bias, const float* dt,
+                         const float* decay, const float* d_decay, const float* d_dt, float* d_raw,
+                         float* dA_log, float* ddt_bias) {
+  SL_CHECK_SHAPE(N >= 0 && H >= 0 && H <= 65535,
+                 "selective decay backward: H must be in [0, 65535]");
+  if (N * H == 0) return;
+  SL_CHECK_SHAPE(raw && A_log && dt_bias && dt && decay && d_decay && d_raw && dA_log && ddt_bias,
+                 "selective decay backward: null tensor (only d_dt is optional)");
+  const DecayBwdArgs p{N,     H,       raw,  A_log, dt_bias, dt,
+                       decay, d_decay, d_dt, d_raw, dA_log,  ddt_bias};
+  const int64_t blocks =
+      std::min<int64_t>((N + kDecayThreads - 1) / kDecayThreads, kDecayMaxBlocks);
+  selective_decay_bwd_kernel<<<dim3(unsigned(blocks), unsigned(H)), kDecayThreads, 0, ctx.stream>>>(
+      p);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace statelab::cuda

@@ -1,0 +1,27 @@
+// Internal to the CUDA linear recurrence: the chunkwise kernels (intra-chunk matrix products on
+// the tensor cores, 3xTF32 for fp32; the state carried from chunk to chunk on chip; the UT/WY
+// form for the delta rule). linear_recurrence.cu dispatches to them for long sequences; the
+// public entry points and their contracts are in linear_recurrence.hpp.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/linear_recurrence.hpp"
+#include "kernels/cuda/context.hpp"
+
+namespace statelab::cuda::chunkwise {
+
+// Whether these shapes are ones the chunkwise kernels handle: Dk <= 128, Dv <= 256,
+// 16 <= chunk <= 64 (each chunk is one 64-step tile), B·H <= 65535 and ⌈T / chunk⌉ <= 65535.
+bool supports(const cpu::LinearRecurrence<float>& p);
+// Same contract as linear_recurrence_fwd: writes y, and boundary / final_state when non-null.
+// Needs no scratch: one pass over the chunks carries the state on chip.
+void forward(const Context& ctx, const cpu::LinearRecurrence<float>& p);
+// Scratch elements backward needs: B·T·H·⌈Dv / slice⌉ (at most 16·B·T·H) for a normalized cell,
+// 0 otherwise (the states are recomputed from p.boundary).
+int64_t work_size(const cpu::LinearRecurrence<float>& p);
+// Same contract as linear_recurrence_bwd: gradients added; needs p.boundary from forward.
+void backward(const Context& ctx, const cpu::LinearRecurrence<float>& p,
+              const cpu::LinearRecurrenceGrads<float>& g, float* work);
+
+}  // namespace statelab::cuda::chunkwise

@@ -1,0 +1,29 @@
+// The non-linear recurrences (LSTM, sLSTM) on CUDA, twins of kernels/cpu/nonlinear_recurrence
+// (same struct, same saved tensors): one persistent kernel per direction loops over time with
+// R and the state on chip, so a sequence costs one launch, not one per step. Checked against
+// the CPU twin by kernels/selftest/nonlinear_recurrence.cpp.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/nonlinear_recurrence.hpp"
+#include "kernels/cuda/context.hpp"
+
+namespace statelab::cuda {
+
+// Writes raw, gates, c, h (and n, m for sLSTM) as the CPU twin does. R·h is FFMA whatever
+// ctx.precision says. Throws ShapeError when a head's R cannot be kept on chip (Dh above 8 units
+// per SM, 1056 on a 132-SM H100) rather than launching a grid that could not be co-resident.
+void nonlinear_recurrence_fwd(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
+
+// Scratch elements backward uses: exactly (B·T + 3·B)·H·Dh + 4·H·Dh·Dh, what the blocks reserve.
+// It holds h shifted by one step for the dR GEMM and, while the loop runs, the dh_rec partials of
+// heads split over a cooperative grid (the kernel runs as many groups at once as fit).
+int64_t nonlinear_recurrence_work_size(const cpu::NonlinearRecurrence<float>& p);
+
+// dh [B, T, H, Dh] read-only; dpre [B, T, H, 4, Dh] overwritten; dR [H, Dh, 4, Dh] accumulated
+// through one cuBLAS GEMM in ctx.precision (fp32: CUBLAS_COMPUTE_32F).
+void nonlinear_recurrence_bwd(const Context& ctx, const cpu::NonlinearRecurrence<float>& p,
+                              const float* dh, float* dpre, float* dR, float* work);
+
+}  // namespace statelab::cuda

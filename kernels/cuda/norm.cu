@@ -1,0 +1,266 @@
+// LayerNorm (headwise: G groups of Dg per row), RMSNorm and L2 normalisation on CUDA, twins of
+// kernels/cpu/norm.cpp. The three share one forward and one backward kernel: each normalises a
+// segment (a row, or a group of a row) with L lanes, a power of two up to a warp for short
+// segments (several segments per warp) or the whole block for segments over 1024. Statistics
+// are fp32 and two-pass (mean, then Σ(x − mean)²) for stability. Parameter gradients come from
+// a column-parallel kernel with per-block partial sums and one atomicAdd per column per block
+// (non-deterministic summation order). Checked by kernels/selftest/norm.cpp.
+#include "kernels/cuda/norm.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace statelab::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kBlocksPerSm = 8;
+constexpr unsigned kFullMask = 0xffffffffu;
+
+int64_t block_cap(const Context& ctx) { return int64_t(std::max(ctx.sm_count, 1)) * kBlocksPerSm; }
+
+// Lanes per segment: a power of two covering the segment up to a warp, or the whole block for
+// long segments, where a warp alone would loop too often per element.
+int lanes_for(int64_t len) {
+  if (len > 1024) return kThreads;
+  int lanes = 1;
+  while (lanes < len && lanes < 32) lanes *= 2;
+  return lanes;
+}
+
+// Sum over the `lanes` threads of a segment; every one of them gets the same value (the xor
+// butterfly adds the same pairs in every lane). All threads of the block must call it: the
+// shuffles name the whole warp, and for lanes == kThreads it synchronises the block.
+__device__ float segment_sum(float v, int lanes, float* red) {
+  for (int m = min(lanes, 32) / 2; m > 0; m /= 2) v += __shfl_xor_sync(kFullMask, v, m);
+  if (lanes <= 32) return v;
+  __syncthreads();  // an earlier call's readers of red are done
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+  __syncthreads();
+  float s = 0.f;
+  for (int w = 0; w < kWarps; ++w) s += red[w];
+  return s;
+}
+
+// Forward of the three norms over segments of len elements, segment s at x + s·len, its
+// parameters at (s % G)·len: LayerNorm centres and averages the squares, RMSNorm averages
+// them, the L2 norm sums them. y = (x − μ)·rstd·w + b with w, b optional (1 and 0).
+struct NormFwdParams {
+  float* y;        // [segments, len]
+  float* mean;     // [segments] (LayerNorm) or null
+  float* rstd;     // [segments]
+  const float* x;  // [segments, len]
+  const float* w;  // [G·len] or null
+  const float* b;  // [G·len] or null
+  int64_t segments, len, G;
+  float eps;
+  bool centre;       // subtract the mean (LayerNorm)
+  bool mean_square;  // divide Σ by len (LayerNorm, RMSNorm; not L2)
+  int lanes;
+};
+
+__global__ void __launch_bounds__(kThreads) norm_fwd_kernel(NormFwdParams p) {
+  __shared__ float red[kWarps];
+  const int lanes = p.lanes, lane = threadIdx.x % lanes;
+  const int per_block = kThreads / lanes;
+  for (int64_t first = int64_t(blockIdx.x) * per_block; first < p.segments;
+       first += int64_t(gridDim.x) * per_block) {
+    const int64_t s = first + threadIdx.x / lanes;
+    const int64_t len = s < p.segments ? p.len : 0;  // dead lanes still join the reductions
+    const float* x = p.x + (len ? s : 0) * p.len;
+    float mu = 0.f;
+    if (p.centre) {
+      float sum = 0.f;
+      for (int64_t d = lane; d < len; d += lanes) sum += x[d];
+      mu = segment_sum(sum, lanes, red) / float(p.len);
+    }
+    float sq = 0.f;
+    for (int64_t d = lane; d < len; d += lanes) sq += (x[d] - mu) * (x[d] - mu);
+    sq = segment_sum(sq, lanes, red);
+    const float rs = 1.f / sqrtf((p.mean_square ? sq / float(p.len) : sq) + p.eps);
+    if (len == 0) continue;
+    if (lane == 0) {
+      if (p.mean) p.mean[s] = mu;
+      p.rstd[s] = rs;
+    }
+    const int64_t k0 = (s % p.G) * p.len;
+    float* y = p.y + s * p.len;
+    for (int64_t d = lane; d < len; d += lanes) {
+      const float w = p.w ? p.w[k0 + d] : 1.f;
+      const float b = p.b ? p.b[k0 + d] : 0.f;
+      y[d] = (x[d] - mu) * rs * w + b;
+    }
+  }
+}
+
+// Backward of the three: with x̂ = (x − μ)·rstd (or x̂ given: the L2 norm's saved output) and
+// g = dy·w, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), mean(g) only when centring and "mean" a
+// plain sum for the L2 norm.
+struct NormBwdParams {
+  float* dx;          // [segments, len]
+  const float* dy;    // [segments, len]
+  const float* x;     // [segments, len]: the input, or x̂ when normalised
+  const float* mean;  // [segments] or null (μ = 0)
+  const float* rstd;  // [segments]
+  const float* w;     // [G·len] or null
+  int64_t segments, len, G;
+  bool centre, mean_square, normalised;
+  int lanes;
+};
+
+__global__ void __launch_bounds__(kThreads) norm_bwd_kernel(NormBwdParams p) {
+  __shared__ float red[kWarps];
+  const int lanes = p.lanes, lane = threadIdx.x % lanes;
+  const int per_block = kThreads / lanes;
+  for (int64_t first = int64_t(blockIdx.x) * per_block; first < p.segments;
+       first += int64_t(gridDim.x) * per_block) {
+    const int64_t s = first + threadIdx.x / lanes;
+    const bool live = s < p.segments;
+    const int64_t len = live ? p.len : 0;
+    const int64_t row = (live ? s : 0) * p.len, k0 = (live ? s % p.G : 0) * p.len;
+    const float mu = live && p.mean ? p.mean[s] : 0.f;
+    const float rs = live ? p.rstd[s] : 0.f;
+    auto xhat = [&](int64_t d) { return p.normalised ? p.x[row + d] : (p.x[row + d] - mu) * rs; };
+    auto grad = [&](int64_t d) { return p.w ? p.dy[row + d] * p.w[k0 + d] : p.dy[row + d]; };
+    float sg = 0.f, sgx = 0.f;
+    for (int64_t d = lane; d < len; d += lanes) {
+      const float g = grad(d);
+      sg += g;
+      sgx += g * xhat(d);
+    }
+    const float mg = p.centre ? segment_sum(sg, lanes, red) / float(p.len) : 0.f;
+    const float sum_gx = segment_sum(sgx, lanes, red);
+    const float mgx = p.mean_square ? sum_gx / float(p.len) : sum_gx;
+    for (int64_t d = lane; d < len; d += lanes) p.dx[row + d] = rs * (grad(d) - mg - xhat(d) * mgx);
+  }
+}
+
+// dw[k] += Σ_n dy·x̂, db[k] += Σ_n dy over rows of D = G·Dg columns, column k in group k / Dg.
+// Block (32 columns, 8 row lanes) walks its rows grid-strided, reduces the 8 row lanes in
+// shared memory and adds once per column.
+struct NormParamGradParams {
+  float* dw;          // [D]
+  float* db;          // [D] or null
+  const float* dy;    // [N, D]
+  const float* x;     // [N, D]
+  const float* mean;  // [N, G] or null (μ = 0: RMSNorm)
+  const float* rstd;  // [N, G]
+  int64_t N, G, Dg;
+};
+
+constexpr int kColumns = 32, kRowLanes = kThreads / kColumns;
+
+__global__ void __launch_bounds__(kThreads) norm_param_grad_kernel(NormParamGradParams p) {
+  __shared__ float sdw[kRowLanes][kColumns], sdb[kRowLanes][kColumns];
+  const int64_t D = p.G * p.Dg;
+  const int64_t k = int64_t(blockIdx.x) * kColumns + threadIdx.x;
+  float dw = 0.f, db = 0.f;
+  if (k < D) {
+    const int64_t g = k / p.Dg;
+    for (int64_t n = int64_t(blockIdx.y) * kRowLanes + threadIdx.y; n < p.N;
+         n += int64_t(gridDim.y) * kRowLanes) {
+      const int64_t s = n * p.G + g;
+      const float mu = p.mean ? p.mean[s] : 0.f;
+      const float d = p.dy[n * D + k];
+      dw += d * ((p.x[n * D + k] - mu) * p.rstd[s]);
+      db += d;
+    }
+  }
+  sdw[threadIdx.y][threadIdx.x] = dw;
+  sdb[threadIdx.y][threadIdx.x] = db;
+  __syncthreads();
+  if (threadIdx.y != 0 || k >= D) return;
+  for (int r = 1; r < kRowLanes; ++r) {
+    dw += sdw[r][threadIdx.x];
+    db += sdb[r][threadIdx.x];
+  }
+  atomicAdd(&p.dw[k], dw);
+  if (p.db) atomicAdd(&p.db[k], db);
+}
+
+void check_sizes(int64_t N, int64_t G, int64_t Dg, const char* what) {
+  SL_CHECK_SHAPE(N >= 0 && G >= 1 && Dg >= 1,
+                 std::string(what) + ": N = " + std::to_string(N) + ", G = " + std::to_string(G) +
+                     ", D = " + std::to_string(Dg) + " (need N >= 0, G >= 1, D >= 1)");
+}
+
+int segment_grid(const Context& ctx, int64_t segments, int lanes) {
+  const int64_t per_block = kThreads / lanes;
+  return int(std::clamp<int64_t>((segments + per_block - 1) / per_block, 1, block_cap(ctx)));
+}
+
+void launch_fwd(const Context& ctx, NormFwdParams p) {
+  p.lanes = lanes_for(p.len);
+  norm_fwd_kernel<<<segment_grid(ctx, p.segments, p.lanes), kThreads, 0, ctx.stream>>>(p);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_bwd(const Context& ctx, NormBwdParams p) {
+  p.lanes = lanes_for(p.len);
+  norm_bwd_kernel<<<segment_grid(ctx, p.segments, p.lanes), kThreads, 0, ctx.stream>>>(p);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+void launch_param_grad(const Context& ctx, const NormParamGradParams& p) {
+  const int64_t gx = (p.G * p.Dg + kColumns - 1) / kColumns;
+  const int64_t gy = std::min<int64_t>(
+      {(p.N + kRowLanes - 1) / kRowLanes, std::max<int64_t>(1, block_cap(ctx) / gx), 65535});
+  norm_param_grad_kernel<<<dim3(unsigned(gx), unsigned(gy)), dim3(kColumns, kRowLanes), 0,
+                           ctx.stream>>>(p);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void group_layernorm_fwd(const Context& ctx, float* y, float* mean, float* rstd, const float* x,
+                         const float* w, const float* b, int64_t N, int64_t G, int64_t Dg,
+                         double eps) {
+  check_sizes(N, G, Dg, "group_layernorm_fwd");
+  if (N == 0) return;
+  launch_fwd(ctx, NormFwdParams{y, mean, rstd, x, w, b, N * G, Dg, G, float(eps), true, true, 0});
+}
+
+void group_layernorm_bwd(const Context& ctx, float* dx, float* dw, float* db, const float* dy,
+                         const float* x, const float* mean, const float* rstd, const float* w,
+                         int64_t N, int64_t G, int64_t Dg) {
+  check_sizes(N, G, Dg, "group_layernorm_bwd");
+  if (N == 0) return;
+  launch_bwd(ctx, NormBwdParams{dx, dy, x, mean, rstd, w, N * G, Dg, G, true, true, false, 0});
+  launch_param_grad(ctx, NormParamGradParams{dw, db, dy, x, mean, rstd, N, G, Dg});
+}
+
+void rmsnorm_fwd(const Context& ctx, float* y, float* rstd, const float* x, const float* w,
+                 int64_t N, int64_t D, double eps) {
+  check_sizes(N, 1, D, "rmsnorm_fwd");
+  if (N == 0) return;
+  launch_fwd(ctx,
+             NormFwdParams{y, nullptr, rstd, x, w, nullptr, N, D, 1, float(eps), false, true, 0});
+}
+
+void rmsnorm_bwd(const Context& ctx, float* dx, float* dw, const float* dy, const float* x,
+                 const float* rstd, const float* w, int64_t N, int64_t D) {
+  check_sizes(N, 1, D, "rmsnorm_bwd");
+  if (N == 0) return;
+  launch_bwd(ctx, NormBwdParams{dx, dy, x, nullptr, rstd, w, N, D, 1, false, true, false, 0});
+  launch_param_grad(ctx, NormParamGradParams{dw, nullptr, dy, x, nullptr, rstd, N, 1, D});
+}
+
+void l2norm_fwd(const Context& ctx, float* y, float* rnorm, const float* x, int64_t N, int64_t D,
+                double eps) {
+  check_sizes(N, 1, D, "l2norm_fwd");
+  if (N == 0) return;
+  launch_fwd(ctx, NormFwdParams{y, nullptr, rnorm, x, nullptr, nullptr, N, D, 1, float(eps), false,
+                                false, 0});
+}
+
+void l2norm_bwd(const Context& ctx, float* dx, const float* dy, const float* y, const float* rnorm,
+                int64_t N, int64_t D) {
+  check_sizes(N, 1, D, "l2norm_bwd");
+  if (N == 0) return;
+  launch_bwd(ctx,
+             NormBwdParams{dx, dy, y, nullptr, rnorm, nullptr, N, D, 1, false, false, true, 0});
+}
+
+}  // namespace statelab::cuda
