@@ -113,13 +113,14 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   return found;
 }
 
-void save_checkpoint(const std::string& run_dir, const Model<float>& model, const TrainState& state,
+void save_checkpoint(const std::string& run_dir, Model<float>& model, const TrainState& state,
                      const RunConfig& cfg) {
   ensure_directory((fs::path(run_dir) / "checkpoints").string());
-  const auto& ps = model.params();
-  auto refs = parameter_refs(ps, ps.values(), "param.");
-  for (auto& r : parameter_refs(ps, ps.moment1(), "adam_m.")) refs.push_back(r);
-  for (auto& r : parameter_refs(ps, ps.moment2(), "adam_v.")) refs.push_back(r);
+  auto& ps = model.params();
+  ps.to_host();
+  auto refs = parameter_refs(ps, ps.host_values(), "param.");
+  for (auto& r : parameter_refs(ps, ps.host_moment1(), "adam_m.")) refs.push_back(r);
+  for (auto& r : parameter_refs(ps, ps.host_moment2(), "adam_v.")) refs.push_back(r);
   safetensors::save(checkpoint_path(run_dir, state.step), refs,
                     {{"format", kFormat},
                      {"config", to_json(cfg).dump()},
@@ -141,9 +142,10 @@ TrainState load_checkpoint(const std::string& path, Model<float>& model, const R
     throw IoError(path + ": written by a run with another config than " +
                   "this run's config.json; refusing to mix them");
   auto& ps = model.params();
-  load_parameters(contents, ps, ps.values(), "param.", path);
-  load_parameters(contents, ps, ps.moment1(), "adam_m.", path);
-  load_parameters(contents, ps, ps.moment2(), "adam_v.", path);
+  load_parameters(contents, ps, ps.host_values(), "param.", path);
+  load_parameters(contents, ps, ps.host_moment1(), "adam_m.", path);
+  load_parameters(contents, ps, ps.host_moment2(), "adam_v.", path);
+  ps.to_device();
   return state_from_json(metadata(contents, "state", path), path);
 }
 

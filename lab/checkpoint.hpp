@@ -19,7 +19,7 @@ std::string checkpoint_path(const std::string& run_dir, int step);
 // Checkpoint files of a run, newest first.
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 
-void save_checkpoint(const std::string& run_dir, const Model<float>& model, const TrainState& state,
+void save_checkpoint(const std::string& run_dir, Model<float>& model, const TrainState& state,
                      const RunConfig& cfg);
 // Reads one checkpoint into `model` and returns its state. Throws IoError naming the file when
 // it is corrupt, misses a tensor, or was written by a run with another config.

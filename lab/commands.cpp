@@ -10,6 +10,7 @@
 
 #include "kernels/device.hpp"
 #include "kernels/error.hpp"
+#include "lab/compute_device.hpp"
 #include "lab/config.hpp"
 #include "lab/files.hpp"
 #include "lab/model_io.hpp"
@@ -21,8 +22,9 @@
 namespace statelab {
 
 void check_device(const std::string& device) {
-  if (device != "cpu")
-    throw ConfigError("--device " + device + ": expected cpu (the only device of this version)");
+  if (device.empty()) return;
+  if (const std::string rule = device_spec_error(device); !rule.empty())
+    throw ConfigError("--device " + device + ": expected " + rule);
 }
 
 namespace {
@@ -72,6 +74,7 @@ int run_eval(const EvalOptions& o) {
   }
   if (o.seed >= 0) overrides.push_back("eval.seed=" + std::to_string(o.seed));
   if (o.samples > 0) overrides.push_back("eval.samples=" + std::to_string(o.samples));
+  if (!o.device.empty()) overrides.push_back("device=" + o.device);
   const RunConfig cfg = load_config(config_path, overrides);
 
   Trainer trainer(cfg);

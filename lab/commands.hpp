@@ -12,9 +12,10 @@ struct TrainOptions {
   std::vector<std::string> overrides;  // --set KEY=VALUE, in order
   std::string out;                     // empty: runs/<name>-<timestamp>
   bool force = false;
-  std::string device = "cpu";
+  std::string device;  // empty: the preset's (config.json's on --resume)
   std::string resume;  // a run directory to continue from its newest checkpoint
   int stop_after = 0;  // > 0: stop resumably after this step
+  bool no_selftest = false;  // skip the once-per-build check of the CUDA kernels
 };
 // Exit status: 0 when the run finished or stopped as asked (--stop-after), 130 when a signal
 // interrupted it (checkpoint written, resumable).
@@ -27,7 +28,7 @@ struct EvalOptions {
   int samples = 0;      // 0: the run's
   std::string json_out;
   bool force = false;
-  std::string device = "cpu";
+  std::string device;  // empty: the run's
 };
 int run_eval(const EvalOptions& o);
 
@@ -42,7 +43,30 @@ int run_tasks(const TasksOptions& o);
 
 int run_devices();
 
-// Throws ConfigError unless `device` is one this build can use.
+struct SelftestOptions {
+  std::string device = "auto";
+  std::string precision = "fp32";
+  std::string filter;  // run only the cases whose "op [shape]" contains it
+};
+// Exit status 1 when any case fails; every failure names the op, the shape and the error.
+int run_selftest(const SelftestOptions& o);
+
+struct BenchOptions {
+  std::string device = "auto";
+  std::string precision = "fp32";
+  std::string filter;    // only benchmarks whose name contains it ("slstm", "M", "model")
+  std::string json_out;  // also write every figure here
+  int reps = 30;         // timed repetitions per op (the median is reported)
+};
+int run_bench(const BenchOptions& o);
+
+struct ComputeDevice;
+// Runs the selftest on a CUDA device unless this build already passed it there at the
+// device's precision; throws Error listing every failing case. Nothing on the CPU.
+void ensure_selftest(const ComputeDevice& device);
+
+// Throws ConfigError unless `device` is empty or "auto", "cpu" or "cuda:N"; whether the device
+// exists is checked when it is opened.
 void check_device(const std::string& device);
 
 // "40:256" or "1:512:4" -> {lo, hi, step}; throws ConfigError naming `what` otherwise.

@@ -19,6 +19,7 @@
 
 #include "cells/catalog.hpp"
 #include "kernels/error.hpp"
+#include "lab/compute_device.hpp"
 #include "lab/files.hpp"
 #include "tasks/registry.hpp"
 
@@ -411,7 +412,8 @@ void apply_override(json& j, const std::string& assignment, const std::string& s
 RunConfig config_from_json(const json& j, const std::string& source) {
   RunConfig c;
   const Section top(source, Pointer(), &j,
-                    {"schema_version", "name", "device", "task", "model", "train", "eval"});
+                    {"schema_version", "name", "device", "precision", "task", "model", "train",
+                     "eval"});
   if (const Field f = top.field("schema_version"); f.value) {
     const std::optional<int64_t> v = as_integer(*f.value);
     if (!v || *v != 1) f.fail("1");
@@ -420,8 +422,10 @@ RunConfig config_from_json(const json& j, const std::string& source) {
       "a run directory name: 1 to 255 of A-Z a-z 0-9 _ . - and not \".\" or \"..\"";
   if (const Field f = top.field("name"); read_string(f, c.name, name_rule) && !is_run_name(c.name))
     f.fail(name_rule);
-  if (const Field f = top.field("device"); read_string(f, c.device, "\"cpu\"") && c.device != "cpu")
-    f.fail("\"cpu\"");
+  if (const Field f = top.field("device"); read_string(f, c.device, device_spec_error("cpu")) &&
+                                            !device_spec_error(c.device).empty())
+    f.fail(device_spec_error(c.device));
+  read_one_of(top.field("precision"), c.precision, {"fp32", "tf32", "bf16"});
 
   const Section task =
       top.section("task", {"name", "train_lengths", "length_sampling", "readout"});
@@ -578,6 +582,7 @@ json to_json(const RunConfig& c) {
   // name, so writing it would break the round trip; load_config always fills it in.
   if (!c.name.empty()) j["name"] = c.name;
   j["device"] = c.device;
+  j["precision"] = c.precision;
   j["task"] = {{"name", c.task.name},
                {"train_lengths", c.task.train_lengths},
                {"length_sampling", c.task.length_sampling},

@@ -65,7 +65,11 @@ struct EvalConfig {
 struct RunConfig {
   int schema_version = 1;  // must be 1
   std::string name;        // defaults to the preset's file name without .json
-  std::string device = "cpu";
+  // "auto" (a CUDA device when one answers, else the CPU), "cpu" or "cuda:N".
+  std::string device = "auto";
+  // Matrix products on the GPU: "fp32" (exact), "tf32" or "bf16" tensor cores; fp32 master
+  // weights, optimizer state, recurrent states and gates either way. The CPU ignores it.
+  std::string precision = "fp32";
   TaskConfig task;
   ModelConfig model;
   TrainConfig train;

@@ -13,13 +13,12 @@ namespace statelab {
 
 namespace {
 
-// Rows whose argmax at their last position is their final answer.
-int64_t final_correct(Tensor<const float> logits, const Batch& batch) {
-  const int64_t V = logits.shape[2];
+// Rows whose argmax at their last position is their final answer (logits [B, T, V] on the host).
+int64_t final_correct(const float* logits, int64_t V, const Batch& batch) {
   int64_t correct = 0;
   for (int b = 0; b < batch.batch; ++b) {
     const size_t at = size_t(b) * batch.length + size_t(batch.lengths[size_t(b)] - 1);
-    const float* row = logits.data + int64_t(at) * V;
+    const float* row = logits + int64_t(at) * V;
     correct += std::max_element(row, row + V) - row == batch.targets[at];
   }
   return correct;
@@ -45,12 +44,12 @@ EvalResult evaluate(Model<float>& model, const Task& task, Readout readout, cons
     for (int done = 0; done < e.samples; done += per_batch) {
       const int b = std::min(per_batch, e.samples - done);
       task.sample(rng, b, L, readout, batch);
-      const auto logits = model.forward(batch.tokens.data(), Pass{b, L});
+      model.forward(batch.tokens.data(), Pass{b, L});
       const auto s = model.loss(batch.targets.data(), false);
       total.loss_sum += s.loss_sum;
       total.count += s.count;
       total.correct += s.correct;
-      finals += final_correct(logits, batch);
+      finals += final_correct(model.host_logits(), model.vocab(), batch);
     }
     const double n = double(std::max<int64_t>(total.count, 1));
     r.per_length.push_back({L, double(total.correct) / n, total.count, total.loss_sum / n,

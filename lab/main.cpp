@@ -23,12 +23,16 @@ int main(int argc, char** argv) {
   t->add_option("--out", train.out, "Run directory (default: runs/<preset name>-<timestamp>)");
   t->add_flag("--force", train.force,
               "Write into a non-empty --out, replacing the earlier run there (other files stay)");
-  t->add_option("--device", train.device, "Compute device")->capture_default_str();
+  t->add_option("--device", train.device,
+                "Compute device: auto, cpu or cuda:N (default: the preset's, auto unless it says)");
   t->add_option("--resume", train.resume,
                 "Continue the run in this directory from its newest checkpoint");
   t->add_option("--stop-after", train.stop_after,
                 "Stop after this step as an interruption would (checkpoint written, resumable; "
                 "default: run to train.steps)");
+
+  t->add_flag("--no-selftest", train.no_selftest,
+              "On a GPU, skip the once-per-build check of the CUDA kernels against the CPU");
 
   EvalOptions eval;
   auto* e = app.add_subcommand("eval", "Evaluate a finished run per length on held-out data");
@@ -38,7 +42,7 @@ int main(int argc, char** argv) {
   e->add_option("--samples", eval.samples, "Samples per length (default: the run's eval.samples)");
   e->add_option("--json", eval.json_out, "Also write the result as JSON to this file");
   e->add_flag("--force", eval.force, "Replace an existing --json file");
-  e->add_option("--device", eval.device, "Compute device")->capture_default_str();
+  e->add_option("--device", eval.device, "Compute device: auto, cpu or cuda:N (default: the run's)");
 
   TasksOptions tasks;
   auto* k = app.add_subcommand("tasks", "List the tasks, or print labelled samples of one");
@@ -52,6 +56,23 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("devices", "List the compute devices this build can use");
 
+  SelftestOptions selftest;
+  auto* st = app.add_subcommand(
+      "selftest", "Check every CUDA kernel against the CPU reference on small shapes");
+  st->add_option("--device", selftest.device, "CUDA device: auto or cuda:N")->capture_default_str();
+  st->add_option("--precision", selftest.precision, "Matrix products: fp32, tf32 or bf16")
+      ->capture_default_str();
+  st->add_option("--filter", selftest.filter, "Only cases whose \"op [shape]\" contains this");
+
+  BenchOptions bench;
+  auto* b = app.add_subcommand("bench", "Time the cells' kernels and whole training steps");
+  b->add_option("--device", bench.device, "auto, cpu or cuda:N")->capture_default_str();
+  b->add_option("--precision", bench.precision, "Matrix products: fp32, tf32 or bf16")
+      ->capture_default_str();
+  b->add_option("--filter", bench.filter, "Only benchmarks whose name contains this");
+  b->add_option("--json", bench.json_out, "Also write every figure as JSON to this file");
+  b->add_option("--reps", bench.reps, "Timed repetitions per op")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& err) {
@@ -61,6 +82,8 @@ int main(int argc, char** argv) {
     if (t->parsed()) return run_train(train);
     if (e->parsed()) return run_eval(eval);
     if (k->parsed()) return run_tasks(tasks);
+    if (st->parsed()) return run_selftest(selftest);
+    if (b->parsed()) return run_bench(bench);
     return run_devices();
   } catch (const Error& err) {
     std::fprintf(stderr, "\nlab: error: %s\n", err.what());

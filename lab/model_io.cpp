@@ -28,16 +28,18 @@ void load_parameters(const safetensors::Contents& contents, const ParamStore<flo
     safetensors::copy_tensor(contents, prefix + p.name, dims(p.shape), buffer + p.offset, source);
 }
 
-void save_model(const Model<float>& model, const RunConfig& cfg, const std::string& path) {
-  const auto& ps = model.params();
-  safetensors::save(path, parameter_refs(ps, ps.values(), ""),
+void save_model(Model<float>& model, const RunConfig& cfg, const std::string& path) {
+  auto& ps = model.params();
+  ps.to_host();
+  safetensors::save(path, parameter_refs(ps, ps.host_values(), ""),
                     {{"format", "statelab-model"}, {"config", to_json(cfg).dump()}});
 }
 
 void load_model(Model<float>& model, const std::string& path) {
   const auto contents = safetensors::load(path);
   auto& ps = model.params();
-  load_parameters(contents, ps, ps.values(), "", path);
+  load_parameters(contents, ps, ps.host_values(), "", path);
+  ps.to_device();
   if (contents.tensors.size() == ps.infos().size()) return;
   for (const auto& name : contents.order) {
     bool known = false;

@@ -21,7 +21,7 @@ std::vector<safetensors::TensorRef> parameter_refs(const ParamStore<float>& ps,
 void load_parameters(const safetensors::Contents& contents, const ParamStore<float>& ps,
                      float* buffer, const std::string& prefix, const std::string& source);
 
-void save_model(const Model<float>& model, const RunConfig& cfg, const std::string& path);
+void save_model(Model<float>& model, const RunConfig& cfg, const std::string& path);
 // Loads every parameter; throws IoError naming the file and the tensor when one is missing,
 // extra, of another shape or dtype, or the file is corrupt.
 void load_model(Model<float>& model, const std::string& path);

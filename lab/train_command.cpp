@@ -111,10 +111,11 @@ int run_train(const TrainOptions& o) {
   RunConfig cfg;
   std::string dir;
   if (!o.resume.empty()) {
-    if (!o.preset.empty() || !o.overrides.empty() || !o.out.empty() || o.force)
+    if (!o.preset.empty() || !o.overrides.empty() || !o.out.empty() || o.force ||
+        !o.device.empty())
       throw ConfigError("--resume " + o.resume +
                         ": takes the run directory alone (its config.json fixes the run); drop "
-                        "the preset, --set, --out and --force");
+                        "the preset, --set, --out, --force and --device");
     dir = o.resume;
     if (!fs::exists(dir + "/config.json"))
       throw IoError(dir + ": not a run directory (no config.json)");
@@ -122,7 +123,7 @@ int run_train(const TrainOptions& o) {
   } else {
     if (o.preset.empty()) throw ConfigError("lab train: give a preset, or --resume RUN_DIR");
     auto overrides = o.overrides;
-    overrides.push_back("device=" + o.device);
+    if (!o.device.empty()) overrides.push_back("device=" + o.device);
     cfg = load_config(o.preset, overrides);
     dir = o.out.empty() ? default_run_dir(cfg.name) : o.out;
     prepare_run_dir(dir, o.force);
@@ -130,6 +131,7 @@ int run_train(const TrainOptions& o) {
   }
 
   Trainer trainer(cfg);
+  if (!o.no_selftest) ensure_selftest(trainer.device());
   if (!o.resume.empty()) {
     // Temporaries of writes a kill interrupted: the files under final names are whole.
     remove_stale_temporaries(dir);
@@ -143,10 +145,12 @@ int run_train(const TrainOptions& o) {
                         " has already run " + std::to_string(r.state.step) + " steps");
     std::printf("resuming %s after step %d from %s\n", dir.c_str(), r.state.step, r.path.c_str());
   }
-  std::printf("training %s (%s) on %s, lengths %d-%d, %d steps of batch %d, %lld parameters -> %s\n",
+  std::printf("training %s (%s) on %s, lengths %d-%d, %d steps of batch %d, %lld parameters, on "
+              "%s -> %s\n",
               cfg.name.c_str(), cfg.model.blocks.c_str(), cfg.task.name.c_str(),
               cfg.task.train_lengths[0], cfg.task.train_lengths[1], cfg.train.steps,
-              cfg.train.batch, static_cast<long long>(trainer.model().params().count()), dir.c_str());
+              cfg.train.batch, static_cast<long long>(trainer.model().params().count()),
+              trainer.device().description.c_str(), dir.c_str());
   std::fflush(stdout);
 
   TrainControl control;

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "kernels/error.hpp"
+#include "lab/optimizer.hpp"
 #include "tasks/registry.hpp"
 
 namespace statelab {
@@ -24,18 +25,19 @@ Trainer::Trainer(const RunConfig& cfg)
       task_(make_task(cfg.task.name)),
       readout_(readout_from_name(cfg.task.readout)),
       train_lengths_(task_->lengths_in(cfg.task.train_lengths[0], cfg.task.train_lengths[1])),
-      optimizer_(cfg.train) {
+      device_(open_device(cfg.device, precision_from_name(cfg.precision), "device")) {
   SL_CHECK(!train_lengths_.empty(), "no accepted training length (validated by the config)");
   const int64_t train_tokens = int64_t(cfg.train.batch) * train_lengths_.back();
   model_ = std::make_unique<Model<float>>(cfg.model, task_->vocab().size(),
                                           std::max(train_tokens, eval_max_tokens(cfg.eval)),
-                                          train_tokens);
+                                          train_tokens, device_.exec);
   model_->params().initialize(cfg.train.seed);
+  runner_ = make_step_runner(*model_, cfg.train);
 }
 
 void Trainer::restore(const TrainState& s) {
   state_ = s;
-  optimizer_.set_steps_taken(s.optimizer_steps);
+  runner_->set_optimizer_steps(s.optimizer_steps);
 }
 
 void Trainer::sample_batch(int step, Batch& batch) const {
@@ -58,19 +60,26 @@ namespace {
 // Fault injection for tests: the named parameter is NaN while the object lives.
 class Poison {
  public:
-  Poison(ParamStore<float>& ps, const std::string& name) {
+  Poison(ParamStore<float>& ps, const std::string& name) : ps_(ps) {
     for (const auto& info : ps.infos())
       if (info.name == name) {
-        target_ = ps.values() + info.offset;
+        ps.to_host();
+        target_ = ps.host_values() + info.offset;
         saved_.assign(target_, target_ + info.shape.numel());
         std::fill_n(target_, saved_.size(), NAN);
+        ps.to_device();
         return;
       }
     throw ConfigError("train.poison.parameter: no parameter named '" + name + "'");
   }
-  ~Poison() { std::copy(saved_.begin(), saved_.end(), target_); }
+  ~Poison() {
+    ps_.to_host();
+    std::copy(saved_.begin(), saved_.end(), target_);
+    ps_.to_device();
+  }
 
  private:
+  ParamStore<float>& ps_;
   float* target_ = nullptr;
   std::vector<float> saved_;
 };
@@ -89,13 +98,24 @@ std::string Trainer::diagnose_non_finite(const Batch& batch) {
   if (std::string found = model_->find_non_finite(); !found.empty())
     return "first non-finite activation: " + found;
   auto& ps = model_->params();
+  ps.to_host();
   for (const auto& info : ps.infos())
-    if (!all_finite(ps.values() + info.offset, info.shape.numel()))
+    if (!all_finite(ps.host_values() + info.offset, info.shape.numel()))
       return "parameter " + info.name + " is not finite";
   for (const auto& info : ps.infos())
-    if (!all_finite(ps.grads() + info.offset, info.shape.numel()))
+    if (!all_finite(ps.host_grads() + info.offset, info.shape.numel()))
       return "activations are finite; the first non-finite gradient is that of " + info.name;
   return "activations, parameters and gradients are finite; the loss itself overflowed";
+}
+
+bool Trainer::control_point(int step, const TrainControl& control) const {
+  const auto& tc = cfg_.train;
+  return step == tc.steps || step % tc.log_every == 0 ||
+         (tc.eval_every > 0 && step % tc.eval_every == 0) ||
+         (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) ||
+         (control.stop_after > 0 && step >= control.stop_after) ||
+         (tc.poison_step > 0 && (step == tc.poison_step - 1 || step == tc.poison_step)) ||
+         (control.interrupt && control.interrupt->load());
 }
 
 TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const TrainControl& control) {
@@ -114,53 +134,43 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
     s.elapsed_s = elapsed();
     control.checkpoint(s);
   };
-  Batch batch;
-  while (state_.step < tc.steps) {
-    const int step = state_.step + 1;
-    std::optional<Poison> poisoned;
-    if (tc.poison_step == step) poisoned.emplace(model_->params(), tc.poison_parameter);
-    sample_batch(step, batch);
-    const Pass p{tc.batch, batch.length};
-    model_->params().zero_grads();
-    model_->forward(batch.tokens.data(), p);
-    const auto stats = model_->loss(batch.targets.data(), true);
-    const double loss = stats.loss_sum / double(std::max<int64_t>(stats.count, 1));
-    double grad_norm = NAN;
-    if (std::isfinite(loss)) {
-      model_->backward();
-      grad_norm = optimizer_.clip(model_->params());
-    }
+  // Everything that follows a step once its result is known, in step order: metrics, the
+  // diagnosis of a non-finite step, held-out checks, stops and checkpoints. A value ends the
+  // run. `last` marks the newest submitted step: only there may the run stop on request, since
+  // every step before it has already run on the device.
+  auto finish = [&](const StepResult& r, bool last) -> std::optional<TrainOutcome> {
+    const int step = r.step;
     const double lr = learning_rate(tc, step);
-    if (!std::isfinite(grad_norm)) {
+    const double loss = r.loss_sum / double(std::max<int64_t>(r.count, 1));
+    if (!r.applied) {
       NonFiniteReport report;
       report.step = step;
-      report.batch = batch;
+      sample_batch(step, report.batch);
       report.skipped = tc.on_nan == "skip_step";
       report.message = "step " + std::to_string(step) + ": " +
                        (std::isfinite(loss) ? "the gradient norm is not finite"
                                             : "the loss is " + std::to_string(loss)) +
-                       "; " + diagnose_non_finite(batch);
+                       "; " + diagnose_non_finite(report.batch);
       for (auto* o : observers) o->on_non_finite(report);
       if (!report.skipped) throw Error("training diverged at " + report.message);
       ++state_.skipped_steps;  // the update is dropped; the step still counts
     } else {
-      optimizer_.apply(model_->params(), lr);
-      state_.interval_loss += stats.loss_sum;
-      state_.interval_correct += double(stats.correct);
-      state_.interval_count += double(stats.count);
-      state_.interval_tokens += double(p.tokens());
+      state_.interval_loss += r.loss_sum;
+      state_.interval_correct += double(r.correct);
+      state_.interval_count += double(r.count);
+      state_.interval_tokens += double(r.tokens);
     }
     state_.step = step;
-    state_.optimizer_steps = optimizer_.steps_taken();
+    state_.optimizer_steps = runner_->optimizer_steps();
 
     const auto now = Clock::now();
     StepMetrics m;
     m.step = step;
     m.total_steps = tc.steps;
     m.loss = loss;
-    m.train_accuracy = double(stats.correct) / double(std::max<int64_t>(stats.count, 1));
+    m.train_accuracy = double(r.correct) / double(std::max<int64_t>(r.count, 1));
     m.lr = lr;
-    m.grad_norm = grad_norm;
+    m.grad_norm = r.grad_norm;
     m.elapsed_s = elapsed();
     const double interval_s = std::chrono::duration<double>(now - interval_start).count();
     m.tokens_per_s = interval_s > 0 ? state_.interval_tokens / interval_s : 0;
@@ -174,6 +184,7 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
       state_.interval_loss = state_.interval_correct = state_.interval_count = 0;
       state_.interval_tokens = 0;
     }
+    if (!last) return std::nullopt;
     if (tc.eval_every > 0 && step % tc.eval_every == 0 && step < tc.steps) {
       const double acc = evaluate_on(check).per_length.at(0).accuracy;
       for (auto* o : observers) o->on_check(step, check.lengths[0], acc);
@@ -185,19 +196,35 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
         std::snprintf(reason, sizeof reason,
                       "early_stop: held-out accuracy at length %d >= %g for %d evaluations",
                       check.lengths[0], tc.early_stop_accuracy, state_.good_checks);
-        return {step, reason, false};
+        return TrainOutcome{step, reason, false};
       }
     }
-    if (step == tc.steps) break;
+    if (step == tc.steps) return std::nullopt;
     if (control.interrupt && control.interrupt->load()) {
       save();
-      return {step, "interrupted after step " + std::to_string(step), true};
+      return TrainOutcome{step, "interrupted after step " + std::to_string(step), true};
     }
     if (control.stop_after > 0 && step >= control.stop_after) {
       save();
-      return {step, "stopped after step " + std::to_string(step) + " (--stop-after)", true};
+      return TrainOutcome{step, "stopped after step " + std::to_string(step) + " (--stop-after)",
+                          true};
     }
     if (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) save();
+    return std::nullopt;
+  };
+
+  Batch batch;
+  for (int step = state_.step + 1; step <= tc.steps; ++step) {
+    std::optional<Poison> poisoned;
+    if (tc.poison_step == step) poisoned.emplace(model_->params(), tc.poison_parameter);
+    sample_batch(step, batch);
+    runner_->submit(step, batch, learning_rate(tc, step));
+    if (!runner_->due() && !control_point(step, control)) continue;
+    // A poisoned step is a control point, so it is finished (and diagnosed) before the poison
+    // is lifted at the end of this iteration.
+    const std::vector<StepResult> done = runner_->collect();
+    for (size_t i = 0; i < done.size(); ++i)
+      if (auto outcome = finish(done[i], i + 1 == done.size())) return *outcome;
   }
   save();
   return {state_.step, "completed", false};

@@ -12,9 +12,10 @@
 #include <vector>
 
 #include "cells/model.hpp"
+#include "lab/compute_device.hpp"
 #include "lab/config.hpp"
 #include "lab/evaluate.hpp"
-#include "lab/optimizer.hpp"
+#include "lab/step_runner.hpp"
 #include "tasks/task.hpp"
 
 namespace statelab {
@@ -77,6 +78,7 @@ class Trainer {
   EvalResult evaluate() { return evaluate_on(cfg_.eval); }
   EvalResult evaluate_on(const EvalConfig& e);
   Model<float>& model() { return *model_; }
+  const ComputeDevice& device() const { return device_; }
   const Task& task() const { return *task_; }
   const RunConfig& config() const { return cfg_; }
   const TrainState& state() const { return state_; }
@@ -85,6 +87,9 @@ class Trainer {
 
  private:
   void sample_batch(int step, Batch& batch) const;
+  // Whether the step after which this one's result must be known (a log line, a check, a
+  // checkpoint, a requested stop, the fault-injection window, the last step).
+  bool control_point(int step, const TrainControl& control) const;
   // Re-runs the forward of `batch` and names the first layer output, tensor, head and time step
   // that is not finite, else the first non-finite parameter or gradient.
   std::string diagnose_non_finite(const Batch& batch);
@@ -93,8 +98,9 @@ class Trainer {
   std::unique_ptr<Task> task_;
   Readout readout_;
   std::vector<int> train_lengths_;  // the accepted lengths in task.train_lengths
+  ComputeDevice device_;  // before the model: the model's memory lives on it
   std::unique_ptr<Model<float>> model_;
-  AdamW<float> optimizer_;
+  std::unique_ptr<StepRunner> runner_;
   TrainState state_;
 };
 

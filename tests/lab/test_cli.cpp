@@ -24,7 +24,7 @@ class LabCommand : public ::testing::Test {
  protected:
   void SetUp() override {
     preset_ = path("tiny.json");
-    std::ofstream(preset_) << R"({"schema_version": 1,
+    std::ofstream(preset_) << R"({"schema_version": 1, "device": "cpu",
       "task": {"name": "parity", "train_lengths": [3, 6]},
       "model": {"blocks": "s", "d_model": 8, "heads": 2},
       "train": {"steps": 4, "batch": 4, "log_every": 2},
@@ -182,8 +182,14 @@ TEST_F(LabCommand, UnwritableOutIsAClearError) {
   expect_error(lab("train " + preset_ + " --out " + path("file") + "/sub"), path("file"));
 }
 
-TEST_F(LabCommand, DeviceOtherThanCpuIsRefused) {
-  expect_error(lab("train " + preset_ + " --device cuda:0 --out " + path("r")), "--device");
+// cuda:99 exists on no machine: refused with the device count or the reason there is none.
+TEST_F(LabCommand, MalformedOrMissingDevicesAreRefusedNamingThem) {
+  expect_error(lab("train " + preset_ + " --device gpu --out " + path("r")),
+               "--device gpu: expected \"auto\", \"cpu\" or \"cuda:N\"");
+  const auto r = lab("train " + preset_ + " --device cuda:99 --out " + path("r"));
+  expect_error(r, "cuda:99");
+  EXPECT_TRUE(r.output.find("CUDA device") != std::string::npos) << r.output;
+  expect_error(lab("eval " + path("nowhere") + " --device cuda:x"), "--device cuda:x");
 }
 
 TEST_F(LabCommand, EvalOfADirectoryWithoutARunIsRefused) {

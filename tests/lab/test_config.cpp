@@ -53,6 +53,7 @@ void expect_same_config(const RunConfig& a, const RunConfig& b) {
   EXPECT_EQ(a.schema_version, b.schema_version);
   EXPECT_EQ(a.name, b.name);
   EXPECT_EQ(a.device, b.device);
+  EXPECT_EQ(a.precision, b.precision);
   EXPECT_EQ(a.task.name, b.task.name);
   EXPECT_EQ(a.task.train_lengths, b.task.train_lengths);
   EXPECT_EQ(a.task.length_sampling, b.task.length_sampling);
@@ -236,7 +237,7 @@ TEST_F(ConfigFileTest, MisspeltOverrideKeyIsRejectedByValidationWithItsPointer) 
 TEST(ConfigFromJson, UnknownTopLevelKeyIsRejectedListingTheAllowedKeys) {
   EXPECT_TRUE(has_substr(error_of(R"({"modle": {}})"),
                          "presets/x.json: /modle: unknown key; allowed keys: schema_version, "
-                         "name, device, task, model, train, eval"));
+                         "name, device, precision, task, model, train, eval"));
 }
 
 TEST(ConfigFromJson, UnknownNestedKeyIsRejectedWithItsPointerAndASuggestion) {
@@ -462,9 +463,19 @@ TEST(ConfigFromJson, RopeNeedsHeadsOfEvenWidth) {
             2);
 }
 
-TEST(ConfigFromJson, DeviceOtherThanCpuIsRejected) {
-  EXPECT_TRUE(has_substr(error_of(R"({"device": "cuda:0"})"),
-                         "presets/x.json: /device: expected \"cpu\", got \"cuda:0\""));
+TEST(ConfigFromJson, DeviceIsAutoCpuOrCudaNAndPrecisionOneOfThree) {
+  for (const char* ok : {"auto", "cpu", "cuda:0", "cuda:12"})
+    EXPECT_EQ(config_from_json(json{{"device", ok}}, "x").device, ok);
+  for (const char* bad : {"gpu", "cuda", "cuda:", "cuda:-1", "cuda:x", "CPU"})
+    EXPECT_TRUE(has_substr(error_of(json{{"device", bad}}.dump()),
+                           std::string("presets/x.json: /device: expected \"auto\", \"cpu\" or "
+                                       "\"cuda:N\" (N = 0, 1, ...), got \"") + bad + "\""))
+        << bad;
+  EXPECT_EQ(config_from_json(json::object(), "x").device, "auto");
+  EXPECT_EQ(config_from_json(json::object(), "x").precision, "fp32");
+  EXPECT_EQ(config_from_json(json{{"precision", "bf16"}}, "x").precision, "bf16");
+  EXPECT_TRUE(has_substr(error_of(R"({"precision": "fp16"})"), "/precision"));
+  EXPECT_TRUE(has_substr(error_of(R"({"precision": "fp16"})"), "\"fp16\""));
 }
 
 TEST(ConfigFromJson, OtherOutOfRangeValuesAreRejected) {
@@ -569,6 +580,8 @@ TEST_F(ConfigFileTest, DirectoryIsNotReadableAsAPreset) {
 RunConfig unusual_config() {
   RunConfig c;
   c.name = "round_trip";
+  c.device = "cuda:3";
+  c.precision = "bf16";
   c.task.train_lengths = {7, 999};
   c.task.length_sampling = "per_sample";
   c.task.readout = "per_token";
@@ -611,7 +624,7 @@ TEST(ToJson, WritesEveryFieldIncludingTheSchemaVersion) {
   c.name = "n";
   const json j = to_json(c);
   EXPECT_EQ(j["schema_version"], json(1));
-  EXPECT_EQ(j.size(), 7u);
+  EXPECT_EQ(j.size(), 8u);
   EXPECT_EQ(j["task"].size(), 4u);
   EXPECT_EQ(j["model"].size(), 11u);
   EXPECT_EQ(j["model"]["slstm"].size(), 2u);

@@ -558,6 +558,7 @@ TEST(InputFuzz, OverridesRejectEveryMalformedAssignmentWithAConfigErrorOrApplyCl
 RunConfig tiny_run() {
   RunConfig c;
   c.name = "fuzz_ckpt";
+  c.device = "cpu";
   c.model.blocks = "s";
   c.model.d_model = 8;
   c.model.heads = 2;

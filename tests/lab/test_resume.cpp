@@ -52,7 +52,7 @@ class Resume : public ::testing::Test {
  protected:
   void SetUp() override {
     preset_ = tmp_ / "tiny.json";
-    std::ofstream(preset_) << R"({"schema_version": 1,
+    std::ofstream(preset_) << R"({"schema_version": 1, "device": "cpu",
       "task": {"name": "parity", "train_lengths": [3, 8]},
       "model": {"blocks": "sl", "d_model": 8, "heads": 2},
       "train": {"steps": 40, "batch": 8, "log_every": 3, "checkpoint_every": 4, "eval_every": 10},

@@ -13,6 +13,7 @@ namespace {
 RunConfig tiny(uint64_t seed) {
   RunConfig c;
   c.name = "tiny";
+  c.device = "cpu";  // bit-identical runs are a property of the CPU path
   c.model.blocks = "sl";
   c.model.d_model = 8;
   c.model.heads = 2;

@@ -17,6 +17,7 @@ struct LossLog final : Observer {
 
 TEST(Training, SlstmLossFallsFromChanceAndParityIsLearnedOnShortLengths) {
   RunConfig c;
+  c.device = "cpu";
   c.model.blocks = "s";
   c.model.d_model = 32;
   c.model.heads = 2;
