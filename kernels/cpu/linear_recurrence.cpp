@@ -273,6 +273,18 @@ void linear_recurrence_check(const LinearRecurrence<S>& p) {
 }
 
 template <typename S>
+void linear_recurrence_check_backward(const LinearRecurrence<S>& p,
+                                      const LinearRecurrenceGrads<S>& g) {
+  linear_recurrence_check(p);
+  SL_CHECK_SHAPE(p.T <= p.chunk || p.boundary,
+                 "linear recurrence backward: the chunk-boundary states forward saves are "
+                 "required when T > chunk");
+  SL_CHECK_SHAPE(g.dy.data && g.dq.data && g.dk.data && g.dv.data && g.da && g.dc,
+                 "linear recurrence backward: dy, dq, dk, dv, da and dc are required");
+  SL_CHECK_SHAPE(!p.b || g.db, "linear recurrence backward: db is required with a delta term");
+}
+
+template <typename S>
 int64_t linear_recurrence_boundary_size(const LinearRecurrence<S>& p) {
   return p.B * p.H * (chunks(p.T, p.chunk) - 1) * state_size(p);
 }
@@ -305,13 +317,7 @@ void linear_recurrence_fwd(const LinearRecurrence<S>& p, LinearForm form) {
 template <typename S>
 void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceGrads<S>& g,
                            S* work) {
-  linear_recurrence_check(p);
-  SL_CHECK_SHAPE(p.T <= p.chunk || p.boundary,
-                 "linear recurrence backward: the chunk-boundary states forward saves are "
-                 "required when T > chunk");
-  SL_CHECK_SHAPE(g.dy.data && g.dq.data && g.dk.data && g.dv.data && g.da && g.dc,
-                 "linear recurrence backward: dy, dq, dk, dv, da and dc are required");
-  SL_CHECK_SHAPE(!p.b || g.db, "linear recurrence backward: db is required with a delta term");
+  linear_recurrence_check_backward(p, g);
   SL_CHECK_SHAPE(work, "linear recurrence backward: work is required");
   const bool normalized = p.floor != nullptr;
   const int64_t Dk = p.Dk, Dv = p.Dv, L = std::min(p.chunk, p.T), area = Dv * Dk;
@@ -416,6 +422,8 @@ void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceG
 
 #define SL_INSTANTIATE(S)                                                          \
   template void linear_recurrence_check<S>(const LinearRecurrence<S>&);            \
+  template void linear_recurrence_check_backward<S>(const LinearRecurrence<S>&,    \
+                                                    const LinearRecurrenceGrads<S>&); \
   template int64_t linear_recurrence_boundary_size<S>(const LinearRecurrence<S>&); \
   template int64_t linear_recurrence_work_size<S>(const LinearRecurrence<S>&);     \
   template void linear_recurrence_fwd<S>(const LinearRecurrence<S>&, LinearForm);  \

@@ -67,16 +67,22 @@ int64_t linear_recurrence_boundary_size(const LinearRecurrence<S>& p);
 template <typename S>
 int64_t linear_recurrence_work_size(const LinearRecurrence<S>& p);
 
-// Throws ShapeError on an empty shape, chunk < 1, a missing input, a shared output, or the
-// parallel form / a normalizer requested together with a delta term. The recurrent and
-// chunkwise forms allocate one scratch vector per call (none per step); the parallel form none.
 // Throws ShapeError on an empty shape, chunk < 1, a missing input, a shared output, or a
 // normalizer requested together with a delta term (what every form and device refuses).
 template <typename S>
 void linear_recurrence_check(const LinearRecurrence<S>& p);
 
+// Throws as linear_recurrence_check does, and on the parallel form requested with a delta term.
+// The recurrent and chunkwise forms allocate one scratch vector per call (none per step); the
+// parallel form none.
 template <typename S>
 void linear_recurrence_fwd(const LinearRecurrence<S>& p, LinearForm form = LinearForm::chunkwise);
+
+// Throws ShapeError as linear_recurrence_check does, or when what backward needs is missing
+// (the boundary states when T > chunk, a gradient buffer, db with a delta term).
+template <typename S>
+void linear_recurrence_check_backward(const LinearRecurrence<S>& p,
+                                      const LinearRecurrenceGrads<S>& g);
 
 // Needs p.boundary as the last forward wrote it (any form; optional when T <= chunk); work:
 // linear_recurrence_work_size(p) elements. Does not allocate.

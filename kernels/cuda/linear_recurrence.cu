@@ -687,12 +687,8 @@ void check(const LinearRecurrence<float>& p) {
 }
 
 void check_backward(const LinearRecurrence<float>& p, const LinearRecurrenceGrads<float>& g) {
-  SL_CHECK_SHAPE(p.T <= p.chunk || p.boundary,
-                 "linear recurrence backward: the chunk-boundary states forward saves are "
-                 "required when T > chunk");
-  SL_CHECK_SHAPE(g.dy.data && g.dq.data && g.dk.data && g.dv.data && g.da && g.dc,
-                 "linear recurrence backward: dy, dq, dk, dv, da and dc are required");
-  SL_CHECK_SHAPE(!p.b || g.db, "linear recurrence backward: db is required with a delta term");
+  check(p);
+  cpu::linear_recurrence_check_backward(p, g);
 }
 
 struct Plan {
@@ -1055,7 +1051,6 @@ int64_t linear_recurrence_work_size(const LinearRecurrence<float>& p) {
 void linear_recurrence_bwd(const Context& ctx, const LinearRecurrence<float>& p,
                            const LinearRecurrenceGrads<float>& g, float* work,
                            LinearKernel kernel) {
-  check(p);
   check_backward(p, g);
   Plan plan;
   const bool fits = plan_backward(ctx, p, plan);

@@ -1198,13 +1198,7 @@ int64_t work_size(const cpu::LinearRecurrence<float>& p) {
 void backward(const Context& ctx, const cpu::LinearRecurrence<float>& r,
               const cpu::LinearRecurrenceGrads<float>& g, float* work) {
   check_supported(r);
-  SL_CHECK_SHAPE(r.T <= r.chunk || r.boundary,
-                 "linear recurrence (chunkwise) backward: the chunk-boundary states forward "
-                 "saves are required when T > chunk");
-  SL_CHECK_SHAPE(g.dy.data && g.dq.data && g.dk.data && g.dv.data && g.da && g.dc,
-                 "linear recurrence (chunkwise) backward: dy, dq, dk, dv, da and dc are required");
-  SL_CHECK_SHAPE(!r.b || g.db,
-                 "linear recurrence (chunkwise) backward: db is required with a delta term");
+  cpu::linear_recurrence_check_backward(r, g);
   SL_CHECK_SHAPE(work_size(r) == 0 || work,
                  "linear recurrence (chunkwise) backward: work is required");
   Params p = base_params(r);
