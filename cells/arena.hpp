@@ -48,6 +48,11 @@ class Arena {
   int64_t max_backward_tokens() const { return max_backward_tokens_; }
   int64_t bytes() const { return int64_t(buffer_.size() * int64_t(sizeof(S))); }
 
+  // Copies the first `count` elements of slot s to dst (the slot itself on the CPU, one
+  // transfer on a GPU).
+  void to_host(Slot s, int64_t count, S* dst) const {
+    buffer_.to_host(dst, count, slots_[size_t(s)].offset);
+  }
   // Refreshes the host copy of every slot (a no-op on the CPU); host(s) then reads slot s.
   void download() {
     if (!buffer_.on_cuda()) return;

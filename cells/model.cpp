@@ -150,9 +150,7 @@ const S* Model<S>::host_logits() {
   if (!exec_.on_cuda()) return arena_(logits_);
   const int64_t n = pass_.tokens() * vocab_;
   logits_mirror_.resize(size_t(n));
-  // The logits are the slot's first n elements.
-  arena_.download();
-  std::copy_n(arena_.host(logits_), n, logits_mirror_.data());
+  arena_.to_host(logits_, n, logits_mirror_.data());
   return logits_mirror_.data();
 }
 

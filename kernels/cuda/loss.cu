@@ -12,6 +12,8 @@
 #include <cub/block/block_reduce.cuh>
 #include <string>
 
+#include "kernels/cuda/lane_sum.cuh"
+
 namespace statelab::cuda {
 
 namespace {
@@ -20,7 +22,6 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 // Few blocks keep the per-block target count cheap; each still walks its rows grid-strided.
 constexpr int kBlocksPerSm = 4;
-constexpr unsigned kFullMask = 0xffffffffu;
 
 struct CrossEntropyParams {
   float* dlogits;          // [N, V] or null
@@ -30,18 +31,6 @@ struct CrossEntropyParams {
   int64_t N, V;
   int lanes;  // threads per row
 };
-
-// Sum over a row's lanes, the same value in every lane; all threads of the block must call it.
-__device__ float row_sum(float v, int lanes, float* red) {
-  for (int m = min(lanes, 32) / 2; m > 0; m /= 2) v += __shfl_xor_sync(kFullMask, v, m);
-  if (lanes <= 32) return v;
-  __syncthreads();  // an earlier call's readers of red are done
-  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
-  __syncthreads();
-  float s = 0.f;
-  for (int w = 0; w < kWarps; ++w) s += red[w];
-  return s;
-}
 
 // (v, i) beats (best, at) when larger, or equal at a lower index: std::max_element's choice.
 __device__ void take_if_better(float& best, int& at, float v, int i) {
@@ -105,7 +94,7 @@ __global__ void __launch_bounds__(kThreads) cross_entropy_kernel(CrossEntropyPar
     row_argmax(mx, arg, lanes, red_v, red_i);
     float z = 0.f;
     for (int v = lane; v < len; v += lanes) z += expf(row[v] - mx);
-    z = row_sum(z, lanes, red_v);
+    z = lane_group_sum<kWarps>(z, lanes, red_v);
     if (target >= 0 && lane == 0) {
       loss += log(double(z)) + double(mx) - double(row[target]);
       correct += arg == target;

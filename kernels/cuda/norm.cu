@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <string>
 
+#include "kernels/cuda/lane_sum.cuh"
+
 namespace statelab::cuda {
 
 namespace {
@@ -17,7 +19,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kBlocksPerSm = 8;
-constexpr unsigned kFullMask = 0xffffffffu;
 
 int64_t block_cap(const Context& ctx) { return int64_t(std::max(ctx.sm_count, 1)) * kBlocksPerSm; }
 
@@ -28,20 +29,6 @@ int lanes_for(int64_t len) {
   int lanes = 1;
   while (lanes < len && lanes < 32) lanes *= 2;
   return lanes;
-}
-
-// Sum over the `lanes` threads of a segment; every one of them gets the same value (the xor
-// butterfly adds the same pairs in every lane). All threads of the block must call it: the
-// shuffles name the whole warp, and for lanes == kThreads it synchronises the block.
-__device__ float segment_sum(float v, int lanes, float* red) {
-  for (int m = min(lanes, 32) / 2; m > 0; m /= 2) v += __shfl_xor_sync(kFullMask, v, m);
-  if (lanes <= 32) return v;
-  __syncthreads();  // an earlier call's readers of red are done
-  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
-  __syncthreads();
-  float s = 0.f;
-  for (int w = 0; w < kWarps; ++w) s += red[w];
-  return s;
 }
 
 // Forward of the three norms over segments of len elements, segment s at x + s·len, its
@@ -74,11 +61,11 @@ __global__ void __launch_bounds__(kThreads) norm_fwd_kernel(NormFwdParams p) {
     if (p.centre) {
       float sum = 0.f;
       for (int64_t d = lane; d < len; d += lanes) sum += x[d];
-      mu = segment_sum(sum, lanes, red) / float(p.len);
+      mu = lane_group_sum<kWarps>(sum, lanes, red) / float(p.len);
     }
     float sq = 0.f;
     for (int64_t d = lane; d < len; d += lanes) sq += (x[d] - mu) * (x[d] - mu);
-    sq = segment_sum(sq, lanes, red);
+    sq = lane_group_sum<kWarps>(sq, lanes, red);
     const float rs = 1.f / sqrtf((p.mean_square ? sq / float(p.len) : sq) + p.eps);
     if (len == 0) continue;
     if (lane == 0) {
@@ -130,8 +117,8 @@ __global__ void __launch_bounds__(kThreads) norm_bwd_kernel(NormBwdParams p) {
       sg += g;
       sgx += g * xhat(d);
     }
-    const float mg = p.centre ? segment_sum(sg, lanes, red) / float(p.len) : 0.f;
-    const float sum_gx = segment_sum(sgx, lanes, red);
+    const float mg = p.centre ? lane_group_sum<kWarps>(sg, lanes, red) / float(p.len) : 0.f;
+    const float sum_gx = lane_group_sum<kWarps>(sgx, lanes, red);
     const float mgx = p.mean_square ? sum_gx / float(p.len) : sum_gx;
     for (int64_t d = lane; d < len; d += lanes) p.dx[row + d] = rs * (grad(d) - mg - xhat(d) * mgx);
   }
