@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cells/arena.hpp"
+#include "cells/probe_sink.hpp"
 
 namespace statelab {
 
@@ -20,6 +21,10 @@ class Block {
   // The first activation the last forward saved that is not finite, in forward order, with its
   // tensor, time step and head; empty when all are finite.
   virtual std::string find_non_finite(Pass p) const = 0;
+  // Adds to `sink` what the last forward computed inside the block (gates, stabilizers, memory
+  // norms per sample, time step and head), each series named prefix + "." + quantity. Reads the
+  // block's activations and never changes them; on the CPU only.
+  virtual void probe(Pass p, const std::string& prefix, ProbeSink& sink) = 0;
 };
 
 }  // namespace statelab

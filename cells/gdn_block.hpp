@@ -27,6 +27,7 @@ class GdnBlock final : public Block<S> {
   void forward(Pass p, const S* x, S* y) override;
   void backward(Pass p, const S* x, const S* dy, S* dx) override;
   std::string find_non_finite(Pass p) const override;
+  void probe(Pass p, const std::string& prefix, ProbeSink& sink) override;
 
   // What the last forward fed the recurrence kernel and got back (for probes and tests):
   // a = α, b = c = β.

@@ -7,6 +7,7 @@
 
 #include "cells/linear_cell.hpp"
 #include "cells/non_finite.hpp"
+#include "cells/probe_fill.hpp"
 #include "kernels/ops.hpp"
 
 namespace statelab {
@@ -160,6 +161,26 @@ std::string Mamba2Block<S>::find_non_finite(Pass p) const {
                               {"gated output", arena_.host(g_), I},
                               {"output norm", arena_.host(gn_), I}},
                              p);
+}
+
+template <typename S>
+void Mamba2Block<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
+  require_cpu_probe(p, prefix);
+  const int64_t H = H_, cells = p.tokens() * H;
+  const std::string at = prefix + ".";
+  add_head_series(sink, p, H, at + "dt", arena_(dt_), ProbeKind::value,
+                  "step size dt_t = softplus(dt~ + dt_bias)");
+  add_head_series(sink, p, H, at + "transition", arena_(a_), ProbeKind::eigenvalue,
+                  signed_ ? "transition eigenvalue a_t = 2 exp(dt A) - 1, in (-1, 1)"
+                          : "transition eigenvalue a_t = exp(dt A), in (0, 1)");
+  const auto r = recurrence(p);
+  std::vector<S> norms(static_cast<size_t>(cells));
+  cpu::LinearRecurrenceProbe<S> probe;
+  probe.state_norm = norms.data();
+  cpu::linear_recurrence_probe(r, probe,
+                               work_.get(p.exec(), cpu::linear_recurrence_work_size(r)));
+  add_head_series(sink, p, H, at + "state_norm", norms.data(), ProbeKind::norm,
+                  "Frobenius norm of the SSM state H_t (head dim x state size)");
 }
 
 template class Mamba2Block<float>;

@@ -8,6 +8,7 @@
 
 #include "cells/linear_cell.hpp"
 #include "cells/non_finite.hpp"
+#include "cells/probe_fill.hpp"
 #include "kernels/ops.hpp"
 
 namespace statelab {
@@ -217,6 +218,72 @@ std::string MlstmBlock<S>::find_non_finite(Pass p) const {
                               {"head norm", arena_.host(hn_), I},
                               {"gated output", arena_.host(hstate_), I}},
                              p);
+}
+
+template <typename S>
+void MlstmBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
+  require_cpu_probe(p, prefix);
+  const int64_t H = H_, Dh = Dh_, cells = p.tokens() * H;
+  const std::string at = prefix + ".";
+  const bool signed_f = forget_ == cpu::ForgetGate::signed_sigmoid;
+  add_head_series(sink, p, H, at + "input_preact", arena_(ig_), ProbeKind::value,
+                  "input gate pre-activation i~ (the input gate is exp(i~))");
+  add_head_series(sink, p, H, at + "forget_preact", arena_(fg_), ProbeKind::value,
+                  std::string("forget gate pre-activation f~; f = ") +
+                      (forget_ == cpu::ForgetGate::exp ? "exp(f~)"
+                                                       : signed_f ? "2 sigmoid(f~) - 1"
+                                                                  : "sigmoid(f~)"));
+  add_head_series(sink, p, H, at + "stabilizer", arena_(m_), ProbeKind::value,
+                  "stabilizer m_t = max(log|f| + m_{t-1}, i~) (log scale)");
+  add_head_series(sink, p, H, at + "input_gate", arena_(c_), ProbeKind::gate,
+                  "stabilized input gate i' = exp(i~ - m_t), in (0, 1]");
+  add_head_series(sink, p, H, at + "forget_gate", arena_(a_),
+                  signed_f ? ProbeKind::eigenvalue : ProbeKind::gate,
+                  "stabilized forget gate f' = sign(f) exp(log|f| + m_{t-1} - m_t): the memory's "
+                  "transition eigenvalue");
+  // The recurrence keeps C and n in the stabilized scale exp(-m_t); their norms are reported
+  // there, and the unstabilized log norm beside them (log ||C_t|| = log ||C~_t|| + m_t).
+  const auto r = recurrence(p);
+  float* memory = sink.add(at + "memory_norm", head_axes(), {p.B, p.T, H}, ProbeKind::norm,
+                           "Frobenius norm of the stabilized memory C~_t = exp(-m_t) C_t");
+  float* normalizer = sink.add(at + "normalizer_norm", head_axes(), {p.B, p.T, H},
+                               ProbeKind::norm, "L2 norm of the stabilized normalizer n~_t");
+  float* nq = sink.add(at + "n_dot_q", head_axes(), {p.B, p.T, H}, ProbeKind::norm,
+                       "|n~_t . q_t|, the output's divisor unless the floor exp(-m_t) is larger");
+  std::vector<S> memory_s(static_cast<size_t>(cells)), normalizer_s(static_cast<size_t>(cells)), nq_s(static_cast<size_t>(cells));
+  cpu::LinearRecurrenceProbe<S> probe;
+  probe.state_norm = memory_s.data();
+  probe.normalizer_norm = normalizer_s.data();
+  probe.n_dot_q = nq_s.data();
+  cpu::linear_recurrence_probe(r, probe,
+                               work_.get(p.exec(), cpu::linear_recurrence_work_size(r)));
+  float* log_memory = sink.add(at + "memory_log_norm", head_axes(), {p.B, p.T, H},
+                               ProbeKind::value, "log ||C_t||_F = log ||C~_t||_F + m_t (natural log)");
+  float* floor_active =
+      sink.add(at + "floor_active", head_axes(), {p.B, p.T, H}, ProbeKind::indicator,
+               "1 where the floor exp(-m_t) exceeds |n~_t . q_t| and divides the output instead");
+  const S* m = arena_(m_);
+  const S* floor = arena_(floor_);
+  for (int64_t i = 0; i < cells; ++i) {
+    memory[i] = float(memory_s[size_t(i)]);
+    normalizer[i] = float(normalizer_s[size_t(i)]);
+    nq[i] = float(nq_s[size_t(i)]);
+    log_memory[i] = float(std::log(memory_s[size_t(i)]) + m[i]);
+    floor_active[i] = floor[i] > nq_s[size_t(i)] ? 1.0f : 0.0f;
+  }
+  // The SiLU(z) branch gates the cell's output per unit; reported as its mean over the head.
+  float* gate = sink.add(at + "output_gate", head_axes(), {p.B, p.T, H}, ProbeKind::value,
+                         "mean over the head's units of the output gate SiLU(z)");
+  const S* z = arena_(z_);
+  for (int64_t n = 0; n < p.tokens(); ++n)
+    for (int64_t h = 0; h < H; ++h) {
+      double sum = 0;
+      for (int64_t u = 0; u < Dh; ++u) {
+        const double v = double(z[n * I_ + h * Dh + u]);
+        sum += v / (1.0 + std::exp(-v));
+      }
+      gate[n * H + h] = float(sum / double(Dh));
+    }
 }
 
 template class MlstmBlock<float>;

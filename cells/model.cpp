@@ -191,6 +191,13 @@ std::string Model<S>::find_non_finite() {
   return "";
 }
 
+template <typename S>
+void Model<S>::probe(ProbeSink& sink) {
+  SL_CHECK(tokens_, "probe before forward");
+  for (size_t i = 0; i < blocks_.size(); ++i)
+    blocks_[i]->probe(pass_, "blocks." + std::to_string(i), sink);
+}
+
 template class Model<float>;
 template class Model<double>;
 

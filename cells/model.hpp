@@ -53,6 +53,11 @@ class Model {
   // Where the last forward first went non-finite, layer by layer in forward order: the layer,
   // tensor, batch row, time step and head; empty when every activation is finite.
   std::string find_non_finite();
+  // What every block computed inside in the last forward, named "blocks.<i>.<quantity>" (see
+  // Block::probe); CPU models only. Leaves the forward's results untouched.
+  void probe(ProbeSink& sink);
+  // The shape of the last forward.
+  Pass last_pass() const { return pass_; }
   // The residual stream of the last forward entering block i (i = n_blocks: the final norm's
   // input).
   Tensor<const S> residual(int i) {  // [B, T, D]

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cells/non_finite.hpp"
+#include "cells/probe_fill.hpp"
 #include "kernels/ops.hpp"
 #include "kernels/error.hpp"
 
@@ -161,6 +162,24 @@ std::string TransformerBlock<S>::find_non_finite(Pass p) const {
     watched.push_back({"FFN input norm", arena_.host(xn2_), D});
   }
   return first_non_finite(watched, p);
+}
+
+template <typename S>
+void TransformerBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
+  require_cpu_probe(p, prefix);
+  const int64_t H = H_, T = p.T;
+  const bool with_map = T <= sink.attention_map_max_length();
+  std::vector<S> entropy(static_cast<size_t>(p.tokens() * H));
+  std::vector<S> map(with_map ? size_t(p.B * H * T * T) : 0);
+  cpu::causal_attention_probe(attention(p), entropy.data(), with_map ? map.data() : nullptr,
+                              attention_work(p));
+  add_head_series(sink, p, H, prefix + ".attention_entropy", entropy.data(), ProbeKind::value,
+                  "entropy (nats) of each query's attention over keys 0..t; log(t+1) = uniform");
+  if (!with_map) return;
+  float* out = sink.add(prefix + ".attention_map", {"sample", "head", "query", "key"},
+                        {p.B, H, T, T}, ProbeKind::value,
+                        "attention probability of query t on key s (0 for s > t)");
+  for (size_t i = 0; i < map.size(); ++i) out[i] = float(map[i]);
 }
 
 template class TransformerBlock<float>;

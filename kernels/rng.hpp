@@ -21,6 +21,7 @@ enum RngStream : uint32_t {
   kStreamInit = 1,       // parameter initialisation; index = parameter number
   kStreamTrainData = 2,  // training batches; index = step
   kStreamEvalData = 3,   // held-out evaluation sets; index = sequence length
+  kStreamProbeFit = 4,   // the sequences probes fit latent decoders on; index = batch number
 };
 
 struct Philox4x32 {

@@ -2,10 +2,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace statelab {
+
+class Trainer;
 
 struct TrainOptions {
   std::string preset;
@@ -16,6 +21,9 @@ struct TrainOptions {
   std::string resume;  // a run directory to continue from its newest checkpoint
   int stop_after = 0;  // > 0: stop resumably after this step
   bool no_selftest = false;  // skip the once-per-build check of the CUDA kernels
+  // Builds the per-eval probe summary for metrics.jsonl (probes/training_summary; main.cpp
+  // wires it in, since the lab library sits below probes/). Empty: no summaries.
+  std::function<std::function<nlohmann::json(int)>(Trainer&)> make_summarizer;
 };
 // Exit status: 0 when the run finished or stopped as asked (--stop-after), 130 when a signal
 // interrupted it (checkpoint written, resumable).

@@ -637,4 +637,15 @@ json to_json(const RunConfig& c) {
   return j;
 }
 
+std::string config_hash(const RunConfig& c) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char byte : to_json(c).dump()) {
+    h ^= byte;
+    h *= 1099511628211ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
 }  // namespace statelab

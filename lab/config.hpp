@@ -82,6 +82,9 @@ struct RunConfig {
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 RunConfig config_from_json(const nlohmann::json& j, const std::string& source);
 nlohmann::json to_json(const RunConfig& c);
+// 16 hex digits (FNV-1a 64 of the resolved config's canonical JSON): names a configuration in
+// exports and sweeps; equal configs hash equally whatever the preset's key order.
+std::string config_hash(const RunConfig& c);
 void apply_override(nlohmann::json& j, const std::string& assignment, const std::string& source);
 
 }  // namespace statelab

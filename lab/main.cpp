@@ -6,6 +6,8 @@
 
 #include "kernels/error.hpp"
 #include "lab/commands.hpp"
+#include "probes/probe_command.hpp"
+#include "probes/training_summary.hpp"
 
 int main(int argc, char** argv) {
   using namespace statelab;
@@ -34,6 +36,8 @@ int main(int argc, char** argv) {
   t->add_flag("--no-selftest", train.no_selftest,
               "On a GPU, skip the once-per-build check of the CUDA kernels against the CPU");
 
+  train.make_summarizer = [](Trainer& trainer) { return make_training_summarizer(trainer); };
+
   EvalOptions eval;
   auto* e = app.add_subcommand("eval", "Evaluate a finished run per length on held-out data");
   e->add_option("run", eval.run_dir, "Run directory written by lab train")->required();
@@ -43,6 +47,29 @@ int main(int argc, char** argv) {
   e->add_option("--json", eval.json_out, "Also write the result as JSON to this file");
   e->add_flag("--force", eval.force, "Replace an existing --json file");
   e->add_option("--device", eval.device, "Compute device: auto, cpu or cuda:N (default: the run's)");
+
+  ProbeOptions probe;
+  auto* pr = app.add_subcommand(
+      "probe", "Look inside a trained run: gates, stabilizers, memory norms and the decoded "
+               "latent state per layer, head and step, exported as safetensors/NPZ");
+  pr->add_option("run", probe.run_dir, "Run directory written by lab train")->required();
+  auto* input = pr->add_option("--input", probe.input,
+                               "A typed sequence of token names, e.g. \"1 0 1 1 0\"");
+  pr->add_option("--samples", probe.samples, "Held-out samples to probe")
+      ->capture_default_str()
+      ->excludes(input);
+  pr->add_option("--length", probe.length, "Their length (default: the run's longest eval length)")
+      ->excludes(input);
+  pr->add_option("--seed", probe.seed, "Held-out set seed (default: the run's eval.seed)");
+  pr->add_option("--out", probe.out, "Export directory (default: RUN/traces)");
+  pr->add_flag("--force", probe.force, "Replace an earlier export in --out");
+  pr->add_option("--fit-samples", probe.fit_samples,
+                 "Sequences at training lengths the latent decoders and PCA are fitted on")
+      ->capture_default_str();
+  pr->add_option("--attention-map-max", probe.attention_map_max_length,
+                 "Export Transformer attention maps up to this length")
+      ->capture_default_str();
+  pr->add_option("--device", probe.device, "Probes compute on the CPU: cpu or auto");
 
   TasksOptions tasks;
   auto* k = app.add_subcommand("tasks", "List the tasks, or print labelled samples of one");
@@ -82,6 +109,7 @@ int main(int argc, char** argv) {
     if (t->parsed()) return run_train(train);
     if (e->parsed()) return run_eval(eval);
     if (k->parsed()) return run_tasks(tasks);
+    if (pr->parsed()) return run_probe(probe);
     if (st->parsed()) return run_selftest(selftest);
     if (b->parsed()) return run_bench(bench);
     return run_devices();

@@ -21,9 +21,11 @@ std::vector<safetensors::TensorRef> parameter_refs(const ParamStore<float>& ps,
 void load_parameters(const safetensors::Contents& contents, const ParamStore<float>& ps,
                      float* buffer, const std::string& prefix, const std::string& source);
 
-void save_model(Model<float>& model, const RunConfig& cfg, const std::string& path);
+// `step`: the training steps behind the parameters, kept in the metadata.
+void save_model(Model<float>& model, const RunConfig& cfg, const std::string& path, int step);
 // Loads every parameter; throws IoError naming the file and the tensor when one is missing,
-// extra, of another shape or dtype, or the file is corrupt.
-void load_model(Model<float>& model, const std::string& path);
+// extra, of another shape or dtype, or the file is corrupt. Returns the step the file records
+// (-1 for a file written before the step was kept).
+int load_model(Model<float>& model, const std::string& path);
 
 }  // namespace statelab

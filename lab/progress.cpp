@@ -79,4 +79,8 @@ void MetricsFile::on_check(int step, int length, double accuracy) {
               nlohmann::json({{"step", step}, {"length", length}, {"accuracy", accuracy}}).dump());
 }
 
+void MetricsFile::on_summary(int step, const nlohmann::json& figures) {
+  append_line(metrics_path_, nlohmann::json({{"step", step}, {"probes", figures}}).dump());
+}
+
 }  // namespace statelab

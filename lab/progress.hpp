@@ -34,6 +34,8 @@ class MetricsFile final : public Observer {
       : metrics_path_(std::move(metrics_path)), checks_path_(std::move(checks_path)) {}
   void on_log(const StepMetrics& m) override;
   void on_check(int step, int length, double accuracy) override;
+  // A metrics.jsonl line {"step": N, "probes": {...}}.
+  void on_summary(int step, const nlohmann::json& figures) override;
 
  private:
   std::string metrics_path_, checks_path_;

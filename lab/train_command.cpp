@@ -160,6 +160,7 @@ int run_train(const TrainOptions& o) {
     save_checkpoint(dir, trainer.model(), s, cfg);
     prune_checkpoints(dir, cfg.train.keep_checkpoints);
   };
+  if (o.make_summarizer) control.summarize = o.make_summarizer(trainer);
   const auto t0 = std::chrono::steady_clock::now();
   TrainOutcome outcome;
   {
@@ -175,7 +176,7 @@ int run_train(const TrainOptions& o) {
     return g_interrupted.load() ? 130 : 0;
   }
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  save_model(trainer.model(), cfg, dir + "/model.safetensors");
+  save_model(trainer.model(), cfg, dir + "/model.safetensors", trainer.state().step);
 
   const auto t1 = std::chrono::steady_clock::now();
   const EvalResult result = trainer.evaluate();

@@ -134,6 +134,12 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
     s.elapsed_s = elapsed();
     control.checkpoint(s);
   };
+  auto summarize = [&](int step) {
+    if (!control.summarize) return;
+    const nlohmann::json figures = control.summarize(step);
+    for (auto* o : observers) o->on_summary(step, figures);
+    ++state_.metrics_lines;
+  };
   // Everything that follows a step once its result is known, in step order: metrics, the
   // diagnosis of a non-finite step, held-out checks, stops and checkpoints. A value ends the
   // run. `last` marks the newest submitted step: only there may the run stop on request, since
@@ -189,6 +195,7 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
       const double acc = evaluate_on(check).per_length.at(0).accuracy;
       for (auto* o : observers) o->on_check(step, check.lengths[0], acc);
       ++state_.checks_lines;
+      summarize(step);
       state_.good_checks = acc >= tc.early_stop_accuracy ? state_.good_checks + 1 : 0;
       if (tc.early_stop_evals > 0 && state_.good_checks >= tc.early_stop_evals) {
         save();
@@ -226,6 +233,7 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
     for (size_t i = 0; i < done.size(); ++i)
       if (auto outcome = finish(done[i], i + 1 == done.size())) return *outcome;
   }
+  summarize(state_.step);
   save();
   return {state_.step, "completed", false};
 }

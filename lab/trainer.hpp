@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cells/model.hpp"
 #include "lab/compute_device.hpp"
 #include "lab/config.hpp"
@@ -43,6 +45,8 @@ class Observer {
   // Held-out accuracy at the longest training length, every train.eval_every steps.
   virtual void on_check(int step, int length, double accuracy) {}
   virtual void on_non_finite(const NonFiniteReport&) {}
+  // What probes saw inside the model (TrainControl::summarize) at a held-out check and at the end.
+  virtual void on_summary(int step, const nlohmann::json& figures) {}
 };
 
 // Everything of a run in progress besides parameters and optimizer moments: a checkpoint
@@ -69,6 +73,9 @@ struct TrainControl {
   int stop_after = 0;  // > 0: stop resumably after this step
   const std::atomic<bool>* interrupt = nullptr;
   std::function<void(const TrainState&)> checkpoint;
+  // Called at every held-out check and when training completes; its result reaches the
+  // observers' on_summary (the probes' gate and memory figures: see probes/training_summary).
+  std::function<nlohmann::json(int step)> summarize;
 };
 
 class Trainer {

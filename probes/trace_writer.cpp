@@ -231,6 +231,7 @@ TraceWriter::TraceWriter(fs::path dir, std::vector<TraceArray> arrays, json mani
                          {"axes", a.axes},
                          {"dtype", safetensors::dtype_name(a.dtype)},
                          {"meaning", a.meaning}};
+    if (!a.kind.empty()) described[a.name]["kind"] = a.kind;
     std::string npy = npy_header(a.dtype, a.shape);
     index_.emplace(a.name, slots_.size());
     slots_.push_back({std::move(a), std::move(npy), numel, offset, 0});

@@ -24,6 +24,7 @@ struct TraceArray {
   std::vector<int64_t> shape;     // same rank as axes
   safetensors::DType dtype;       // F32 or I32
   std::string meaning;            // one line for the manifest (units, meaning)
+  std::string kind;               // optional: how to read it ("gate", "norm", ...), in the manifest
 };
 
 // Used from one thread at a time.

@@ -48,4 +48,11 @@ void causal_attention_fwd(const CausalAttention<S>& a, S* work);
 template <typename S>
 void causal_attention_bwd(const CausalAttention<S>& a, const S* dout, S* dq, S* dk, S* dv, S* work);
 
+// From q, k and lse as the last forward left them: the entropy (nats) of each query's attention
+// distribution, entropy [B, T, H], and when map is non-null the probabilities themselves,
+// map [B, H, T, T] (row = query t, column = key s, zero for s > t). work:
+// causal_attention_work_size(T). Reads q, k and lse only: o and v may be null.
+template <typename S>
+void causal_attention_probe(const CausalAttention<S>& a, S* entropy, S* map, S* work);
+
 }  // namespace statelab::cpu

@@ -256,6 +256,51 @@ int64_t backward_scratch_size(const LinearRecurrence<S>& p) {
   return (L + 1) * (p.Dv * p.Dk + p.Dk) + p.Dv * p.Dk + p.Dk + 5 * p.Dv + p.Dk;
 }
 
+// Backward and the probe both rebuild chunks from the saved boundary states: one check for both.
+template <typename S>
+void check_recomputable(const LinearRecurrence<S>& p, const std::string& who) {
+  SL_CHECK_SHAPE(p.T <= p.chunk || p.boundary,
+                 who + ": the chunk-boundary states forward saves are required when T > chunk");
+}
+
+// The states S_0 .. S_len of chunk ci of (b, h) into states (len + 1 dense Dv × Dk slots) and,
+// when normalized, n_0 .. n_len into norms (len + 1 slots of Dk); S_0 is the saved boundary
+// state, or zero for chunk 0. Backward and the probes read the states through this one function,
+// so a probe reports exactly the states backward differentiates through. w and u: Dv scratch.
+template <typename S>
+void recompute_chunk(const LinearRecurrence<S>& p, int64_t b, int64_t h, int64_t ci, S* states,
+                     S* norms, S* w_scratch, S* u_scratch) {
+  const bool normalized = p.floor != nullptr;
+  const int64_t Dk = p.Dk, Dv = p.Dv, area = Dv * Dk;
+  const int64_t s = ci * p.chunk, len = std::min(p.chunk, p.T - s);
+  VecMap<S> w(w_scratch, Dv), u(u_scratch, Dv);
+  auto state_at = [&](int64_t t) { return DenseMap<S>(states + t * area, Dv, Dk); };
+  auto norm_at = [&](int64_t t) { return VecMap<S>(norms + t * Dk, Dk); };
+  if (ci == 0) {
+    state_at(0).setZero();
+    if (normalized) norm_at(0).setZero();
+  } else {
+    const S* saved = boundary_at(p, b, h, ci);
+    std::copy_n(saved, area, states);
+    if (normalized) std::copy_n(saved + area, Dk, norms);
+  }
+  for (int64_t t = 0; t < len; ++t) {
+    const int64_t i = gate_index(p, b, s + t, h);
+    const auto prev = state_at(t);
+    auto next = state_at(t + 1);
+    const ConstVecMap<S> k(at(p.k, p.T, b, s + t, h), Dk), v(at(p.v, p.T, b, s + t, h), Dv);
+    const S a = p.a[i], c = p.c[i];
+    w = c * v;
+    if (p.b) {
+      u.noalias() = prev * k;
+      w -= (a * p.b[i]) * u;
+    }
+    next = a * prev;
+    next.noalias() += w * k.transpose();
+    if (normalized) norm_at(t + 1) = a * norm_at(t) + c * k;
+  }
+}
+
 }  // namespace
 
 template <typename S>
@@ -276,9 +321,7 @@ template <typename S>
 void linear_recurrence_check_backward(const LinearRecurrence<S>& p,
                                       const LinearRecurrenceGrads<S>& g) {
   linear_recurrence_check(p);
-  SL_CHECK_SHAPE(p.T <= p.chunk || p.boundary,
-                 "linear recurrence backward: the chunk-boundary states forward saves are "
-                 "required when T > chunk");
+  check_recomputable(p, "linear recurrence backward");
   SL_CHECK_SHAPE(g.dy.data && g.dq.data && g.dk.data && g.dv.data && g.da && g.dc,
                  "linear recurrence backward: dy, dq, dk, dv, da and dc are required");
   SL_CHECK_SHAPE(!p.b || g.db, "linear recurrence backward: db is required with a delta term");
@@ -336,29 +379,7 @@ void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceG
       nu.setZero();
       for (int64_t ci = chunks(p.T, p.chunk) - 1; ci >= 0; --ci) {
         const int64_t s = ci * p.chunk, len = std::min(p.chunk, p.T - s);
-        if (ci == 0) {
-          state_at(0).setZero();
-          norm_at(0).setZero();
-        } else {
-          const S* saved = boundary_at(p, b, h, ci);
-          std::copy_n(saved, area, states);
-          if (normalized) std::copy_n(saved + area, Dk, norms);
-        }
-        for (int64_t t = 0; t < len; ++t) {
-          const int64_t i = gate_index(p, b, s + t, h);
-          const auto prev = state_at(t);
-          auto next = state_at(t + 1);
-          const ConstVecMap<S> k(at(p.k, p.T, b, s + t, h), Dk), v(at(p.v, p.T, b, s + t, h), Dv);
-          const S a = p.a[i], c = p.c[i];
-          w = c * v;
-          if (p.b) {
-            u.noalias() = prev * k;
-            w -= (a * p.b[i]) * u;
-          }
-          next = a * prev;
-          next.noalias() += w * k.transpose();
-          if (normalized) norm_at(t + 1) = a * norm_at(t) + c * k;
-        }
+        recompute_chunk(p, b, h, ci, states, norms, w.data(), u.data());
         for (int64_t t = len - 1; t >= 0; --t) {
           const int64_t i = gate_index(p, b, s + t, h);
           const auto P = state_at(t), St = state_at(t + 1);
@@ -420,15 +441,59 @@ void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceG
     }
 }
 
-#define SL_INSTANTIATE(S)                                                          \
-  template void linear_recurrence_check<S>(const LinearRecurrence<S>&);            \
-  template void linear_recurrence_check_backward<S>(const LinearRecurrence<S>&,    \
+// Chunks are rebuilt one at a time from their saved start states, as backward does, so probing
+// a long eval sequence needs backward's memory, not T states; read-outs not asked for cost nothing.
+template <typename S>
+void linear_recurrence_probe(const LinearRecurrence<S>& p, const LinearRecurrenceProbe<S>& probe,
+                             S* work) {
+  linear_recurrence_check(p);
+  check_recomputable(p, "linear recurrence probe");
+  SL_CHECK_SHAPE(p.floor || !(probe.normalizer_norm || probe.n_dot_q),
+                 "linear recurrence probe: normalizer_norm and n_dot_q need a normalized "
+                 "recurrence (floor set)");
+  SL_CHECK_SHAPE(work, "linear recurrence probe: work is required");
+  const int64_t Dk = p.Dk, Dv = p.Dv, L = std::min(p.chunk, p.T), area = Dv * Dk;
+  // The same layout as backward's carve for the states, so linear_recurrence_work_size covers both.
+  Carve<S> carve{work};
+  S* states = carve.take((L + 1) * area);
+  S* norms = carve.take((L + 1) * Dk);
+  S* w = carve.take(Dv);
+  S* u = carve.take(Dv);
+  VecMap<S> err(carve.take(Dv), Dv);
+  for (int64_t b = 0; b < p.B; ++b)
+    for (int64_t h = 0; h < p.H; ++h)
+      for (int64_t ci = 0; ci < chunks(p.T, p.chunk); ++ci) {
+        const int64_t s = ci * p.chunk, len = std::min(p.chunk, p.T - s);
+        recompute_chunk(p, b, h, ci, states, norms, w, u);
+        for (int64_t t = 0; t < len; ++t) {
+          const int64_t i = gate_index(p, b, s + t, h);
+          if (probe.state_norm)
+            probe.state_norm[i] = ConstVecMap<S>(states + (t + 1) * area, area).norm();
+          const ConstVecMap<S> n(norms + (t + 1) * Dk, p.floor ? Dk : 0);
+          if (probe.normalizer_norm) probe.normalizer_norm[i] = n.norm();
+          if (probe.n_dot_q)
+            probe.n_dot_q[i] = std::abs(n.dot(ConstVecMap<S>(at(p.q, p.T, b, s + t, h), Dk)));
+          if (probe.write_error) {
+            err.noalias() = ConstDenseMap<S>(states + t * area, Dv, Dk) *
+                            ConstVecMap<S>(at(p.k, p.T, b, s + t, h), Dk);
+            err -= ConstVecMap<S>(at(p.v, p.T, b, s + t, h), Dv);
+            probe.write_error[i] = err.norm();
+          }
+        }
+      }
+}
+
+#define SL_INSTANTIATE(S)                                                             \
+  template void linear_recurrence_check<S>(const LinearRecurrence<S>&);               \
+  template void linear_recurrence_check_backward<S>(const LinearRecurrence<S>&,       \
                                                     const LinearRecurrenceGrads<S>&); \
-  template int64_t linear_recurrence_boundary_size<S>(const LinearRecurrence<S>&); \
-  template int64_t linear_recurrence_work_size<S>(const LinearRecurrence<S>&);     \
-  template void linear_recurrence_fwd<S>(const LinearRecurrence<S>&, LinearForm);  \
-  template void linear_recurrence_bwd<S>(const LinearRecurrence<S>&,               \
-                                         const LinearRecurrenceGrads<S>&, S*);
+  template int64_t linear_recurrence_boundary_size<S>(const LinearRecurrence<S>&);    \
+  template int64_t linear_recurrence_work_size<S>(const LinearRecurrence<S>&);        \
+  template void linear_recurrence_fwd<S>(const LinearRecurrence<S>&, LinearForm);     \
+  template void linear_recurrence_bwd<S>(const LinearRecurrence<S>&,                  \
+                                         const LinearRecurrenceGrads<S>&, S*);        \
+  template void linear_recurrence_probe<S>(const LinearRecurrence<S>&,                \
+                                           const LinearRecurrenceProbe<S>&, S*);
 SL_INSTANTIATE(float)
 SL_INSTANTIATE(double)
 #undef SL_INSTANTIATE

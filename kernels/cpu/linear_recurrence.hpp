@@ -90,4 +90,27 @@ template <typename S>
 void linear_recurrence_bwd(const LinearRecurrence<S>& p, const LinearRecurrenceGrads<S>& g,
                            S* work);
 
+// Per-step read-outs of the recurrence for probes, each [B, T, H] and optional (nullptr = not
+// wanted).
+template <typename S>
+struct LinearRecurrenceProbe {
+  S* state_norm = nullptr;       // ‖S_t‖_F, the state after step t
+  S* normalizer_norm = nullptr;  // ‖n_t‖ (normalized recurrences only)
+  // |n_tᵀ q_t| (normalized only): what the output divides by unless the floor is larger.
+  S* n_dot_q = nullptr;
+  // ‖S_{t−1} k_t − v_t‖: how far the memory's answer for k_t was from v_t before the write (the
+  // delta rule's error).
+  S* write_error = nullptr;
+};
+
+// Recomputes the states inside each chunk from the boundary states the last forward saved (the
+// same recomputation backward does, so one code path serves both) and writes the requested
+// read-outs. Needs p.boundary when T > chunk; work: linear_recurrence_work_size(p) elements.
+// Reads p only (y, the boundary and the final state are left as they are). Throws ShapeError as
+// linear_recurrence_check does, on a missing boundary (T > chunk) or work, and on normalizer_norm
+// or n_dot_q requested without a floor. Does not allocate.
+template <typename S>
+void linear_recurrence_probe(const LinearRecurrence<S>& p, const LinearRecurrenceProbe<S>& probe,
+                             S* work);
+
 }  // namespace statelab::cpu

@@ -8,6 +8,8 @@
 #include <Eigen/Dense>
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "kernels/cpu/attention.hpp"
 #include "kernels/error.hpp"
@@ -161,6 +163,104 @@ TEST(CausalAttention, SingleStepAttendsOnlyToItself) {
     EXPECT_NEAR(dq[i], 0.0, 1e-15);
     EXPECT_NEAR(dk[i], 0.0, 1e-15);
   }
+}
+
+// --- probe -----------------------------------------------------------------------------------
+
+// The explicit T×T masked softmax of head (b, h), as naive_attention builds it.
+Eigen::MatrixXd naive_probabilities(const Problem& p, int64_t b, int64_t h) {
+  Eigen::MatrixXd Q(p.T, p.Dh), K(p.T, p.Dh);
+  for (int64_t t = 0; t < p.T; ++t)
+    for (int64_t d = 0; d < p.Dh; ++d) {
+      Q(t, d) = p.q[size_t(p.at(b, t, h) + d)];
+      K(t, d) = p.k[size_t(p.at(b, t, h) + d)];
+    }
+  Eigen::MatrixXd P = Q * K.transpose() / std::sqrt(double(p.Dh));
+  for (int64_t t = 0; t < p.T; ++t) {
+    const double m = P.row(t).head(t + 1).maxCoeff();
+    const double l = (P.row(t).head(t + 1).array() - m).exp().sum();
+    P.row(t).head(t + 1) = (P.row(t).head(t + 1).array() - m).exp() / l;
+    P.row(t).tail(p.T - t - 1).setZero();
+  }
+  return P;
+}
+
+TEST(CausalAttentionProbe, EntropyAndMapMatchAnExplicitSoftmaxAcrossTiles) {
+  for (int64_t T : {int64_t(1), int64_t(9), 2 * kAttentionRows + 6}) {
+    Problem p(2, T, 3, 4, 71);
+    p.forward();
+    const auto q = p.q, k = p.k, v = p.v, o = p.o, lse = p.lse;
+    std::vector<double> entropy(size_t(p.B * T * p.H), -1.0);
+    std::vector<double> map(size_t(p.B * p.H * T * T), -1.0);
+    causal_attention_probe(p.attention(), entropy.data(), map.data(), p.work.data());
+    EXPECT_TRUE(p.q == q && p.k == k && p.v == v && p.o == o && p.lse == lse)
+        << "T = " << T << ": the probe changed what forward left";
+    double lowest = INFINITY, highest = 0;
+    for (int64_t b = 0; b < p.B; ++b)
+      for (int64_t h = 0; h < p.H; ++h) {
+        const Eigen::MatrixXd P = naive_probabilities(p, b, h);
+        for (int64_t t = 0; t < T; ++t) {
+          const std::string at = "T = " + std::to_string(T) + " b " + std::to_string(b) + " h " +
+                                 std::to_string(h) + " t " + std::to_string(t);
+          double want = 0, row_sum = 0, map_error = 0;
+          for (int64_t s = 0; s <= t; ++s) want -= P(t, s) * std::log(P(t, s));
+          const double* row = map.data() + ((b * p.H + h) * T + t) * T;
+          for (int64_t s = 0; s < T; ++s) {
+            map_error = std::max(map_error, std::abs(row[s] - P(t, s)));
+            row_sum += row[s];
+            if (s > t) {
+              EXPECT_EQ(row[s], 0.0) << at << " s " << s << ": above the diagonal";
+            }
+          }
+          const double got = entropy[size_t((b * T + t) * p.H + h)];
+          EXPECT_LE(std::abs(got - want), 1e-10 * std::max(1.0, std::abs(want))) << at;
+          EXPECT_LE(map_error, 1e-12) << at;
+          EXPECT_NEAR(row_sum, 1.0, 1e-12) << at;
+          lowest = std::min(lowest, got), highest = std::max(highest, got);
+        }
+      }
+    // One key has entropy 0; later queries spread over many keys, but never beyond log(t + 1).
+    EXPECT_NEAR(entropy[0], 0.0, 1e-15) << "T = " << T;
+    if (T > 1) {
+      EXPECT_GT(highest, 0.5) << "T = " << T << ": the entropies say nothing";
+    }
+    EXPECT_LE(highest, std::log(double(T)) + 1e-12) << "T = " << T;
+    EXPECT_GE(lowest, -1e-15) << "T = " << T;
+  }
+}
+
+TEST(CausalAttentionProbe, EntropyWithoutAMapNeedsNeitherOutputNorValues) {
+  Problem p(2, kAttentionRows + 3, 2, 4, 72);
+  p.forward();
+  std::vector<double> with_map(size_t(p.B * p.T * p.H)), without(with_map.size());
+  std::vector<double> map(size_t(p.B * p.H * p.T * p.T));
+  causal_attention_probe(p.attention(), with_map.data(), map.data(), p.work.data());
+  auto a = p.attention();
+  a.o = nullptr, a.v = nullptr;  // the probe reads q, k and lse only
+  causal_attention_probe<double>(a, without.data(), nullptr, p.work.data());
+  EXPECT_EQ(with_map, without);
+  a.lse = nullptr;
+  EXPECT_THROW(causal_attention_probe<double>(a, without.data(), nullptr, p.work.data()), Error);
+}
+
+TEST(CausalAttentionProbe, UnderflowedProbabilitiesAddNothingToTheEntropy) {
+  // One key far above the rest: the others' probabilities underflow to exactly 0 in double, and
+  // 0 · log 0 must count as 0, not NaN.
+  Problem p(1, 4, 1, 2, 73);
+  for (int64_t t = 0; t < p.T; ++t) {
+    p.q[size_t(p.at(0, t, 0))] = 100.0, p.q[size_t(p.at(0, t, 0) + 1)] = 0.0;
+    p.k[size_t(p.at(0, t, 0))] = t == 0 ? 100.0 : -100.0, p.k[size_t(p.at(0, t, 0) + 1)] = 0.0;
+  }
+  p.forward();
+  std::vector<double> entropy(size_t(p.T)), map(size_t(p.T * p.T));
+  causal_attention_probe(p.attention(), entropy.data(), map.data(), p.work.data());
+  // Scores near 7000 carry rounding of about 1e-12 into log p of the dominant key.
+  for (int64_t t = 0; t < p.T; ++t) {
+    EXPECT_TRUE(std::isfinite(entropy[size_t(t)])) << "t " << t;
+    EXPECT_NEAR(entropy[size_t(t)], 0.0, 1e-11) << "t " << t;
+    EXPECT_NEAR(map[size_t(t * p.T)], 1.0, 1e-11) << "t " << t;
+  }
+  EXPECT_EQ(map[size_t(p.T + 1)], 0.0);  // exp(−20000 / √2) underflows
 }
 
 // --- RoPE ------------------------------------------------------------------------------------

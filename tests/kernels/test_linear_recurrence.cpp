@@ -434,5 +434,179 @@ TEST(LinearRecurrence, BackwardWithoutWhatItNeedsIsAShapeError) {
   EXPECT_THROW(linear_recurrence_bwd(p, grads.view(gdn, dy.data()), work.data()), ShapeError);
 }
 
+// --- probes --------------------------------------------------------------------------------
+
+// The probe's read-outs as buffers [B, T, H], filled by the kernel or by the oracle below.
+struct ProbeOut {
+  std::vector<double> state_norm, normalizer_norm, n_dot_q, write_error;
+  explicit ProbeOut(size_t n) : state_norm(n), normalizer_norm(n), n_dot_q(n), write_error(n) {}
+  LinearRecurrenceProbe<double> view(bool normalized) {
+    LinearRecurrenceProbe<double> probe;
+    probe.state_norm = state_norm.data();
+    probe.write_error = write_error.data();
+    if (normalized) probe.normalizer_norm = normalizer_norm.data(), probe.n_dot_q = n_dot_q.data();
+    return probe;
+  }
+};
+
+// The read-outs straight from the definition, one step at a time with plain arrays:
+// S_t = a_t S_{t−1} (I − b_t k_t k_tᵀ) + c_t v_t k_tᵀ, n_t = a_t n_{t−1} + c_t k_t.
+ProbeOut naive_probe(Inputs& in) {
+  const auto p = in.params();
+  const int64_t Dk = p.Dk, Dv = p.Dv;
+  ProbeOut o(in.a.size());
+  for (int64_t b = 0; b < p.B; ++b)
+    for (int64_t h = 0; h < p.H; ++h) {
+      std::vector<double> S(size_t(Dv * Dk), 0), n(size_t(Dk), 0);
+      for (int64_t t = 0; t < p.T; ++t) {
+        const int64_t g = (b * p.T + t) * p.H + h;
+        const double* q = p.q.data + (b * p.T + t) * p.q.row + h * p.q.head;
+        const double* k = p.k.data + (b * p.T + t) * p.k.row + h * p.k.head;
+        const double* v = p.v.data + (b * p.T + t) * p.v.row + h * p.v.head;
+        const double a = p.a[g], beta = p.b ? p.b[g] : 0, c = p.c[g];
+        std::vector<double> Sk(size_t(Dv), 0);
+        for (int64_t i = 0; i < Dv; ++i)
+          for (int64_t j = 0; j < Dk; ++j) Sk[size_t(i)] += S[size_t(i * Dk + j)] * k[j];
+        double error = 0;
+        for (int64_t i = 0; i < Dv; ++i) error += (Sk[size_t(i)] - v[i]) * (Sk[size_t(i)] - v[i]);
+        o.write_error[size_t(g)] = std::sqrt(error);
+        double frobenius = 0;
+        for (int64_t i = 0; i < Dv; ++i)
+          for (int64_t j = 0; j < Dk; ++j) {
+            double& x = S[size_t(i * Dk + j)];
+            x = a * (x - beta * Sk[size_t(i)] * k[j]) + c * v[i] * k[j];
+            frobenius += x * x;
+          }
+        o.state_norm[size_t(g)] = std::sqrt(frobenius);
+        double nn = 0, nq = 0;
+        for (int64_t j = 0; j < Dk; ++j) {
+          n[size_t(j)] = a * n[size_t(j)] + c * k[j];
+          nn += n[size_t(j)] * n[size_t(j)];
+          nq += n[size_t(j)] * q[j];
+        }
+        o.normalizer_norm[size_t(g)] = std::sqrt(nn);
+        o.n_dot_q[size_t(g)] = std::abs(nq);
+      }
+    }
+  return o;
+}
+
+ProbeOut run_probe(Inputs& in) {
+  const auto p = in.params();
+  ProbeOut out(in.a.size());
+  std::vector<double> work(size_t(linear_recurrence_work_size(p)));
+  linear_recurrence_probe(p, out.view(p.floor != nullptr), work.data());
+  return out;
+}
+
+// Worst scaled error of every read-out the case has (the normalizer's only when normalized).
+double probe_error(const ProbeOut& got, const ProbeOut& ref, bool normalized,
+                   const std::string& what) {
+  const size_t n = ref.state_norm.size();
+  double worst = 0;
+  auto expect = [&](const std::vector<double>& x, const std::vector<double>& r, const char* name) {
+    const double e = scaled_error(x, r, n);
+    EXPECT_LE(e, 1e-10) << what << ": " << name;
+    worst = std::max(worst, e);
+  };
+  expect(got.state_norm, ref.state_norm, "state norm");
+  expect(got.write_error, ref.write_error, "write error");
+  if (normalized) {
+    expect(got.normalizer_norm, ref.normalizer_norm, "normalizer norm");
+    expect(got.n_dot_q, ref.n_dot_q, "|nᵀq|");
+  }
+  return worst;
+}
+
+// mLSTM-like (normalized, signed a), Gated DeltaNet-like (delta rule), Mamba-2-like (q and k
+// shared by the heads inside a wider row): one per branch of the recurrence.
+std::vector<Case> probe_cases() {
+  return {{Cell::mlstm, true}, {Cell::gdn, false}, {Cell::gdn, true}, {Cell::mamba2, false}};
+}
+
+TEST(LinearRecurrenceProbe, ReadOutsMatchADirectRecurrence) {
+  double worst = 0;
+  for (const Case& kind : probe_cases())
+    for (const auto& [T, chunk] :
+         std::vector<std::pair<int64_t, int64_t>>{{11, 4}, {13, 5}, {7, 1}, {6, 9}}) {
+      Inputs in(kind, T, chunk, 300 + unsigned(T * 7 + chunk));
+      const bool normalized = !in.floor.empty();
+      linear_recurrence_fwd(in.params());
+      const ProbeOut ref = naive_probe(in);
+      const std::string what =
+          kind.name() + " T=" + std::to_string(T) + " chunk=" + std::to_string(chunk);
+      worst = std::max(worst, probe_error(run_probe(in), ref, normalized, what));
+      // The read-outs are not trivially small: at step 0 the write error is ‖v_0‖.
+      EXPECT_GT(*std::max_element(ref.state_norm.begin(), ref.state_norm.end()), 0.1) << what;
+      EXPECT_GT(ref.write_error[0], 0.1) << what;
+    }
+  std::printf("  worst scaled error of the probe against the direct recurrence: %.2e\n", worst);
+}
+
+TEST(LinearRecurrenceProbe, LeavesOutputsAndSavedStatesBitIdenticalAndAgreesAfterEveryForm) {
+  for (const Case& kind : probe_cases()) {
+    Inputs in(kind, 11, 4, 61);
+    const bool normalized = !in.floor.empty();
+    const ProbeOut ref = naive_probe(in);
+    for (const LinearForm form : forms_for(kind)) {
+      const Forward before = run_forward(in, form);
+      const auto q = in.q, k = in.k, v = in.v, a = in.a, b = in.b, c = in.c, floor = in.floor;
+      const ProbeOut got = run_probe(in);
+      const char* form_names[] = {"recurrent", "parallel", "chunkwise"};
+      const std::string what = kind.name() + " after the " + form_names[int(form)] + " form";
+      EXPECT_EQ(in.y, before.y) << what;
+      EXPECT_EQ(in.boundary, before.boundary) << what;
+      EXPECT_EQ(in.final_state, before.final_state) << what;
+      EXPECT_TRUE(in.q == q && in.k == k && in.v == v && in.a == a && in.b == b && in.c == c &&
+                  in.floor == floor)
+          << what << ": an input changed";
+      // Each form saves its own rounding of the boundary states; the read-outs agree to it.
+      probe_error(got, ref, normalized, what);
+    }
+  }
+}
+
+TEST(LinearRecurrenceProbe, AnySubsetOfReadOutsMayBeRequested) {
+  Inputs in({Cell::mlstm, false}, 9, 4, 62);
+  const auto p = in.params();
+  linear_recurrence_fwd(p);
+  std::vector<double> state_norm(in.a.size(), -1.0);
+  LinearRecurrenceProbe<double> probe;
+  probe.state_norm = state_norm.data();  // normalized, but the normalizer's read-outs not wanted
+  std::vector<double> work(size_t(linear_recurrence_work_size(p)));
+  linear_recurrence_probe(p, probe, work.data());
+  EXPECT_LE(scaled_error(state_norm, naive_probe(in).state_norm, state_norm.size()), 1e-10);
+  EXPECT_NO_THROW(linear_recurrence_probe(p, LinearRecurrenceProbe<double>{}, work.data()));
+}
+
+TEST(LinearRecurrenceProbe, MissingBoundaryNormalizerOrWorkIsAShapeError) {
+  Inputs gdn({Cell::gdn, false}, 9, 4, 63);
+  linear_recurrence_fwd(gdn.params());
+  ProbeOut out(gdn.a.size());
+  std::vector<double> work(size_t(linear_recurrence_work_size(gdn.params())));
+  auto p = gdn.params();
+  p.boundary = nullptr;  // three chunks cannot be recomputed without their start states
+  EXPECT_THROW(linear_recurrence_probe(p, out.view(false), work.data()), ShapeError);
+  LinearRecurrenceProbe<double> probe;
+  probe.normalizer_norm = out.normalizer_norm.data();  // no floor, so no normalizer
+  EXPECT_THROW(linear_recurrence_probe(gdn.params(), probe, work.data()), ShapeError);
+  probe = {};
+  probe.n_dot_q = out.n_dot_q.data();
+  EXPECT_THROW(linear_recurrence_probe(gdn.params(), probe, work.data()), ShapeError);
+  EXPECT_THROW(linear_recurrence_probe<double>(gdn.params(), out.view(false), nullptr), ShapeError);
+  p = gdn.params();
+  p.chunk = 0;
+  EXPECT_THROW(linear_recurrence_probe(p, out.view(false), work.data()), ShapeError);
+  // One chunk starts from zero: no boundary needed.
+  Inputs short_gdn({Cell::gdn, false}, 4, 4, 64);
+  p = short_gdn.params();
+  p.boundary = nullptr;
+  linear_recurrence_fwd(p);
+  ProbeOut got(short_gdn.a.size());
+  std::vector<double> short_work(size_t(linear_recurrence_work_size(p)));
+  EXPECT_NO_THROW(linear_recurrence_probe(p, got.view(false), short_work.data()));
+  probe_error(got, naive_probe(short_gdn), false, "gdn T=4 chunk=4 without boundary");
+}
+
 }  // namespace
 }  // namespace statelab::cpu

@@ -52,14 +52,20 @@ TEST_F(LabCommand, TrainWritesTheRunDirectoryContractAndEvalReproducesIt) {
   EXPECT_EQ(config["model"]["ffn_factor"], 4.0 / 3);  // defaults filled in
   std::istringstream metrics(slurp(dir_ / "run/metrics.jsonl"));
   std::string line;
-  int lines = 0;
+  int lines = 0, summaries = 0;
   while (std::getline(metrics, line)) {
     const auto m = nlohmann::json::parse(line);
-    for (const char* key : {"step", "loss", "train_accuracy", "lr", "tokens_per_s", "elapsed_s"})
+    EXPECT_TRUE(m.contains("step")) << line;
+    if (m.contains("probes")) {  // the probe summary at the end of training
+      ++summaries;
+      continue;
+    }
+    for (const char* key : {"loss", "train_accuracy", "lr", "tokens_per_s", "elapsed_s"})
       EXPECT_TRUE(m.contains(key)) << key;
     ++lines;
   }
   EXPECT_EQ(lines, 2);
+  EXPECT_EQ(summaries, 1);
   const auto eval = nlohmann::json::parse(slurp(dir_ / "run/eval.json"));
   EXPECT_EQ(eval["task"], "parity");
   EXPECT_EQ(eval["cell"], "slstm");
@@ -171,7 +177,8 @@ TEST_F(LabCommand, ForceReplacesAnEarlierRunsFilesAndKeepsOthers) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(nlohmann::json::parse(slurp(dir_ / "run/config.json"))["train"]["steps"], 2);
   const std::string metrics = slurp(dir_ / "run/metrics.jsonl");
-  EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 1) << "the earlier run's lines are gone";
+  // One logged step and the closing probe summary: the earlier run's lines are gone.
+  EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 2) << metrics;
   EXPECT_EQ(slurp(dir_ / "run/notes.txt"), "keep me");
   EXPECT_FALSE(fs::exists(dir_ / "run/checkpoints/step-000000004.safetensors"))
       << "a checkpoint of the earlier run would be resumed from";

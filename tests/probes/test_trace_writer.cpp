@@ -28,6 +28,7 @@
 #include "lab/files.hpp"
 #include "lab/safetensors.hpp"
 #include "probes/trace_writer.hpp"
+#include "tests/support/python.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace statelab {
@@ -36,6 +37,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using safetensors::DType;
+using statelab::testing::numpy_python;
+using statelab::testing::quote;
+using statelab::testing::run_ok;
 using statelab::testing::TempDir;
 
 const std::vector<std::string> kFinalNames = {"manifest.json", "traces.npz",
@@ -46,10 +50,10 @@ const std::vector<std::string> kFinalNames = {"manifest.json", "traces.npz",
 struct Example {
   std::vector<TraceArray> arrays = {
       {"blocks.0.forget_gate", {"sample", "time", "head"}, {2, 5, 3}, DType::F32,
-       "mean forget gate over the head's units, in (0, 1)"},
-      {"blocks.0.cell_norm", {"time"}, {7}, DType::F32, "L2 norm of the cell state"},
-      {"tokens", {"sample", "time"}, {2, 5}, DType::I32, "input token id"},
-      {"blocks.1.unused", {"sample", "head"}, {0, 4}, DType::F32, "an array with no elements"}};
+       "mean forget gate over the head's units, in (0, 1)", "gate"},
+      {"blocks.0.cell_norm", {"time"}, {7}, DType::F32, "L2 norm of the cell state", ""},
+      {"tokens", {"sample", "time"}, {2, 5}, DType::I32, "input token id", ""},
+      {"blocks.1.unused", {"sample", "head"}, {0, 4}, DType::F32, "an array with no elements", ""}};
   std::vector<float> gate;       // [2, 5, 3]
   std::vector<float> norm;       // [7]
   std::vector<int32_t> tokens;   // [2, 5]
@@ -148,41 +152,13 @@ TEST(TraceWriter, InterleavedAppendsRoundTripThroughSafetensorsAndManifest) {
   for (const auto& item : kInfo.items()) EXPECT_EQ(m.at(item.key()), item.value()) << item.key();
   ASSERT_EQ(m.at("arrays").size(), e.arrays.size());
   for (const TraceArray& a : e.arrays) {
-    const json want = {{"shape", a.shape},
-                       {"axes", a.axes},
-                       {"dtype", safetensors::dtype_name(a.dtype)},
-                       {"meaning", a.meaning}};
+    json want = {{"shape", a.shape},
+                 {"axes", a.axes},
+                 {"dtype", safetensors::dtype_name(a.dtype)},
+                 {"meaning", a.meaning}};
+    if (!a.kind.empty()) want["kind"] = a.kind;  // only where the caller gave one
     EXPECT_EQ(m.at("arrays").at(a.name), want) << a.name;
   }
-}
-
-// Single-quoted for /bin/sh, so paths with spaces or quotes survive std::system.
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-bool run_ok(const std::string& command) {
-  int rc = std::system(command.c_str());
-  return rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
-}
-
-// The first Python that imports numpy: the venv test_safetensors_python.cpp builds (it installs
-// numpy), the python3 on PATH, then Debian's, whose python3-numpy a PATH Python (pyenv, conda)
-// does not see. Empty, with what was tried in `why`, when none does.
-std::string numpy_python(std::string* why) {
-  const char* env_dir = std::getenv("STATELAB_PYENV");
-  const fs::path venv = (env_dir != nullptr && *env_dir != '\0') ? fs::path(env_dir)
-                                                                  : fs::current_path() / "pyenv";
-  for (const std::string& python : {(venv / "bin" / "python").string(), std::string("python3"),
-                                    std::string("/usr/bin/python3")}) {
-    if (run_ok(quote(python) + " -c 'import numpy' >/dev/null 2>&1")) return python;
-    *why += (why->empty() ? "" : ", ") + python;
-  }
-  *why = "no Python with numpy (tried " + *why +
-         "); install python3-numpy (scripts/setup.sh --tests)";
-  return "";
 }
 
 // Reports what numpy.load sees and each member's raw NPY header, as JSON on stdout.
@@ -427,7 +403,7 @@ TEST(TraceWriter, FailedWritesAreIoErrorsNamingTheFileAndLeaveNoFile) {
   TempDir tmp;
   const int64_t n = int64_t{1} << 18;  // 1 MiB of F32
   const std::vector<float> data(size_t(n), 0.5f);
-  const std::vector<TraceArray> arrays = {{"blocks.0.gate", {"unit"}, {n}, DType::F32, "gate"}};
+  const std::vector<TraceArray> arrays = {{"blocks.0.gate", {"unit"}, {n}, DType::F32, "gate", "gate"}};
   {
     TraceWriter w(tmp.path(), arrays, kInfo);
     std::string msg;
@@ -476,8 +452,8 @@ TEST(TraceWriter, PeakMemoryStaysFlatOverA64MiBExportIn1MiBAppends) {
   std::vector<float> f(kChunk);
   std::vector<int32_t> n(kChunk);
   const std::vector<TraceArray> arrays = {
-      {"blocks.0.input_gate", {"step", "unit"}, {kRows, kChunk}, DType::F32, "gate"},
-      {"blocks.0.argmax", {"step", "unit"}, {kRows, kChunk}, DType::I32, "index"}};
+      {"blocks.0.input_gate", {"step", "unit"}, {kRows, kChunk}, DType::F32, "gate", "gate"},
+      {"blocks.0.argmax", {"step", "unit"}, {kRows, kChunk}, DType::I32, "index", ""}};
   TempDir tmp;
   {
     std::ofstream clear("/proc/self/clear_refs");
