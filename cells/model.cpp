@@ -75,7 +75,7 @@ Model<S>::Model(const ModelConfig& cfg, int vocab, int64_t max_forward_tokens,
   dnormed_ = arena_.reserve(D, SlotUse::backward);
   grad_a_ = arena_.reserve(D, SlotUse::backward);
   grad_b_ = arena_.reserve(D, SlotUse::backward);
-  params_.allocate(exec_);
+  params_.allocate(exec_, max_backward_tokens > 0);
   arena_.allocate(exec_, max_forward_tokens, max_backward_tokens);
   if (exec_.on_cuda()) {
     device_tokens_.allocate(exec_, max_forward_tokens);

@@ -21,8 +21,9 @@ namespace statelab {
 template <typename S>
 class Model {
  public:
-  // max_forward_tokens / max_backward_tokens bound B·T of any forward / backward pass. ex picks
-  // the device; a CUDA one must outlive the model.
+  // max_forward_tokens / max_backward_tokens bound B·T of any forward / backward pass; 0 backward
+  // tokens make a forward-only model, without gradients or optimizer moments. ex picks the
+  // device; a CUDA one must outlive the model.
   Model(const ModelConfig& cfg, int vocab, int64_t max_forward_tokens,
         int64_t max_backward_tokens, const Exec& ex = {});
 

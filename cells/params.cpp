@@ -32,7 +32,7 @@ ParamId ParamStore<S>::add(const std::string& name, Shape shape, InitFn init_fn,
 }
 
 template <typename S>
-void ParamStore<S>::allocate(const Exec& ex) {
+void ParamStore<S>::allocate(const Exec& ex, bool trainable) {
   SL_CHECK(!allocated_, "ParamStore allocated twice");
   int64_t offset = 0;
   for (bool decay : {true, false}) {
@@ -43,9 +43,10 @@ void ParamStore<S>::allocate(const Exec& ex) {
       }
     if (decay) decay_size_ = offset;
   }
-  for (Buffer<S>* b : {&values_, &grads_, &m_, &v_}) b->allocate(ex, offset);
+  trainable_ = trainable;
+  for (Buffer<S>* b : buffers()) b->allocate(ex, offset);
   if (ex.on_cuda())
-    for (auto& mirror : mirrors_) mirror.assign(size_t(offset), S(0));
+    for (size_t i = 0; i < buffers().size(); ++i) mirrors_[i].assign(size_t(offset), S(0));
   allocated_ = true;
 }
 
@@ -70,14 +71,14 @@ template <typename S>
 void ParamStore<S>::to_host() {
   if (!values_.on_cuda()) return;
   int which = 0;
-  for (Buffer<S>* b : {&values_, &grads_, &m_, &v_}) b->to_host(mirrors_[which++].data(), size());
+  for (Buffer<S>* b : buffers()) b->to_host(mirrors_[which++].data(), size());
 }
 
 template <typename S>
 void ParamStore<S>::to_device() {
   if (!values_.on_cuda()) return;
   int which = 0;
-  for (Buffer<S>* b : {&values_, &grads_, &m_, &v_}) b->from_host(mirrors_[which++].data(), size());
+  for (Buffer<S>* b : buffers()) b->from_host(mirrors_[which++].data(), size());
 }
 
 template <typename S>
@@ -89,7 +90,14 @@ int64_t ParamStore<S>::count() const {
 
 template <typename S>
 void ParamStore<S>::zero_grads() {
+  SL_CHECK(trainable_, "zero_grads on a forward-only ParamStore");
   grads_.zero();
+}
+
+template <typename S>
+std::vector<Buffer<S>*> ParamStore<S>::buffers() {
+  if (!trainable_) return {&values_};
+  return {&values_, &grads_, &m_, &v_};
 }
 
 template class ParamStore<float>;

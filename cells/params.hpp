@@ -44,12 +44,15 @@ class ParamStore {
  public:
   // Declares a parameter; names must be unique. Valid only before allocate().
   ParamId add(const std::string& name, Shape shape, InitFn init, bool decay);
-  // Lays out and zero-fills every buffer on ex's device; after this, views are stable.
-  void allocate(const Exec& ex = {});
+  // Lays out and zero-fills every buffer on ex's device; after this, views are stable. A store
+  // that is not `trainable` (a forward-only model: probes, evaluation copies) holds the values
+  // alone: no gradients, no optimizer moments.
+  void allocate(const Exec& ex = {}, bool trainable = true);
   // Fills parameters from (seed, kStreamInit, parameter number) and zeroes the rest.
   void initialize(uint64_t seed);
 
   bool allocated() const { return allocated_; }
+  bool trainable() const { return trainable_; }
   bool on_cuda() const { return values_.on_cuda(); }
   int64_t size() const { return values_.size(); }  // buffer length, padding included
   int64_t count() const;                           // parameters, padding excluded
@@ -85,11 +88,13 @@ class ParamStore {
   const S* host(const Buffer<S>& b, int which) const {
     return b.on_cuda() ? mirrors_[which].data() : b.data();
   }
+  std::vector<Buffer<S>*> buffers();  // the allocated ones, values first
   std::vector<ParamInfo> infos_;
   Buffer<S> values_, grads_, m_, v_;  // 64-byte aligned on the CPU: see kernels/aligned.hpp
   std::vector<S> mirrors_[4];         // host copies of values, grads, m, v on a GPU
   int64_t decay_size_ = 0;
   bool allocated_ = false;
+  bool trainable_ = true;
 };
 
 }  // namespace statelab

@@ -143,8 +143,10 @@ TrainState load_checkpoint(const std::string& path, Model<float>& model, const R
                   "this run's config.json; refusing to mix them");
   auto& ps = model.params();
   load_parameters(contents, ps, ps.host_values(), "param.", path);
-  load_parameters(contents, ps, ps.host_moment1(), "adam_m.", path);
-  load_parameters(contents, ps, ps.host_moment2(), "adam_v.", path);
+  if (ps.trainable()) {  // a forward-only model takes the parameters alone
+    load_parameters(contents, ps, ps.host_moment1(), "adam_m.", path);
+    load_parameters(contents, ps, ps.host_moment2(), "adam_v.", path);
+  }
   ps.to_device();
   return state_from_json(metadata(contents, "state", path), path);
 }

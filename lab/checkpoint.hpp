@@ -21,7 +21,8 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir);
 
 void save_checkpoint(const std::string& run_dir, Model<float>& model, const TrainState& state,
                      const RunConfig& cfg);
-// Reads one checkpoint into `model` and returns its state. Throws IoError naming the file when
+// Reads one checkpoint into `model` (parameters, and the AdamW moments unless the model is
+// forward-only) and returns its state. Throws IoError naming the file when
 // it is corrupt, misses a tensor, or was written by a run with another config.
 TrainState load_checkpoint(const std::string& path, Model<float>& model, const RunConfig& cfg);
 // Removes all but the newest `keep` checkpoints.

@@ -60,17 +60,14 @@ std::string gib(double bytes) {
   return text;
 }
 
-// Before anything of that size is allocated: the inputs themselves and one probe pass.
-void check_memory(LoadedRun& run, int64_t samples, int64_t T, int64_t group_tokens,
-                  int64_t map_max) {
-  const int64_t group = std::clamp<int64_t>(group_tokens / T, 1, samples);
-  const int64_t need =
-      probe_bytes_needed(run, group * T, T, map_max) + samples * T * 4 * int64_t(sizeof(int32_t));
+// Before anything of that size is allocated: the inputs themselves and a pass of one sample.
+void check_memory(LoadedRun& run, int64_t samples, int64_t T, int64_t map_max) {
+  const int64_t one = probe_bytes_per_sample(run, T, map_max);
+  const int64_t need = one + samples * T * 4 * int64_t(sizeof(int32_t));
   const int64_t have = available_memory();
   if (have > 0 && need > have)
-    throw ConfigError("--length " + std::to_string(T) + ": a probe pass of " +
-                      std::to_string(group) + " sample(s) of this model needs " +
-                      gib(double(need)) + " (" + std::to_string(need / (group * T)) +
+    throw ConfigError("--length " + std::to_string(T) + ": a probe pass of one sample of this " +
+                      "model needs " + gib(double(need)) + " (" + std::to_string(one / T) +
                       " bytes per token), but " + gib(double(have)) +
                       " are available; probe a shorter length");
 }
@@ -202,14 +199,14 @@ int run_probe(const ProbeOptions& o) {
   std::string what;
   if (!o.input.empty()) {
     inputs = typed_input(task, readout, o.input);
-    check_memory(run, 1, inputs.length, ex.group_tokens, ex.attention_map_max_length);
+    check_memory(run, 1, inputs.length, ex.attention_map_max_length);
     what = "the typed input (" + std::to_string(inputs.length) + " tokens)";
   } else {
     const int length = o.length > 0 ? o.length : cfg.eval.lengths[1];
     if (!task.accepts_length(length))
       throw ConfigError("--length " + std::to_string(length) + ": " + task.name() + " accepts " +
                         task.length_rule());
-    check_memory(run, o.samples, length, ex.group_tokens, ex.attention_map_max_length);
+    check_memory(run, o.samples, length, ex.attention_map_max_length);
     Rng rng(seed, kStreamEvalData, uint64_t(length));
     task.sample(rng, o.samples, length, readout, inputs);
     what = std::to_string(o.samples) + " held-out samples of length " + std::to_string(length) +

@@ -22,8 +22,10 @@ namespace {
 
 // Small passes (size estimates, typed inputs) fit without a rebuild.
 constexpr int64_t kInitialTokens = 64;
-// Rows per forward while fitting the read-outs (training lengths are short).
+// Rows per forward while fitting the read-outs, at most (training lengths are short).
 constexpr int kFitRows = 64;
+// What one pass may take while fitting (export passes have ProbeExportOptions::memory_budget).
+constexpr int64_t kFitBudget = int64_t(256) << 20;
 
 std::unique_ptr<Model<float>> cpu_model(const RunConfig& cfg, const Task& task, int64_t tokens) {
   return std::make_unique<Model<float>>(cfg.model, task.vocab().size(), tokens, 0);
@@ -78,31 +80,33 @@ LoadedRun load_run(const std::string& dir) {
 
 void reserve_tokens(LoadedRun& run, int64_t max_tokens) {
   if (max_tokens <= run.capacity) return;
-  auto bigger = cpu_model(run.config, *run.task, max_tokens);
-  std::copy_n(run.model->params().values(), run.model->params().size(), bigger->params().values());
-  run.model = std::move(bigger);
+  // The old model goes before the new one is built, so the two arenas never coexist.
+  std::vector<float> values(run.model->params().values(),
+                            run.model->params().values() + run.model->params().size());
+  run.model.reset();
+  run.model = cpu_model(run.config, *run.task, max_tokens);
+  std::copy(values.begin(), values.end(), run.model->params().values());
   run.capacity = max_tokens;
 }
 
-int64_t probe_bytes_needed(LoadedRun& run, int64_t tokens, int64_t T, int64_t map_max_length) {
-  auto small = cpu_model(run.config, *run.task, kInitialTokens);
-  const double arena_per_token = double(small->arena_bytes()) / double(kInitialTokens);
+int64_t probe_bytes_per_sample(LoadedRun& run, int64_t T, int64_t map_max_length) {
+  const double arena_per_token = double(run.model->arena_bytes()) / double(run.capacity);
   // What the series hold per token, from a short pass (values do not matter, only sizes).
   Batch tiny;
   tiny.resize(1, 8);
   std::fill(tiny.tokens.begin(), tiny.tokens.end(), 1 % run.task->vocab().size());
   tiny.lengths = {8};
-  ProbeSink sink = probe_batch(*small, tiny, 0);
+  ProbeSink sink = probe_batch(*run.model, tiny, 0);
   double series = 0;
   for (const auto& s : sink.series()) series += double(s.values.size());
-  const double per_token =
-      arena_per_token + 2.0 * 4.0 * series / 8.0;  // float series + block copies
+  // The sink's floats, the blocks' copies in the model's scalar, and the hidden states read out.
+  const double per_token = arena_per_token + 2.0 * 4.0 * series / 8.0;
   int64_t maps = 0;
   if (T <= map_max_length)
     for (int i = 0; i < run.model->n_blocks(); ++i)
       if (run.model->block(i).cell() == "transformer")
-        maps += 2 * 4 * run.config.model.heads * T * T * (tokens / T);
-  return int64_t(per_token * double(tokens)) + maps;
+        maps += 2 * 4 * run.config.model.heads * T * T;
+  return int64_t(per_token * double(T)) + maps;
 }
 
 StateReadout fit_state_readout(LoadedRun& run, int samples, uint64_t seed, double lambda) {
@@ -113,14 +117,17 @@ StateReadout fit_state_readout(LoadedRun& run, int samples, uint64_t seed, doubl
   out.fit_lengths = cfg.task.train_lengths;
   out.lambda = lambda;
   const int blocks = run.model->n_blocks();
-  const int64_t D = cfg.model.d_model;
-  reserve_tokens(run, int64_t(kFitRows) * cfg.task.train_lengths[1]);
+  const int64_t D = cfg.model.d_model, hi = cfg.task.train_lengths[1];
+  const int rows = int(std::clamp<int64_t>(
+      kFitBudget / std::max<int64_t>(probe_bytes_per_sample(run, hi, 0), 1), 1, kFitRows));
+  reserve_tokens(run, int64_t(rows) * hi);
   std::vector<std::vector<float>> hidden(static_cast<size_t>(blocks));
+  for (auto& h : hidden) h.reserve(size_t(samples) * size_t(hi) * size_t(D));  // no regrowth
   std::vector<int32_t> labels;
   Batch batch;
-  for (int done = 0, index = 0; done < samples; done += kFitRows, ++index) {
+  for (int done = 0, index = 0; done < samples; done += rows, ++index) {
     Rng rng(seed, kStreamProbeFit, uint64_t(index));
-    task.sample_mixed(rng, std::min(kFitRows, samples - done), cfg.task.train_lengths[0],
+    task.sample_mixed(rng, std::min(rows, samples - done), cfg.task.train_lengths[0],
                       cfg.task.train_lengths[1], readout_from_name(cfg.task.readout), batch);
     run.model->forward(batch.tokens.data(), {batch.batch, batch.length, nullptr});
     gather_hidden(*run.model, batch, hidden, labels);
@@ -137,7 +144,9 @@ StateReadout fit_state_readout(LoadedRun& run, int samples, uint64_t seed, doubl
 ProbeExportResult export_probes(LoadedRun& run, const StateReadout& readout, const Batch& inputs,
                                 const ProbeExportOptions& o) {
   const int64_t T = inputs.length, N = inputs.batch;
-  const int64_t group = std::clamp<int64_t>(o.group_tokens / T, 1, N);
+  const int64_t per_sample = probe_bytes_per_sample(run, T, o.attention_map_max_length);
+  const int64_t group =
+      std::clamp<int64_t>(o.memory_budget / std::max<int64_t>(per_sample, 1), 1, N);
   const int layers = run.model->n_blocks();
   const int64_t D = run.config.model.d_model;
   reserve_tokens(run, group * T);

@@ -50,7 +50,8 @@ StateReadout fit_state_readout(LoadedRun& run, int samples, uint64_t seed, doubl
 struct ProbeExportOptions {
   std::string out_dir;
   int64_t attention_map_max_length = 128;
-  int64_t group_tokens = 4096;   // tokens per probe pass (at least one whole sample)
+  // Bytes one probe pass may take: as many samples go through at once as fit (at least one).
+  int64_t memory_budget = int64_t(256) << 20;
   nlohmann::json manifest_info;  // the run's and the input's description (TraceWriter)
 };
 
@@ -69,9 +70,8 @@ struct ProbeExportResult {
 ProbeExportResult export_probes(LoadedRun& run, const StateReadout& readout, const Batch& inputs,
                                 const ProbeExportOptions& o);
 
-// Bytes one probe pass of `tokens` tokens of sequences of length T needs on this model (the
-// activation arena, the probe series and their copies); used to refuse a length before
-// allocating it.
-int64_t probe_bytes_needed(LoadedRun& run, int64_t tokens, int64_t T, int64_t map_max_length);
+// Bytes a probe pass needs per sample of length T on this model (the activation arena, the probe
+// series and their copies); used to size the passes and to refuse a length before allocating it.
+int64_t probe_bytes_per_sample(LoadedRun& run, int64_t T, int64_t map_max_length);
 
 }  // namespace statelab
