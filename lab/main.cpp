@@ -6,6 +6,7 @@
 
 #include "kernels/error.hpp"
 #include "lab/commands.hpp"
+#include "lab/sweep_command.hpp"
 #include "probes/probe_command.hpp"
 #include "probes/training_summary.hpp"
 
@@ -71,6 +72,29 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   pr->add_option("--device", probe.device, "Probes compute on the CPU: cpu or auto");
 
+  SweepOptions sweep;
+  auto* sw = app.add_subcommand(
+      "sweep", "Run a grid of training runs (cells x tasks x seeds x ...) to completion, resumably, "
+               "then print a table and write report.html");
+  sw->add_option("sweep", sweep.sweep_file, "Sweep file (see presets/sweeps/)")->required();
+  sw->add_option("--out", sweep.out, "Sweep directory (default: sweeps/<sweep name>)");
+  auto* sw_device = sw->add_option(
+      "--device", sweep.device, "auto (a GPU if present, else the CPU), cpu or cuda:N");
+  sw->add_option("--devices", sweep.devices, "all: one worker group per GPU of this host")
+      ->excludes(sw_device);
+  sw->add_option("--jobs", sweep.jobs,
+                 "Runs at once per device (default: one per core on the CPU, 4 per GPU)");
+  sw->add_flag("--dry-run", sweep.dry_run, "Print the grid, what is done and an estimate; run nothing");
+  sw->add_option("--shard", sweep.shard,
+                 "I/N: run only the grid cells with index I mod N (job arrays; then --merge)");
+  sw->add_flag("--merge", sweep.merge,
+               "Collect the runs the shards finished into results.jsonl and the report");
+  sw->add_flag("--retry-failed", sweep.retry_failed, "Run the grid cells that failed again");
+
+  std::string report_dir;
+  auto* rp = app.add_subcommand("report", "Rebuild a sweep's table, report.html and report.md");
+  rp->add_option("sweep_dir", report_dir, "Sweep directory written by lab sweep")->required();
+
   TasksOptions tasks;
   auto* k = app.add_subcommand("tasks", "List the tasks, or print labelled samples of one");
   k->add_option("task", tasks.task, "Task name (omit to list every task with three examples)");
@@ -110,6 +134,8 @@ int main(int argc, char** argv) {
     if (e->parsed()) return run_eval(eval);
     if (k->parsed()) return run_tasks(tasks);
     if (pr->parsed()) return run_probe(probe);
+    if (sw->parsed()) return run_sweep(sweep);
+    if (rp->parsed()) return run_report(report_dir);
     if (st->parsed()) return run_selftest(selftest);
     if (b->parsed()) return run_bench(bench);
     return run_devices();

@@ -186,6 +186,8 @@ int run_train(const TrainOptions& o) {
                            {"stop_reason", outcome.stop_reason},
                            {"skipped_steps", trainer.state().skipped_steps},
                            {"seconds", trainer.state().elapsed_s + train_s}};
+  eval_json["eval_seconds"] = eval_s;
+  eval_json["device"] = trainer.device().spec;
   write_file_atomic(dir + "/eval.json", eval_json.dump(2) + "\n");
   if (outcome.stop_reason != "completed")
     std::printf("stopped after step %d: %s\n", outcome.steps_run, outcome.stop_reason.c_str());

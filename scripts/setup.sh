@@ -3,7 +3,8 @@
 # nothing else: a no-op when everything is present. Used by both README commands.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config libeigen3-dev nlohmann-json3-dev libcli11-dev libzip-dev)
+packages=(cmake ninja-build g++ pkg-config libeigen3-dev nlohmann-json3-dev libcli11-dev libzip-dev
+          libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--tests" ]]; then
   packages+=(libgtest-dev python3 python3-venv python3-numpy)
 fi
