@@ -12,6 +12,7 @@
 
 int main(int argc, char** argv) {
   using namespace statelab;
+  die_with_parent_if_asked();
   CLI::App app{"StateLab: train sequence models on state-tracking tasks and measure how far they "
                "generalize in length"};
   app.require_subcommand(1);

@@ -4,7 +4,9 @@
 // directory is exactly what `lab train` writes.
 #include "lab/sweep_command.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +37,8 @@
 #include "lab/sweep_spec.hpp"
 
 namespace statelab {
+
+extern "C" char** environ;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -206,23 +210,31 @@ std::string failure_reason(const std::string& log, int status) {
   return why.empty() ? code : why + " (" + code + ")";
 }
 
+// posix_spawn rather than fork: a sweep that has opened a GPU maps a huge address space, which
+// fork would copy for every run. The run dies with the sweep through kDieWithParentVariable (see
+// lab/main.cpp), and SIGTERM makes it checkpoint first, so a rerun resumes it.
 pid_t spawn_run(const std::vector<std::string>& args, const std::string& log) {
-  const pid_t pid = fork();
-  if (pid < 0) throw IoError(std::string("fork failed: ") + std::strerror(errno));
-  if (pid > 0) return pid;
-  // The child: dies with the sweep (SIGTERM checkpoints the run, so a rerun resumes it).
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  FILE* f = std::fopen(log.c_str(), "w");
-  if (f) {
-    dup2(fileno(f), STDOUT_FILENO);
-    dup2(fileno(f), STDERR_FILENO);
-  }
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  std::vector<std::string> env_storage = {std::string(kDieWithParentVariable) + "=" +
+                                          std::to_string(getpid())};
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, kDieWithParentVariable, std::strlen(kDieWithParentVariable)) != 0)
+      env_storage.push_back(*e);
+  std::vector<char*> envp, argv;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> arg_storage = args;
+  for (auto& a : arg_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
-  execv("/proc/self/exe", argv.data());
-  std::fprintf(stderr, "lab: error: cannot start %s: %s\n", args[0].c_str(), std::strerror(errno));
-  _exit(127);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw IoError("cannot start a run (" + log + "): " + std::strerror(rc));
+  return pid;
 }
 
 std::vector<std::string> row_axes_of(const SweepSpec& spec) {
@@ -285,6 +297,14 @@ void print_dry_run(const std::vector<GridCell>& cells, const std::set<std::strin
 }
 
 }  // namespace
+
+void die_with_parent_if_asked() {
+  const char* parent = std::getenv(kDieWithParentVariable);
+  if (!parent) return;
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // The sweep may have died before the line above: then nobody will send the signal.
+  if (std::to_string(getppid()) != parent) kill(getpid(), SIGTERM);
+}
 
 int run_sweep(const SweepOptions& o) {
   if (!o.device.empty() && !o.devices.empty())
@@ -394,6 +414,7 @@ int run_sweep(const SweepOptions& o) {
               slots.size(), slots.front().device.c_str(), out.c_str());
   std::fflush(stdout);
 
+  const auto loop_start = Clock::now();
   size_t next = 0, finished = 0, failures = 0;
   double waiting_s = 0, run_total_s = 0, run_inner_s = 0;
   std::string gathered;  // this process's new lines, for rank 0
@@ -449,8 +470,14 @@ int run_sweep(const SweepOptions& o) {
     slot->pid = 0;
     const std::string run = out + "/runs/" + c.dir_name;
     const std::string log = out + "/logs/" + c.dir_name + ".log";
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 130) {
-      interrupted = true;  // checkpointed: the next run of the sweep resumes it
+    // Stopped by a signal, its own (130: checkpointed) or one that killed it (the sweep's stop
+    // reaching it outside training): unfinished, so the next run of the sweep resumes or
+    // restarts it. Only a kill no one asked for (SIGKILL by the OOM killer, a crash) is a failure.
+    const bool stopped =
+        (WIFEXITED(status) && WEXITSTATUS(status) == 130) ||
+        (WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT));
+    if (stopped) {
+      interrupted = true;
       continue;
     }
     json line;
@@ -465,7 +492,10 @@ int run_sweep(const SweepOptions& o) {
     record(c, line);
     ++finished;
     measured += wall, ++measured_n;
-    std::printf("[%zu/%zu] %s %s: ", finished, mine.size(),
+    // One process sees the whole grid; a rank or a shard counts its own share.
+    const bool whole = !cluster.mpi && o.shard.empty();
+    std::printf("[%zu/%zu%s] %s %s: ", whole ? done.size() + finished : finished,
+                whole ? cells.size() : mine.size(), whole ? "" : " of this share",
                 line["status"] == "ok" ? "ok    " : "FAILED", c.label.c_str());
     if (line["status"] == "ok")
       std::printf("scaled accuracy beyond training %.3f, solved up to %d (%s)",
@@ -497,17 +527,18 @@ int run_sweep(const SweepOptions& o) {
         append_line(results_path, text);
     }
   }
-  const double sweep_s = seconds_since(sweep_start);
+  const double loop_s = seconds_since(loop_start);
   if (finished > 0 && run_total_s > 0) {
-    // Everything but training and evaluation: process start, model setup, files, scheduling.
+    // Everything but training and evaluation: each run's process start and setup (spread over
+    // the slots that ran them side by side), and the sweep's own scheduling and files.
     const double setup_s = run_total_s - run_inner_s;
-    const double own_s = sweep_s - waiting_s;
+    const double own_s = loop_s - waiting_s;
+    const double share = (setup_s / double(slots.size()) + own_s) / loop_s;
     std::printf(
-        "\n%zu run(s) in %s; overhead %.1f%% (runs' setup %.1f s of %.1f s, sweep's own "
-        "work %.2f s)\n",
-        finished, format_duration(sweep_s).c_str(),
-        100.0 * (setup_s + own_s * double(slots.size())) / run_total_s, setup_s, run_total_s,
-        own_s);
+        "\n%zu run(s) in %s; overhead %.1f%% of the wall time (runs' setup %.1f s of "
+        "their %.1f s, the sweep's own work %.2f s)\n",
+        finished, format_duration(seconds_since(sweep_start)).c_str(), 100.0 * share, setup_s,
+        run_total_s, own_s);
   }
   if (cluster.rank == 0 && o.shard.empty())
     write_reports(out, spec, cells, read_results(results_path));

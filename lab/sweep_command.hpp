@@ -22,6 +22,11 @@ struct SweepOptions {
 // are recorded), 130 when interrupted (rerun the command to continue).
 int run_sweep(const SweepOptions& o);
 
+// A run the sweep starts gets this variable set to the sweep's pid; die_with_parent_if_asked(),
+// called first thing in main, makes such a process receive SIGTERM when the sweep dies.
+constexpr const char* kDieWithParentVariable = "STATELAB_DIE_WITH_PARENT";
+void die_with_parent_if_asked();
+
 // Rebuilds report.html, report.md and results.csv of a sweep directory and prints the table.
 int run_report(const std::string& sweep_dir);
 

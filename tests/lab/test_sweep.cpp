@@ -254,6 +254,32 @@ TEST(SweepRun, AKilledSweepResumesWithoutLostOrDuplicatedResultsAndATornLineIsDr
   EXPECT_EQ(text.back(), '\n');
 }
 
+TEST(SweepRun, AStoppedSweepRecordsNoRunItStoppedAsFailedAndExits130) {
+  TempDir dir;
+  const std::string sweep = write_sweep(dir, "s.json", tiny_sweep({1, 2, 3}, 400));
+  const std::string out = dir / "out";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string log = dir / "first.log";
+    freopen(log.c_str(), "w", stdout);
+    execl(STATELAB_LAB_BINARY, "lab", "sweep", sweep.c_str(), "--out", out.c_str(), "--jobs", "2",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // SIGTERM reaches the runs wherever they are: starting up, training or evaluating.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130) << read_file(dir / "first.log");
+  for (const auto& l : results(out)) EXPECT_EQ(l.at("status"), "ok") << l.dump();
+  const auto r = run_lab("sweep " + sweep + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(results(out).size(), 6u);
+}
+
 TEST(SweepRun, ShardsMergedGiveWhatOneSweepGives) {
   TempDir dir;
   const std::string sweep = write_sweep(dir, "s.json", tiny_sweep({1, 2}));
