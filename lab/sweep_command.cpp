@@ -391,11 +391,12 @@ int run_sweep(const SweepOptions& o) {
   }
 
   // The CUDA kernels are checked once per build and device here, not by every run at once.
-  std::set<std::string> checked;
+  std::set<std::string> precisions, checked;
+  for (size_t i : mine) precisions.insert(cells[i].config.precision);
   for (const auto& s : slots)
-    if (s.device != "cpu" && checked.insert(s.device).second)
-      ensure_selftest(open_device(
-          s.device, precision_from_name(spec.base.value("precision", "fp32")), "--device"));
+    for (const auto& precision : precisions)
+      if (s.device != "cpu" && checked.insert(s.device + " " + precision).second)
+        ensure_selftest(open_device(s.device, precision_from_name(precision), "--device"));
 
   struct sigaction sa {};
   sa.sa_handler = on_sweep_signal;
