@@ -237,28 +237,32 @@ pid_t spawn_run(const std::vector<std::string>& args, const std::string& log) {
   return pid;
 }
 
-std::vector<std::string> row_axes_of(const SweepSpec& spec) {
-  std::vector<std::string> rows;
-  for (const auto& a : spec.axes)
-    if (a.name != "task.name" && a.name != "train.seed") rows.push_back(a.name);
-  return rows;
-}
-
-// results.csv, report.md and report.html from the lines of the grid's cells; prints the table.
-void write_reports(const std::string& out, const SweepSpec& spec,
-                   const std::vector<GridCell>& cells, const std::vector<json>& lines) {
+// results.csv, report.md and report.html from the newest line of each grid cell, in grid order;
+// prints the table. Rows are the axes other than the task and the seed.
+void write_reports(const std::string& out, const std::string& name,
+                   const std::vector<std::string>& axes, const std::vector<std::string>& grid_ids,
+                   const std::vector<json>& lines) {
   const auto latest = by_id(lines);
   SweepReportInput in;
-  in.name = spec.name;
-  in.row_axes = row_axes_of(spec);
-  in.grid_size = int64_t(cells.size());
-  for (const auto& c : cells)
-    if (auto it = latest.find(c.id); it != latest.end()) in.results.push_back(it->second);
+  in.name = name;
+  for (const auto& a : axes)
+    if (a != "task.name" && a != "train.seed") in.row_axes.push_back(a);
+  in.grid_size = int64_t(grid_ids.size());
+  for (const auto& id : grid_ids)
+    if (auto it = latest.find(id); it != latest.end()) in.results.push_back(it->second);
   write_file_atomic(out + "/results.csv", results_csv(in.results));
   write_file_atomic(out + "/report.md", sweep_report_markdown(in));
   write_file_atomic(out + "/report.html", sweep_report_html(in));
   std::printf("\n%s\nwrote %s/{results.jsonl, results.csv, report.html, report.md}\n",
               format_sweep_table(in).c_str(), out.c_str());
+}
+
+void write_reports(const std::string& out, const SweepSpec& spec,
+                   const std::vector<GridCell>& cells, const std::vector<json>& lines) {
+  std::vector<std::string> axes, ids;
+  for (const auto& a : spec.axes) axes.push_back(a.name);
+  for (const auto& c : cells) ids.push_back(c.id);
+  write_reports(out, spec.name, axes, ids, lines);
 }
 
 std::string eta(double per_run_s, size_t left, size_t slots) {
@@ -560,29 +564,11 @@ int run_report(const std::string& sweep_dir) {
   } catch (const json::parse_error& e) {
     throw IoError(record_path + ": not JSON: " + e.what());
   }
-  const auto lines = read_results(sweep_dir + "/results.jsonl");
-  SweepReportInput in;
-  in.name = record.value("name", "");
-  for (const auto& a : record.value("axes", json::array()))
-    if (a != "task.name" && a != "train.seed") in.row_axes.push_back(a.get<std::string>());
-  in.grid_size = int64_t(record.value("grid", json::array()).size());
-  std::set<std::string> grid;
-  for (const auto& g : record.value("grid", json::array())) grid.insert(g.value("id", ""));
-  for (const auto& [id, line] : by_id(lines))
-    if (grid.count(id)) in.results.push_back(line);
-  // First-seen order, as the results file has them.
-  std::vector<json> ordered;
-  std::set<std::string> seen;
-  for (const auto& l : lines)
-    if (grid.count(l.value("id", "")) && seen.insert(l.value("id", "")).second)
-      for (const auto& r : in.results)
-        if (r.value("id", "") == l.value("id", "")) ordered.push_back(r);
-  in.results = ordered;
-  write_file_atomic(sweep_dir + "/results.csv", results_csv(in.results));
-  write_file_atomic(sweep_dir + "/report.md", sweep_report_markdown(in));
-  write_file_atomic(sweep_dir + "/report.html", sweep_report_html(in));
-  std::printf("%s\nwrote %s/{results.csv, report.html, report.md}\n",
-              format_sweep_table(in).c_str(), sweep_dir.c_str());
+  std::vector<std::string> ids;
+  for (const auto& g : record.value("grid", json::array())) ids.push_back(g.value("id", ""));
+  write_reports(sweep_dir, record.value("name", ""),
+                record.value("axes", std::vector<std::string>{}), ids,
+                read_results(sweep_dir + "/results.jsonl"));
   return 0;
 }
 

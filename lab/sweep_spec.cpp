@@ -118,6 +118,13 @@ bool selects(const SweepAxis& axis, size_t choice, const json& wanted) {
   return wanted == axis.values[choice] || axis_label(wanted) == axis.labels[choice];
 }
 
+// Every problem at once, one per line: a sweep is fixed in one edit, not one error at a time.
+[[noreturn]] void reject(const std::string& head, const std::vector<std::string>& problems) {
+  std::string all = head;
+  for (const auto& p : problems) all += "\n  " + p;
+  throw ConfigError(all);
+}
+
 std::string file_safe(const std::string& label) {
   std::string out;
   for (char c : label) {
@@ -203,12 +210,9 @@ std::vector<GridCell> expand_grid(const SweepSpec& spec) {
     check_rule(spec.exclude[i], spec.path + ": /exclude/" + std::to_string(i), false);
   for (size_t i = 0; i < spec.include.size(); ++i)
     check_rule(spec.include[i], spec.path + ": /include/" + std::to_string(i), true);
-  if (!problems.empty()) {
-    std::string all;
-    for (const auto& p : problems) all += "\n  " + p;
-    throw ConfigError(spec.path + ": " + std::to_string(problems.size()) +
-                      " problem(s) in the rules:" + all);
-  }
+  if (!problems.empty())
+    reject(spec.path + ": " + std::to_string(problems.size()) + " problem(s) in the rules:",
+           problems);
 
   // One assignment of a label or value to every axis, per cell.
   std::vector<json> choices;
@@ -286,12 +290,10 @@ std::vector<GridCell> expand_grid(const SweepSpec& spec) {
     }
     cells.push_back(std::move(cell));
   }
-  if (!problems.empty()) {
-    std::string all;
-    for (const auto& p : problems) all += "\n  " + p;
-    throw ConfigError(spec.path + ": " + std::to_string(problems.size()) + " of " +
-                      std::to_string(choices.size()) + " grid cells fail validation:" + all);
-  }
+  if (!problems.empty())
+    reject(spec.path + ": " + std::to_string(problems.size()) + " of " +
+               std::to_string(choices.size()) + " grid cells fail validation:",
+           problems);
   for (size_t i = 0; i < cells.size(); ++i) cells[i].index = int64_t(i);
   return cells;
 }

@@ -112,16 +112,17 @@ void print_decoding(const ProbeExportResult& r, const StateReadout& readout, int
       "\nlatent-state decoding per layer (ridge on the residual stream, fitted on %d "
       "sequences of lengths %d-%d):\n",
       readout.fit_samples, readout.fit_lengths[0], readout.fit_lengths[1]);
-  std::printf("  %-9s %8s %10s %12s %10s\n", "layer", "fit acc", "acc <= ", "acc beyond",
-              "tracks to");
+  const std::string inside_head = "acc 1-" + std::to_string(train_hi);
+  std::printf("  %-9s %8s %10s %12s %10s\n", "layer", "fit acc", inside_head.c_str(),
+              "acc beyond", "tracks to");
   for (size_t l = 0; l < r.decoding_accuracy.size(); ++l) {
     const auto& acc = r.decoding_accuracy[l];
     const double inside = mean_over(acc, 0, size_t(train_hi));
     const double beyond = mean_over(acc, size_t(train_hi), size_t(T));
-    std::printf("  %-9s %8.3f %6.3f@%-3d %12s %10d\n", layer_name(int(l) + 1).c_str(),
-                readout.decoders[l].train_accuracy, inside, train_hi,
-                std::isnan(beyond) ? "-" : std::to_string(beyond).substr(0, 5).c_str(),
-                tracked_up_to(acc));
+    char beyond_text[16] = "-";
+    if (!std::isnan(beyond)) std::snprintf(beyond_text, sizeof beyond_text, "%.3f", beyond);
+    std::printf("  %-9s %8.3f %10.3f %12s %10d\n", layer_name(int(l) + 1).c_str(),
+                readout.decoders[l].train_accuracy, inside, beyond_text, tracked_up_to(acc));
   }
 }
 

@@ -69,6 +69,18 @@ std::map<std::string, json> outcomes(const std::vector<json>& lines) {
   return out;
 }
 
+// `lab sweep` in the background with two slots, its output in `log`; returns its pid.
+pid_t start_sweep(const std::string& sweep, const std::string& out, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen(log.c_str(), "w", stdout);
+    execl(STATELAB_LAB_BINARY, "lab", "sweep", sweep.c_str(), "--out", out.c_str(), "--jobs", "2",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
 // ---- The grid ------------------------------------------------------------------------------
 
 TEST(SweepGrid, ProductRunsInFileOrderWithVariantsLabelledAndIdsFromTheConfig) {
@@ -216,15 +228,8 @@ TEST(SweepRun, AKilledSweepResumesWithoutLostOrDuplicatedResultsAndATornLineIsDr
   TempDir dir;
   const std::string sweep = write_sweep(dir, "s.json", tiny_sweep({1, 2, 3}, 150));
   const std::string out = dir / "out";
-  const pid_t pid = fork();
+  const pid_t pid = start_sweep(sweep, out, dir / "first.log");
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const std::string log = dir / "first.log";
-    freopen(log.c_str(), "w", stdout);
-    execl(STATELAB_LAB_BINARY, "lab", "sweep", sweep.c_str(), "--out", out.c_str(), "--jobs", "2",
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
   // Kill the sweep (not its runs: they get SIGTERM from the kernel, checkpoint and stop) once
   // the first result is in.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
@@ -258,15 +263,8 @@ TEST(SweepRun, AStoppedSweepRecordsNoRunItStoppedAsFailedAndExits130) {
   TempDir dir;
   const std::string sweep = write_sweep(dir, "s.json", tiny_sweep({1, 2, 3}, 150));
   const std::string out = dir / "out";
-  const pid_t pid = fork();
+  const pid_t pid = start_sweep(sweep, out, dir / "first.log");
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const std::string log = dir / "first.log";
-    freopen(log.c_str(), "w", stdout);
-    execl(STATELAB_LAB_BINARY, "lab", "sweep", sweep.c_str(), "--out", out.c_str(), "--jobs", "2",
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
   // SIGTERM reaches the runs wherever they are: starting up, training or evaluating.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   kill(pid, SIGTERM);
