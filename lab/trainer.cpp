@@ -221,7 +221,8 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
   };
 
   Batch batch;
-  for (int step = state_.step + 1; step <= tc.steps; ++step) {
+  const int first_step = state_.step + 1;
+  for (int step = first_step; step <= tc.steps; ++step) {
     std::optional<Poison> poisoned;
     if (tc.poison_step == step) poisoned.emplace(model_->params(), tc.poison_parameter);
     sample_batch(step, batch);
@@ -233,7 +234,8 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
     for (size_t i = 0; i < done.size(); ++i)
       if (auto outcome = finish(done[i], i + 1 == done.size())) return *outcome;
   }
-  summarize(state_.step);
+  // A run resumed from its final checkpoint has logged its closing summary already.
+  if (state_.step >= first_step) summarize(state_.step);
   save();
   return {state_.step, "completed", false};
 }

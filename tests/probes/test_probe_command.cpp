@@ -262,5 +262,21 @@ TEST_F(ProbeCommand, TrainingLogsProbeSummariesAtEveryCheckAndAtTheEnd) {
   EXPECT_EQ(steps, (std::vector<int>{20, 40}));  // the check at 20, then the end
 }
 
+TEST_F(ProbeCommand, AResumeFromTheFinalCheckpointLogsNoSecondClosingSummary) {
+  // A kill while the final model and eval.json are written leaves the final checkpoint, and the
+  // resumed run has no step left to run: its closing summary is already in metrics.jsonl.
+  const std::string twice = scratch("resumed_at_end");
+  fs::create_directories(twice);
+  for (const auto& entry : fs::directory_iterator(run()))
+    fs::copy(entry.path(), twice / entry.path().filename(), fs::copy_options::recursive);
+  fs::remove(twice + "/model.safetensors");
+  fs::remove(twice + "/eval.json");
+  const std::string before = read_file(twice + "/metrics.jsonl");
+  const auto r = run_lab("train --resume " + twice);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_file(twice + "/metrics.jsonl"), before);
+  EXPECT_TRUE(fs::exists(twice + "/eval.json"));
+}
+
 }  // namespace
 }  // namespace statelab
