@@ -85,7 +85,7 @@ class GpuStepRunner final : public StepRunner {
       record_step(slot, p);
     }
     SL_CUDA_CHECK(cudaEventRecord(consumed_[slot], ctx_.stream));
-    pending_.push_back({step, n});
+    pending_.push_back({step, n, lr});
   }
 
   std::vector<StepResult> collect() override {
@@ -98,11 +98,12 @@ class GpuStepRunner final : public StepRunner {
         cudaMemcpyAsync(&state, state_.data(), sizeof state, cudaMemcpyDeviceToHost, ctx_.stream));
     SL_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
     steps_taken_ = state.steps_taken;
-    for (const auto& [step, tokens] : pending_) {
+    for (const auto& [step, tokens, lr] : pending_) {
       const cuda::StepRecord& rec = ring_host_[step % kRing];
       SL_CHECK(rec.step == step, "step record " + std::to_string(step) + " was overwritten");
       StepResult r;
       r.step = step;
+      r.lr = lr;
       r.tokens = tokens;
       r.loss_sum = rec.loss_sum;
       r.count = int64_t(rec.count);
@@ -207,7 +208,12 @@ class GpuStepRunner final : public StepRunner {
   cudaEvent_t consumed_[2] = {nullptr, nullptr};
   std::map<std::tuple<int64_t, int64_t, int>, cudaGraphExec_t> graphs_;
   std::set<std::pair<int64_t, int64_t>> seen_;
-  std::vector<std::pair<int, int64_t>> pending_;  // submitted steps and their tokens
+  struct Pending {
+    int step;
+    int64_t tokens;
+    double lr;
+  };
+  std::vector<Pending> pending_;  // submitted steps
   int64_t steps_taken_ = 0;
 };
 

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "gui/gui_options.hpp"
 #include "kernels/error.hpp"
 #include "lab/commands.hpp"
 #include "lab/sweep_command.hpp"
@@ -96,6 +97,26 @@ int main(int argc, char** argv) {
   auto* rp = app.add_subcommand("report", "Rebuild a sweep's table, report.html and report.md");
   rp->add_option("sweep_dir", report_dir, "Sweep directory written by lab sweep")->required();
 
+  gui::GuiOptions gui_options;
+  auto* g = app.add_subcommand(
+      "gui", "The dashboard: train a model and watch its gates, memory and state space live");
+  g->add_option("preset", gui_options.preset,
+                "Preset loaded into the Run window (default: presets/parity_slstm.json)");
+  g->add_option("--set", gui_options.overrides, "Override a config value, as lab train --set");
+  g->add_option("--device", gui_options.device, "Compute device: auto, cpu or cuda:N");
+  g->add_option("--steps", gui_options.steps,
+                "Train this many steps (train.steps) and start at once");
+  g->add_option("--screenshot", gui_options.screenshot,
+                "After the --steps run: draw every window, write this PNG (and .windows.json), exit");
+  g->add_option("--frames", gui_options.frames, "Frames drawn after the run before the screenshot")
+      ->capture_default_str();
+  g->add_option("--width", gui_options.width, "Window width in pixels")->capture_default_str();
+  g->add_option("--height", gui_options.height, "Window height in pixels")->capture_default_str();
+  g->add_option("--runs", gui_options.runs_dir, "Where new runs go and finished runs are listed")
+      ->capture_default_str();
+  g->add_flag("--no-selftest", gui_options.no_selftest,
+              "On a GPU, skip the once-per-build check of the CUDA kernels against the CPU");
+
   TasksOptions tasks;
   auto* k = app.add_subcommand("tasks", "List the tasks, or print labelled samples of one");
   k->add_option("task", tasks.task, "Task name (omit to list every task with three examples)");
@@ -138,6 +159,17 @@ int main(int argc, char** argv) {
     if (sw->parsed()) return run_sweep(sweep);
     if (rp->parsed()) return run_report(report_dir);
     if (st->parsed()) return run_selftest(selftest);
+    if (g->parsed()) {
+      check_device(gui_options.device);
+#ifdef STATELAB_HAVE_GUI
+      return gui::run_gui(gui_options);
+#else
+      throw ConfigError(
+          "lab gui: this build has no dashboard (it needs libimgui-dev, libglfw3-dev and "
+          "libgl-dev: bash scripts/setup.sh installs them, then rebuild). Headless: lab train, "
+          "lab sweep, lab probe, lab report");
+#endif
+    }
     if (b->parsed()) return run_bench(bench);
     return run_devices();
   } catch (const Error& err) {

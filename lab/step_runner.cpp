@@ -20,6 +20,7 @@ class CpuStepRunner final : public StepRunner {
     const auto stats = model_.loss(batch.targets.data(), true);
     StepResult r;
     r.step = step;
+    r.lr = lr;
     r.tokens = int64_t(batch.batch) * batch.length;
     r.loss_sum = stats.loss_sum;
     r.count = stats.count;

@@ -19,6 +19,7 @@ namespace statelab {
 struct StepResult {
   int step = 0;
   int64_t tokens = 0;  // B·T of the step's batch
+  double lr = 0;        // the learning rate the step was submitted with
   double loss_sum = 0;
   int64_t count = 0, correct = 0;
   double grad_norm = 0;  // before clipping; NaN when the loss or the gradient was not finite

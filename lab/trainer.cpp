@@ -115,7 +115,7 @@ bool Trainer::control_point(int step, const TrainControl& control) const {
          (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) ||
          (control.stop_after > 0 && step >= control.stop_after) ||
          (tc.poison_step > 0 && (step == tc.poison_step - 1 || step == tc.poison_step)) ||
-         (control.interrupt && control.interrupt->load());
+         (control.interrupt && control.interrupt->load()) || (control.hold && control.hold->load());
 }
 
 TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const TrainControl& control) {
@@ -146,7 +146,6 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
   // every step before it has already run on the device.
   auto finish = [&](const StepResult& r, bool last) -> std::optional<TrainOutcome> {
     const int step = r.step;
-    const double lr = learning_rate(tc, step);
     const double loss = r.loss_sum / double(std::max<int64_t>(r.count, 1));
     if (!r.applied) {
       NonFiniteReport report;
@@ -175,7 +174,7 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
     m.total_steps = tc.steps;
     m.loss = loss;
     m.train_accuracy = double(r.correct) / double(std::max<int64_t>(r.count, 1));
-    m.lr = lr;
+    m.lr = r.lr;
     m.grad_norm = r.grad_norm;
     m.elapsed_s = elapsed();
     const double interval_s = std::chrono::duration<double>(now - interval_start).count();
@@ -207,6 +206,7 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
       }
     }
     if (step == tc.steps) return std::nullopt;
+    if (control.hold && control.hold->load()) control.on_hold(step);  // may raise interrupt
     if (control.interrupt && control.interrupt->load()) {
       save();
       return TrainOutcome{step, "interrupted after step " + std::to_string(step), true};
@@ -226,7 +226,8 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
     std::optional<Poison> poisoned;
     if (tc.poison_step == step) poisoned.emplace(model_->params(), tc.poison_parameter);
     sample_batch(step, batch);
-    runner_->submit(step, batch, learning_rate(tc, step));
+    const double scale = control.lr_scale ? control.lr_scale->load() : 1.0;
+    runner_->submit(step, batch, learning_rate(tc, step) * scale);
     if (!runner_->due() && !control_point(step, control)) continue;
     // A poisoned step is a control point, so it is finished (and diagnosed) before the poison
     // is lifted at the end of this iteration.

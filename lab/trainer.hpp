@@ -8,10 +8,9 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cells/model.hpp"
 #include "lab/compute_device.hpp"
@@ -32,9 +31,9 @@ struct StepMetrics {
 // What went non-finite, found by re-running the failing step with checks after every layer.
 struct NonFiniteReport {
   int step = 0;
-  std::string message;  // names the step, layer, tensor, head and time step
-  Batch batch;          // the batch of the failing step
-  bool skipped = false; // train.on_nan = "skip_step": the update was dropped, training goes on
+  std::string message;   // names the step, layer, tensor, head and time step
+  Batch batch;           // the batch of the failing step
+  bool skipped = false;  // train.on_nan = "skip_step": the update was dropped, training goes on
 };
 
 class Observer {
@@ -52,12 +51,12 @@ class Observer {
 // Everything of a run in progress besides parameters and optimizer moments: a checkpoint
 // stores it so that a resumed run repeats the uninterrupted one exactly.
 struct TrainState {
-  int step = 0;         // steps completed
+  int step = 0;  // steps completed
   int64_t optimizer_steps = 0;
   int good_checks = 0;  // consecutive held-out checks at or above the early-stop bar
   int skipped_steps = 0;
   double interval_loss = 0, interval_correct = 0, interval_count = 0, interval_tokens = 0;
-  double elapsed_s = 0;                       // training seconds before this process
+  double elapsed_s = 0;                         // training seconds before this process
   int64_t metrics_lines = 0, checks_lines = 0;  // lines written so far to metrics/checks files
 };
 
@@ -76,6 +75,13 @@ struct TrainControl {
   // Called at every held-out check and when training completes; its result reaches the
   // observers' on_summary (the probes' gate and memory figures: see probes/training_summary).
   std::function<nlohmann::json(int step)> summarize;
+  // Interactive callers (the dashboard). Raising `hold` gets the loop's attention: the steps in
+  // flight are finished and on_hold(step) runs on the training thread before the next step. It
+  // may block (a pause), evaluate, probe or save, and returns when training may go on.
+  const std::atomic<bool>* hold = nullptr;
+  std::function<void(int step)> on_hold;
+  // Multiplies the scheduled learning rate from the next submitted step on (1 when null).
+  const std::atomic<double>* lr_scale = nullptr;
 };
 
 class Trainer {
@@ -105,7 +111,7 @@ class Trainer {
   std::unique_ptr<Task> task_;
   Readout readout_;
   std::vector<int> train_lengths_;  // the accepted lengths in task.train_lengths
-  ComputeDevice device_;  // before the model: the model's memory lives on it
+  ComputeDevice device_;            // before the model: the model's memory lives on it
   std::unique_ptr<Model<float>> model_;
   std::unique_ptr<StepRunner> runner_;
   TrainState state_;

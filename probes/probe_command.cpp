@@ -21,28 +21,6 @@ namespace {
 const char* const kExportFiles[] = {"traces.safetensors", "traces.npz", "manifest.json",
                                     "summary.csv"};
 
-// The typed input as a one-row batch, labelled by the task's own semantics.
-Batch typed_input(const Task& task, Readout readout, const std::string& text) {
-  std::vector<int32_t> tokens;
-  try {
-    tokens = task.encode(text);
-  } catch (const ConfigError& e) {
-    throw ConfigError(std::string("--input: ") + e.what());
-  }
-  if (tokens.empty()) throw ConfigError("--input \"" + text + "\": holds no token");
-  const int n = int(tokens.size());
-  Batch b;
-  b.resize(1, n);
-  b.tokens = tokens;
-  try {
-    task.label(tokens.data(), n, b.targets.data(), b.latent.data());
-  } catch (const ConfigError& e) {
-    throw ConfigError(std::string("--input: ") + e.what());
-  }
-  if (readout == Readout::final) std::fill(b.targets.begin(), b.targets.end() - 1, Batch::kIgnore);
-  return b;
-}
-
 // MemAvailable from /proc/meminfo; 0 when unknown.
 int64_t available_memory() {
   std::ifstream in("/proc/meminfo");
@@ -199,7 +177,7 @@ int run_probe(const ProbeOptions& o) {
   Batch inputs;
   std::string what;
   if (!o.input.empty()) {
-    inputs = typed_input(task, readout, o.input);
+    inputs = typed_input(task, readout, o.input, "--input");
     check_memory(run, 1, inputs.length, ex.attention_map_max_length);
     what = "the typed input (" + std::to_string(inputs.length) + " tokens)";
   } else {

@@ -51,6 +51,38 @@ safetensors::DType dtype_of(const ProbeSeries& s) {
 
 }  // namespace
 
+Batch typed_input(const Task& task, Readout readout, const std::string& text,
+                  const std::string& what) {
+  std::vector<int32_t> tokens;
+  try {
+    tokens = task.encode(text);
+  } catch (const ConfigError& e) {
+    throw ConfigError(what + ": " + e.what());
+  }
+  if (tokens.empty()) throw ConfigError(what + " \"" + text + "\": holds no token");
+  const int n = int(tokens.size());
+  Batch b;
+  b.resize(1, n);
+  b.tokens = tokens;
+  try {
+    task.label(tokens.data(), n, b.targets.data(), b.latent.data());
+  } catch (const ConfigError& e) {
+    throw ConfigError(what + ": " + e.what());
+  }
+  if (readout == Readout::final) std::fill(b.targets.begin(), b.targets.end() - 1, Batch::kIgnore);
+  return b;
+}
+
+LoadedRun cpu_run(const RunConfig& cfg, const float* params) {
+  LoadedRun run;
+  run.config = cfg;
+  run.task = make_task(cfg.task.name);
+  run.model = cpu_model(cfg, *run.task, kInitialTokens);
+  run.capacity = kInitialTokens;
+  std::copy_n(params, run.model->params().size(), run.model->params().values());
+  return run;
+}
+
 LoadedRun load_run(const std::string& dir) {
   LoadedRun run;
   run.dir = dir;

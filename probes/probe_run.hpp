@@ -33,6 +33,12 @@ struct LoadedRun {
 // model yet, into a CPU model sized for small passes. IoError naming the directory when there is
 // no config or nothing to load.
 LoadedRun load_run(const std::string& dir);
+// A CPU model of `cfg` holding a copy of `params` (a run in training, probed beside it).
+LoadedRun cpu_run(const RunConfig& cfg, const float* params);
+// A typed sequence of token names as a one-row batch labelled by the task's own semantics;
+// ConfigError prefixed by `what` (the argument or field it came from) for an unknown symbol.
+Batch typed_input(const Task& task, Readout readout, const std::string& text,
+                  const std::string& what);
 // Rebuilds the model for passes of up to max_tokens tokens, keeping its parameters.
 void reserve_tokens(LoadedRun& run, int64_t max_tokens);
 

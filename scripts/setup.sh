@@ -4,9 +4,10 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config libeigen3-dev nlohmann-json3-dev libcli11-dev libzip-dev
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin libimgui-dev libglfw3-dev libgl-dev libgl1-mesa-dri)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(libgtest-dev python3 python3-venv python3-numpy)
+  # Xvfb (with xauth for xvfb-run) and Mesa's software OpenGL render the dashboard's screenshot test.
+  packages+=(libgtest-dev python3 python3-venv python3-numpy xvfb xauth)
 fi
 
 missing=()

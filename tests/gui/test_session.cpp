@@ -1,0 +1,206 @@
+// The dashboard's engine without a window: commands reach a training run between steps, the
+// snapshots stay consistent while training runs on its thread, and the run directory it leaves
+// is the one `lab train` writes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "gui/session.hpp"
+#include "lab/config.hpp"
+#include "lab/optimizer.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace statelab::gui {
+namespace {
+
+namespace fs = std::filesystem;
+using Kind = Command::Kind;
+
+RunConfig tiny_config(int steps) {
+  RunConfig cfg = load_config(std::string(STATELAB_SOURCE_DIR) + "/presets/parity_slstm.json",
+                              {"train.steps=" + std::to_string(steps), "train.batch=8",
+                               "model.d_model=16", "train.log_every=5", "train.eval_every=10",
+                               "eval.lengths=[40,48]", "eval.samples=8", "device=cpu"});
+  return cfg;
+}
+
+SessionOptions options(const std::string& root) {
+  SessionOptions o;
+  o.runs_root = root;
+  o.selftest = false;
+  o.analysis.eval_points = 3;
+  o.analysis.eval_samples = 4;
+  o.analysis.probe_samples = 4;
+  o.analysis.fit_samples = 16;
+  return o;
+}
+
+Command command(Kind k) {
+  Command c;
+  c.kind = k;
+  return c;
+}
+
+class SessionTest : public ::testing::Test {
+ protected:
+  statelab::testing::TempDir dir_;
+  const std::string root_ = dir_ / "runs";
+};
+
+TEST_F(SessionTest, TrainsToTheEndAndWritesTheRunDirectoryLabTrainWrites) {
+  Session s(options(root_));
+  Command start = command(Kind::start);
+  start.config = tiny_config(20);
+  s.send(start);
+  ASSERT_TRUE(s.wait_until(
+      [](const RunSnapshot& r) { return r.status == RunStatus::finished && !r.analysis_busy; },
+      120));
+  const auto snap = s.snapshot();
+  EXPECT_EQ(snap->step, 20);
+  ASSERT_EQ(snap->steps.size(), 20u);
+  for (size_t i = 0; i < snap->steps.size(); ++i) EXPECT_EQ(snap->steps[i].step, int(i) + 1);
+  EXPECT_EQ(snap->intervals.size(), 4u);
+  EXPECT_EQ(snap->checks.size(), 1u);  // step 10; step 20 is the end, evaluated in full
+  ASSERT_TRUE(snap->final_eval);
+  EXPECT_EQ(snap->final_eval->lengths.size(), 9u);
+  ASSERT_TRUE(snap->probe);
+  EXPECT_EQ(snap->probe->layers, 2);
+  for (const char* f :
+       {"config.json", "metrics.jsonl", "checks.jsonl", "model.safetensors", "eval.json"})
+    EXPECT_TRUE(fs::exists(snap->dir + "/" + f)) << f;
+}
+
+TEST_F(SessionTest, PauseHoldsTrainingAndStepAdvancesExactlyOneStep) {
+  Session s(options(root_));
+  Command start = command(Kind::start);
+  start.config = tiny_config(100000);
+  s.send(start);
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.step >= 3; }, 60));
+  s.send(command(Kind::pause));
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::paused; }, 60));
+  const int held = s.snapshot()->step;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(s.snapshot()->step, held) << "a paused run went on training";
+  s.send(command(Kind::step));
+  ASSERT_TRUE(s.wait_until([&](const RunSnapshot& r) { return r.step == held + 1; }, 60));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(s.snapshot()->step, held + 1) << "Step ran more than one step";
+  EXPECT_EQ(s.snapshot()->status, RunStatus::paused);
+  s.send(command(Kind::resume));
+  ASSERT_TRUE(s.wait_until([&](const RunSnapshot& r) { return r.step > held + 3; }, 60));
+  s.send(command(Kind::stop));
+  ASSERT_TRUE(
+      s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::stopped; }, 60));
+  // A stopped run leaves a checkpoint of the step it stopped after.
+  const auto snap = s.snapshot();
+  EXPECT_FALSE(fs::is_empty(snap->dir + "/checkpoints"));
+}
+
+TEST_F(SessionTest, CommandsFromManyThreadsWhileTrainingKeepSnapshotsConsistent) {
+  Session s(options(root_));
+  Command start = command(Kind::start);
+  start.config = tiny_config(100000);
+  s.send(start);
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.step >= 1; }, 60));
+  std::atomic<bool> done{false};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 3; ++t)
+    senders.emplace_back([&, t] {
+      const Kind kinds[] = {Kind::pause, Kind::resume, Kind::step, Kind::eval};
+      for (int i = 0; !done.load(); ++i) {
+        s.send(command(kinds[(i + t) % 4]));
+        s.set_lr_scale(0.5 + 0.1 * (i % 5));
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+  uint64_t last_version = 0;
+  int last_step = 0;
+  for (int i = 0; i < 300; ++i) {
+    const auto snap = s.snapshot();
+    EXPECT_GE(snap->version, last_version);
+    EXPECT_GE(snap->step, last_step);
+    // Every step is recorded once, in order, whatever the commands did in between.
+    for (size_t k = 1; k < snap->steps.size(); ++k)
+      ASSERT_EQ(snap->steps[k].step, snap->steps[k - 1].step + 1);
+    last_version = snap->version;
+    last_step = snap->step;
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  done.store(true);
+  for (auto& t : senders) t.join();
+  s.send(command(Kind::resume));
+  s.send(command(Kind::stop));
+  ASSERT_TRUE(
+      s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::stopped; }, 60));
+  EXPECT_GT(s.snapshot()->step, 1);
+}
+
+TEST_F(SessionTest, TheLearningRateScaleActsFromOneStepOnAndOnEveryStepAfter) {
+  Session s(options(root_));
+  Command start = command(Kind::start);
+  const RunConfig cfg = tiny_config(100000);
+  start.config = cfg;
+  s.send(start);
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.step >= 2; }, 60));
+  s.set_lr_scale(0.25);
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.lr_scale == 0.25; }, 60));
+  const int after = s.snapshot()->step;
+  ASSERT_TRUE(s.wait_until([&](const RunSnapshot& r) { return r.step >= after + 3; }, 60));
+  s.send(command(Kind::stop));
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::stopped; }, 60));
+  const auto snap = s.snapshot();
+  // Each step's rate over the schedule's: 1 up to some step, 0.25 from the next on.
+  int switched = 0;
+  for (const CurvePoint& p : snap->steps) {
+    const double ratio = p.lr / learning_rate(cfg.train, p.step);
+    if (switched == 0 && std::abs(ratio - 0.25) < 1e-9) switched = p.step;
+    EXPECT_NEAR(ratio, switched ? 0.25 : 1.0, 1e-9) << "step " << p.step;
+  }
+  EXPECT_GT(switched, 2);
+  EXPECT_LE(switched, after + 1);
+}
+
+TEST_F(SessionTest, AnInvalidConfigFailsWithItsMessageAndTrainsNothing) {
+  Session s(options(root_));
+  Command start = command(Kind::start);
+  start.config = tiny_config(10);
+  start.config.device = "cuda:7";
+  s.send(start);
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::failed; }, 60));
+  const auto snap = s.snapshot();
+  EXPECT_NE(snap->error.find("cuda:7"), std::string::npos) << snap->error;
+  EXPECT_EQ(snap->step, 0);
+}
+
+TEST_F(SessionTest, AFinishedRunWithMissingFilesOpensWhatItCanAndSaysWhatIsMissing) {
+  std::string dir;
+  {
+    Session s(options(root_));
+    Command start = command(Kind::start);
+    start.config = tiny_config(10);
+    s.send(start);
+    ASSERT_TRUE(s.wait_until(
+        [](const RunSnapshot& r) { return r.status == RunStatus::finished && !r.analysis_busy; },
+        120));
+    dir = s.snapshot()->dir;
+  }
+  fs::remove(dir + "/eval.json");
+  fs::remove(dir + "/model.safetensors");
+  fs::remove_all(dir + "/checkpoints");
+  Session s(options(root_));
+  Command open = command(Kind::open_run);
+  open.path = dir;
+  s.send(open);
+  ASSERT_TRUE(
+      s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::viewing; }, 60));
+  const auto snap = s.snapshot();
+  EXPECT_EQ(snap->intervals.size(), 2u);  // metrics.jsonl is there
+  EXPECT_FALSE(snap->final_eval);
+  EXPECT_FALSE(snap->probe);
+  ASSERT_EQ(snap->missing.size(), 2u) << ::testing::PrintToString(snap->missing);
+  EXPECT_NE(snap->missing[0].find("eval.json"), std::string::npos);
+  EXPECT_NE(snap->missing[1].find("model.safetensors"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace statelab::gui
