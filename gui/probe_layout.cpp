@@ -1,7 +1,7 @@
 // Probe views laid out for the Gates and Memory windows.
 #include "gui/probe_layout.hpp"
 
-#include <cmath>
+#include <algorithm>
 
 namespace statelab::gui {
 
@@ -50,6 +50,11 @@ std::vector<SeriesView> layout_probe(const ProbeView& view) {
         widgets::fit_color_scale(v.grid.data(), int64_t(v.grid.size()), probe_kind_name(s.kind));
     out.push_back(std::move(v));
   }
+  // Gates first, then the other gate-like signals (pre-activations, step sizes), each in the
+  // order the block reported them.
+  std::stable_sort(out.begin(), out.end(), [](const SeriesView& a, const SeriesView& b) {
+    return (a.kind == ProbeKind::gate) > (b.kind == ProbeKind::gate);
+  });
   return out;
 }
 

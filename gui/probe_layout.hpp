@@ -29,9 +29,8 @@ struct SeriesView {
   widgets::ColorScale scale;
 };
 
-// The block series of `view` (model-level series such as tokens and answers are left out:
-// the view holds those as label tracks). Series with more than three axes (attention maps)
-// are skipped.
+// The block series of `view`, gates first (model-level series such as tokens and answers are
+// left out: the view holds those as label tracks). Attention maps (time × time) are skipped.
 std::vector<SeriesView> layout_probe(const ProbeView& view);
 
 }  // namespace statelab::gui

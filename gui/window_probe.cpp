@@ -141,7 +141,7 @@ void draw_memory(const RunSnapshot& snap, UiState& ui) {
       if (c.layer == s.layer && c.name == s.name) add(c, "cmp ", 0x70);
     widgets::PlotOptions o;
     o.x_label = "t";
-    o.y_label = s.name;
+    o.y_label = "";
     o.markers_x = {double(v->train_hi)};
     o.height = 130;
     o.legend = lines.size() <= 8;
@@ -163,7 +163,7 @@ void draw_state_space(const RunSnapshot& snap, UiState& ui) {
   for (int l = 0; l < v->layers; ++l) {
     ImGui::TableSetColumnIndex(l);
     ImGui::Text("after block %d", l);
-    const auto& xy = v->pca[size_t(l)];
+    const auto& xy = v->pca.at(size_t(l));
     widgets::trajectory(("##pca" + std::to_string(l)).c_str(), xy.data(), v->latent.data(),
                         int(xy.size() / 2), h - ImGui::GetTextLineHeightWithSpacing());
   }
@@ -173,9 +173,10 @@ void draw_state_space(const RunSnapshot& snap, UiState& ui) {
   for (int l = 0; l < v->layers; ++l) {
     widgets::PlotSeries s;
     s.label = "block " + std::to_string(l);
-    for (size_t t = 0; t < v->decoding_accuracy[size_t(l)].size(); ++t) {
+    const auto& accuracy = v->decoding_accuracy.at(size_t(l));
+    for (size_t t = 0; t < accuracy.size(); ++t) {
       s.x.push_back(double(t + 1));
-      s.y.push_back(v->decoding_accuracy[size_t(l)][t]);
+      s.y.push_back(accuracy[t]);
     }
     acc.push_back(std::move(s));
   }

@@ -147,7 +147,8 @@ TEST_F(SessionTest, TheLearningRateScaleActsFromOneStepOnAndOnEveryStepAfter) {
   const int after = s.snapshot()->step;
   ASSERT_TRUE(s.wait_until([&](const RunSnapshot& r) { return r.step >= after + 3; }, 60));
   s.send(command(Kind::stop));
-  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::stopped; }, 60));
+  ASSERT_TRUE(
+      s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::stopped; }, 60));
   const auto snap = s.snapshot();
   // Each step's rate over the schedule's: 1 up to some step, 0.25 from the next on.
   int switched = 0;
