@@ -18,6 +18,7 @@ struct GuiOptions {
   std::string presets_dir;        // default: the preset's folder, else presets/
   std::string runs_dir = "runs";  // new runs go here; finished runs are listed from here
   bool no_selftest = false;
+  bool no_window = false;  // the --steps run through the dashboard's engine, nothing drawn
 };
 
 // Exit status: 0 on a normal close (or a screenshot written after a finished run), 1 when the

@@ -52,6 +52,16 @@ void probe_input(const RunSnapshot& snap, UiState& ui) {
   }
 }
 
+// Whether an item of this height at the cursor would be seen; if not, its space is reserved
+// without drawing it. Gates of a wide layer are tens of thousands of rectangles, most of them
+// scrolled out of view.
+bool visible_or_skip(float height) {
+  const ImVec2 size(ImGui::GetContentRegionAvail().x, height);
+  if (ImGui::IsRectVisible(size)) return true;
+  ImGui::Dummy(size);
+  return false;
+}
+
 void track(const char* name, const std::vector<int32_t>& labels) {
   if (labels.empty()) return;
   ImGui::TableNextRow();
@@ -92,7 +102,9 @@ void draw_gates(const RunSnapshot& snap, UiState& ui) {
     data.rows = s.rows;
     data.cols = s.cols;
     data.row_label = s.row_label;
-    widgets::heatmap(s.name.c_str(), data, s.scale, height);
+    // The heatmap adds a row of time ticks below its grid.
+    if (visible_or_skip(height + ImGui::GetTextLineHeightWithSpacing()))
+      widgets::heatmap(s.name.c_str(), data, s.scale, height);
     ImGui::TableSetColumnIndex(1);
     ImGui::Dummy({1, ImGui::GetTextLineHeightWithSpacing()});
     widgets::color_bar((s.name + "##bar").c_str(), s.scale, kBarWidth - 8, height);
@@ -147,7 +159,7 @@ void draw_memory(const RunSnapshot& snap, UiState& ui) {
     o.legend = lines.size() <= 8;
     ImGui::TextUnformatted(s.name.c_str());
     if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", s.meaning.c_str());
-    widgets::line_plot(s.name.c_str(), lines, o);
+    if (visible_or_skip(o.height)) widgets::line_plot(s.name.c_str(), lines, o);
   }
 }
 

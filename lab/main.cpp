@@ -114,6 +114,9 @@ int main(int argc, char** argv) {
   g->add_option("--height", gui_options.height, "Window height in pixels")->capture_default_str();
   g->add_option("--runs", gui_options.runs_dir, "Where new runs go and finished runs are listed")
       ->capture_default_str();
+  g->add_flag("--no-window", gui_options.no_window,
+              "With --steps: train through the dashboard's engine without a window (measures "
+              "its cost where no display exists)");
   g->add_flag("--no-selftest", gui_options.no_selftest,
               "On a GPU, skip the once-per-build check of the CUDA kernels against the CPU");
 

@@ -123,8 +123,9 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
   const auto& tc = cfg_.train;
   const auto start = Clock::now();
   auto interval_start = start;
+  double held_s = 0;  // time in on_hold (a paused dashboard) is not training time
   auto elapsed = [&] {
-    return state_.elapsed_s + std::chrono::duration<double>(Clock::now() - start).count();
+    return state_.elapsed_s + std::chrono::duration<double>(Clock::now() - start).count() - held_s;
   };
   EvalConfig check = cfg_.eval;  // held-out accuracy at the longest training length
   check.lengths = {train_lengths_.back(), train_lengths_.back()};
@@ -206,7 +207,13 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
       }
     }
     if (step == tc.steps) return std::nullopt;
-    if (control.hold && control.hold->load()) control.on_hold(step);  // may raise interrupt
+    if (control.hold && control.hold->load()) {  // may raise interrupt
+      const auto held = Clock::now();
+      control.on_hold(step);
+      const auto resumed = Clock::now();
+      held_s += std::chrono::duration<double>(resumed - held).count();
+      interval_start += resumed - held;  // nor does it lower tokens/s
+    }
     if (control.interrupt && control.interrupt->load()) {
       save();
       return TrainOutcome{step, "interrupted after step " + std::to_string(step), true};

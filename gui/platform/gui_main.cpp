@@ -71,6 +71,35 @@ struct FrameStats {
   }
 };
 
+SessionOptions session_options(const GuiOptions& o) {
+  SessionOptions so;
+  so.runs_root = o.runs_dir;
+  so.selftest = !o.no_selftest;
+  return so;
+}
+
+// --no-window: the --steps run through the dashboard's engine (worker, snapshots, live evals
+// and probes) with nothing drawn, so its cost can be measured where no display exists.
+int run_without_window(const GuiOptions& o, const RunConfig& cfg) {
+  Session session(session_options(o));
+  Command start;
+  start.kind = Command::Kind::start;
+  start.config = cfg;
+  session.send(start);
+  session.wait_until(
+      [](const RunSnapshot& s) {
+        return s.status != RunStatus::idle && !is_training(s.status) && !s.analysis_busy;
+      },
+      1e9);
+  const auto snap = session.snapshot();
+  for (const LogLine& line : snap->log)
+    std::printf("%s%s\n", line.error ? "error: " : "", line.text.c_str());
+  std::printf("dashboard engine: %d steps in %.2f s of training, %llu snapshots, %d analyses\n",
+              snap->step, snap->elapsed_s, static_cast<unsigned long long>(snap->version),
+              snap->analyses);
+  return snap->status == RunStatus::failed ? 1 : 0;
+}
+
 }  // namespace
 
 int run_gui(const GuiOptions& o_in) {
@@ -87,6 +116,10 @@ int run_gui(const GuiOptions& o_in) {
   if (o.steps > 0 && !ui.draft.config)
     throw ConfigError(ui.draft.error.empty() ? "lab gui --steps: no preset to train"
                                              : ui.draft.error);
+  if (o.no_window) {
+    if (!ui.draft.config) throw ConfigError("lab gui --no-window needs --steps N and a preset");
+    return run_without_window(o, *ui.draft.config);
+  }
   require_display();
 
   glfwSetErrorCallback(on_glfw_error);
@@ -113,10 +146,7 @@ int run_gui(const GuiOptions& o_in) {
   int status = 0;
   FrameStats stats;
   {
-    SessionOptions so;
-    so.runs_root = o.runs_dir;
-    so.selftest = !o.no_selftest;
-    Session session(so);
+    Session session(session_options(o));
     if (o.steps > 0) {
       Command start;
       start.kind = Command::Kind::start;

@@ -70,7 +70,7 @@ TEST_F(SessionTest, TrainsToTheEndAndWritesTheRunDirectoryLabTrainWrites) {
     EXPECT_TRUE(fs::exists(snap->dir + "/" + f)) << f;
 }
 
-TEST_F(SessionTest, PauseHoldsTrainingAndStepAdvancesExactlyOneStep) {
+TEST_F(SessionTest, PauseHoldsTrainingUncountedAndStepAdvancesExactlyOneStep) {
   Session s(options(root_));
   Command start = command(Kind::start);
   start.config = tiny_config(100000);
@@ -79,10 +79,12 @@ TEST_F(SessionTest, PauseHoldsTrainingAndStepAdvancesExactlyOneStep) {
   s.send(command(Kind::pause));
   ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::paused; }, 60));
   const int held = s.snapshot()->step;
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const double trained_s = s.snapshot()->elapsed_s;
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
   EXPECT_EQ(s.snapshot()->step, held) << "a paused run went on training";
   s.send(command(Kind::step));
   ASSERT_TRUE(s.wait_until([&](const RunSnapshot& r) { return r.step == held + 1; }, 60));
+  EXPECT_LT(s.snapshot()->elapsed_s - trained_s, 0.4) << "the pause counted as training time";
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(s.snapshot()->step, held + 1) << "Step ran more than one step";
   EXPECT_EQ(s.snapshot()->status, RunStatus::paused);
