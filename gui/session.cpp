@@ -344,7 +344,6 @@ void Session::train() {
   };
   if (options_.write_summaries) control.summarize = make_training_summarizer(trainer);
   Recorder recorder(*this);
-  const auto t0 = Clock::now();
   try {
     const TrainOutcome outcome = train_run(*run_, {&recorder}, control);
     publish(true);
@@ -352,11 +351,11 @@ void Session::train() {
       log(outcome.stop_reason + (discard_ ? " (no checkpoint)" : "; checkpoint written"));
       set_status(RunStatus::stopped);
     } else {
-      const double train_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      const double train_s = trainer.state().elapsed_s;
       log(outcome.stop_reason + "; evaluating lengths " +
           std::to_string(run_->config.eval.lengths[0]) + "-" +
           std::to_string(run_->config.eval.lengths[1]) + " ...");
-      const FinishedRun f = finish_run(*run_, outcome, train_s);
+      const FinishedRun f = finish_run(*run_, outcome);
       char text[200];
       std::snprintf(text, sizeof text,
                     "%s after %d steps (%.1f s); solved up to length %d; wrote %s/eval.json",

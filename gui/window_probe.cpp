@@ -96,7 +96,8 @@ void draw_gates(const RunSnapshot& snap, UiState& ui) {
     ImGui::TableSetColumnIndex(0);
     ImGui::TextUnformatted(s.name.c_str());
     if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", s.meaning.c_str());
-    const float height = std::clamp(float(s.rows) * 4.0f, 36.0f, 150.0f);
+    // Tall enough for the colour bar's tick labels even with a row or two.
+    const float height = std::clamp(float(s.rows) * 4.0f, 60.0f, 150.0f);
     widgets::HeatmapData data;
     data.values = s.grid.data();
     data.rows = s.rows;

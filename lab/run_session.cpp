@@ -118,7 +118,7 @@ TrainOutcome train_run(RunSession& run, std::vector<Observer*> observers, TrainC
   return run.trainer->train(observers, control);
 }
 
-FinishedRun finish_run(RunSession& run, const TrainOutcome& outcome, double train_s) {
+FinishedRun finish_run(RunSession& run, const TrainOutcome& outcome) {
   Trainer& trainer = *run.trainer;
   save_model(trainer.model(), run.config, run.dir + "/model.safetensors", trainer.state().step);
   FinishedRun f;
@@ -129,7 +129,7 @@ FinishedRun finish_run(RunSession& run, const TrainOutcome& outcome, double trai
   eval_json["training"] = {{"steps_run", outcome.steps_run},
                            {"stop_reason", outcome.stop_reason},
                            {"skipped_steps", trainer.state().skipped_steps},
-                           {"seconds", trainer.state().elapsed_s + train_s}};
+                           {"seconds", trainer.state().elapsed_s}};
   eval_json["eval_seconds"] = f.eval_s;
   eval_json["device"] = trainer.device().spec;
   write_file_atomic(run.dir + "/eval.json", eval_json.dump(2) + "\n");

@@ -43,6 +43,6 @@ struct FinishedRun {
 };
 // After training ended for good (not a resumable stop): model.safetensors, the evaluation over
 // the config's eval lengths and eval.json with how training ended.
-FinishedRun finish_run(RunSession& run, const TrainOutcome& outcome, double train_s);
+FinishedRun finish_run(RunSession& run, const TrainOutcome& outcome);
 
 }  // namespace statelab

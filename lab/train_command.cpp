@@ -103,7 +103,7 @@ int run_train(const TrainOptions& o) {
   }
   const double train_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const FinishedRun finished = finish_run(*run, outcome, train_s);
+  const FinishedRun finished = finish_run(*run, outcome);
   if (outcome.stop_reason != "completed")
     std::printf("stopped after step %d: %s\n", outcome.steps_run, outcome.stop_reason.c_str());
   std::printf(

@@ -240,11 +240,15 @@ TrainOutcome Trainer::train(const std::vector<Observer*>& observers, const Train
     // is lifted at the end of this iteration.
     const std::vector<StepResult> done = runner_->collect();
     for (size_t i = 0; i < done.size(); ++i)
-      if (auto outcome = finish(done[i], i + 1 == done.size())) return *outcome;
+      if (auto outcome = finish(done[i], i + 1 == done.size())) {
+        state_.elapsed_s = elapsed();
+        return *outcome;
+      }
   }
   // A run resumed from its final checkpoint has logged its closing summary already.
   if (state_.step >= first_step) summarize(state_.step);
   save();
+  state_.elapsed_s = elapsed();
   return {state_.step, "completed", false};
 }
 

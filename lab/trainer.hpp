@@ -56,7 +56,7 @@ struct TrainState {
   int good_checks = 0;  // consecutive held-out checks at or above the early-stop bar
   int skipped_steps = 0;
   double interval_loss = 0, interval_correct = 0, interval_count = 0, interval_tokens = 0;
-  double elapsed_s = 0;                         // training seconds before this process
+  double elapsed_s = 0;  // training seconds so far (pauses excluded), over every process
   int64_t metrics_lines = 0, checks_lines = 0;  // lines written so far to metrics/checks files
 };
 

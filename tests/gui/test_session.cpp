@@ -98,6 +98,26 @@ TEST_F(SessionTest, PauseHoldsTrainingUncountedAndStepAdvancesExactlyOneStep) {
   EXPECT_FALSE(fs::is_empty(snap->dir + "/checkpoints"));
 }
 
+TEST_F(SessionTest, ContinueAfterStopGoesOnFromTheSameStepAndKeepsTheTrainingTime) {
+  Session s(options(root_));
+  Command start = command(Kind::start);
+  start.config = tiny_config(100000);
+  s.send(start);
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.step >= 20; }, 60));
+  s.send(command(Kind::stop));
+  ASSERT_TRUE(
+      s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::stopped; }, 60));
+  const auto stopped = s.snapshot();
+  s.send(start);  // the Run window's Continue
+  // A few steps only: were the clock to restart, they would show less time than the first 20.
+  ASSERT_TRUE(s.wait_until([&](const RunSnapshot& r) { return r.step >= stopped->step + 3; }, 60));
+  const auto later = s.snapshot();
+  EXPECT_EQ(later->dir, stopped->dir);
+  for (size_t k = 1; k < later->steps.size(); ++k)
+    ASSERT_EQ(later->steps[k].step, later->steps[k - 1].step + 1);
+  EXPECT_GT(later->elapsed_s, stopped->elapsed_s);
+}
+
 TEST_F(SessionTest, CommandsFromManyThreadsWhileTrainingKeepSnapshotsConsistent) {
   Session s(options(root_));
   Command start = command(Kind::start);
