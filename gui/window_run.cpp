@@ -53,6 +53,7 @@ void draw_controls(const RunSnapshot& snap, UiState& ui) {
   if (button("Step", c.step)) push(ui, Command::Kind::step);
   if (button("Stop", c.stop)) push(ui, Command::Kind::stop);
   if (button("Reset", c.reset)) push(ui, Command::Kind::reset);
+  if (button("Eval now", c.eval)) push(ui, Command::Kind::eval);
   ImGui::NewLine();
   if (snap.has_config) {
     ImGui::SetNextItemWidth(160);

@@ -117,7 +117,8 @@ int run_gui(const GuiOptions& o_in) {
     throw ConfigError(ui.draft.error.empty() ? "lab gui --steps: no preset to train"
                                              : ui.draft.error);
   if (o.no_window) {
-    if (!ui.draft.config) throw ConfigError("lab gui --no-window needs --steps N and a preset");
+    if (o.steps <= 0 || !ui.draft.config)
+      throw ConfigError("lab gui --no-window needs --steps N and a preset");
     return run_without_window(o, *ui.draft.config);
   }
   require_display();
