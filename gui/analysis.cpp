@@ -200,13 +200,15 @@ AnalysisResult analyze(const AnalysisRequest& q) {
 Analyzer::Analyzer(std::function<void(AnalysisResult)> deliver)
     : deliver_(std::move(deliver)), thread_([this] { loop(); }) {}
 
-Analyzer::~Analyzer() {
+Analyzer::~Analyzer() { shutdown(); }
+
+void Analyzer::shutdown() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     quit_ = true;
   }
   wake_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 void Analyzer::request(AnalysisRequest r) {

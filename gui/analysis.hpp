@@ -60,6 +60,9 @@ class Analyzer {
   Analyzer& operator=(const Analyzer&) = delete;
   // Queues `r`; a request of the same kind (run or comparison) still waiting is replaced.
   void request(AnalysisRequest r);
+  // Lets the request in progress finish and its result be delivered, then ends the thread;
+  // waiting requests are dropped. Also done by the destructor.
+  void shutdown();
   bool busy() const;     // a request waits or runs
   bool waiting() const;  // a request waits (the one being delivered is not counted)
 

@@ -96,7 +96,7 @@ Session::~Session() {
   quit.save = true;
   send(quit);
   worker_.join();
-  analyzer_.reset();  // before the state its deliveries write into
+  analyzer_->shutdown();  // its last delivery still reads analyzer_, so it stays until then
 }
 
 void Session::send(Command c) {
