@@ -214,6 +214,7 @@ void Session::handle_in_training(const Command& c) {
       reset_ = true;
       return;
     case Kind::quit:
+      if (quit_) return;  // the first answer stands (the destructor's quit comes after the user's)
       stop_.store(true);
       quit_ = true;
       discard_ = !c.save;
@@ -292,8 +293,12 @@ void Session::start_run(const RunConfig& cfg) {
   run_.reset();
   viewed_params_.reset();
   forget_run();
-  const std::string dir =
+  // Runs started within the same second get -2, -3, ...: the dashboard never refuses a Start
+  // for a name it chose itself.
+  const std::string base =
       (fs::path(options_.runs_root) / fs::path(default_run_dir(cfg.name)).filename()).string();
+  std::string dir = base;
+  for (int n = 2; fs::exists(dir); ++n) dir = base + "-" + std::to_string(n);
   set_status(RunStatus::starting);
   try {
     run_ = open_new_run(cfg, dir, false);

@@ -183,6 +183,130 @@ TEST_F(SessionTest, TheLearningRateScaleActsFromOneStepOnAndOnEveryStepAfter) {
   EXPECT_LE(switched, after + 1);
 }
 
+// A finished tiny run, for the tests of what the dashboard does with one.
+std::string finished_run(Session& s, uint64_t seed = 42) {
+  const std::string previous = s.snapshot()->dir;
+  Command start = command(Kind::start);
+  start.config = tiny_config(10);
+  start.config.train.seed = seed;
+  s.send(start);
+  EXPECT_TRUE(s.wait_until(
+      [&](const RunSnapshot& r) {
+        return r.dir != previous && r.status == RunStatus::finished && !r.analysis_busy;
+      },
+      120));
+  return s.snapshot()->dir;
+}
+
+// Sends `c` and waits for the analysis it asks for.
+std::shared_ptr<const RunSnapshot> analysed(Session& s, const Command& c) {
+  const int before = s.snapshot()->analyses;
+  s.send(c);
+  EXPECT_TRUE(s.wait_until(
+      [&](const RunSnapshot& r) { return r.analyses > before && !r.analysis_busy; }, 120));
+  return s.snapshot();
+}
+
+TEST_F(SessionTest, ProbesATypedSequenceOrAHeldOutSampleAndRefusesAnUnknownSymbol) {
+  Session s(options(root_));
+  finished_run(s);
+  Command typed = command(Kind::probe);
+  typed.text = "1 0 1 1";
+  auto snap = analysed(s, typed);
+  ASSERT_TRUE(snap->probe);
+  EXPECT_EQ(snap->probe->label.rfind("typed: 1 0 1 1", 0), 0u) << snap->probe->label;
+  EXPECT_EQ(snap->probe->length, 4);
+  EXPECT_EQ(snap->probe->latent, (std::vector<int32_t>{1, 1, 0, 1}));  // running parity
+  ASSERT_EQ(snap->probe->decoded.size(), 2u);
+  EXPECT_EQ(snap->probe->decoded[1].size(), 4u);
+
+  Command sample = command(Kind::probe);
+  sample.sample = 2;
+  sample.length = 12;
+  snap = analysed(s, sample);
+  EXPECT_EQ(snap->probe->label.rfind("held-out sample 2 of length 12", 0), 0u)
+      << snap->probe->label;
+  EXPECT_EQ(snap->probe->tokens.size(), 12u);
+
+  Command bad = command(Kind::probe);
+  bad.text = "1 x 0";
+  snap = analysed(s, bad);
+  EXPECT_EQ(snap->probe->length, 12) << "a refused input replaced the view";
+  ASSERT_FALSE(snap->log.empty());
+  EXPECT_TRUE(snap->log.back().error);
+  EXPECT_NE(snap->log.back().text.find("'x'"), std::string::npos) << snap->log.back().text;
+}
+
+TEST_F(SessionTest, ExportsTracesTheResolvedConfigAndACheckpoint) {
+  Session s(options(root_));
+  Command start = command(Kind::start);
+  start.config = tiny_config(100000);
+  s.send(start);
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.step >= 5; }, 60));
+  s.send(command(Kind::stop));
+  ASSERT_TRUE(
+      s.wait_until([](const RunSnapshot& r) { return r.status == RunStatus::stopped; }, 60));
+  const std::string dir = s.snapshot()->dir;
+  const size_t before = std::distance(fs::directory_iterator(dir + "/checkpoints"), {});
+  Command traces = command(Kind::export_traces);
+  traces.path = dir_ / "traces";
+  analysed(s, traces);
+  for (const char* f : {"traces.safetensors", "traces.npz", "manifest.json", "summary.csv"})
+    EXPECT_TRUE(fs::exists(dir_ / ("traces/" + std::string(f)))) << f;
+  Command config = command(Kind::export_config);
+  config.path = dir_ / "resolved.json";
+  s.send(config);
+  Command checkpoint = command(Kind::checkpoint);
+  s.send(checkpoint);
+  ASSERT_TRUE(s.wait_until(
+      [&](const RunSnapshot& r) { return r.log.back().text.rfind("checkpoint of step", 0) == 0; },
+      60));
+  EXPECT_EQ(config_hash(load_config(dir_ / "resolved.json")), config_hash(start.config));
+  // The stop wrote one; the command a second only if the step moved on, so at least as many.
+  EXPECT_GE(size_t(std::distance(fs::directory_iterator(dir + "/checkpoints"), {})), before);
+}
+
+TEST_F(SessionTest, ComparesWithASecondRunAndOverlaysFinishedRuns) {
+  Session s(options(root_));
+  const std::string first = finished_run(s, 1);
+  const std::string second = finished_run(s, 2);
+  ASSERT_NE(first, second);
+  Command compare = command(Kind::compare);
+  compare.path = first;
+  auto snap = analysed(s, compare);
+  ASSERT_TRUE(snap->compare_probe);
+  EXPECT_EQ(snap->compare_dir, first);
+  EXPECT_EQ(snap->compare_probe->length, snap->probe->length) << "compared on the same input";
+  Command overlay = command(Kind::add_overlay);
+  overlay.path = first;
+  s.send(overlay);
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.overlays.size() == 1; }, 60));
+  EXPECT_EQ(s.snapshot()->overlays[0]->lengths.size(), 9u);
+  s.send(command(Kind::clear_overlays));
+  ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.overlays.empty(); }, 60));
+}
+
+TEST_F(SessionTest, QuittingWhileTrainingSavesACheckpointOnlyWhenAsked) {
+  for (const bool save : {true, false}) {
+    std::string dir;
+    {
+      SessionOptions o = options(root_ + (save ? "-save" : "-discard"));
+      Session s(o);
+      Command start = command(Kind::start);
+      start.config = tiny_config(100000);
+      s.send(start);
+      ASSERT_TRUE(s.wait_until([](const RunSnapshot& r) { return r.step >= 3; }, 60));
+      dir = s.snapshot()->dir;
+      Command quit = command(Kind::quit);
+      quit.save = save;
+      s.send(quit);
+    }  // the destructor waits for the worker to leave
+    const bool has_checkpoint =
+        fs::exists(dir + "/checkpoints") && !fs::is_empty(dir + "/checkpoints");
+    EXPECT_EQ(has_checkpoint, save) << (save ? "save" : "discard");
+  }
+}
+
 TEST_F(SessionTest, AnInvalidConfigFailsWithItsMessageAndTrainsNothing) {
   Session s(options(root_));
   Command start = command(Kind::start);
