@@ -141,6 +141,9 @@ int run_gui(const GuiOptions& o_in) {
   // A screenshot shows the default layout, whatever the user arranged.
   ImGui::GetIO().IniFilename = screenshot_mode ? nullptr : ini.c_str();
   ImGui::StyleColorsDark();
+  // Opaque windows: the layout tiles them, and a software rasterizer skips the blending
+  // (57 -> 62 frames/s at 1600x1000 under Xvfb and Mesa llvmpipe).
+  ImGui::GetStyle().Colors[ImGuiCol_WindowBg].w = 1.0f;
   ImGui_ImplGlfw_InitForOpenGL(window, true);
   ImGui_ImplOpenGL3_Init("#version 130");
 
