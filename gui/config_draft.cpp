@@ -20,12 +20,16 @@ std::string number(double v) {
   return s.str();
 }
 
+// The keys the fields stand for (ConfigDraft::overrides lists them in this order).
+const char* const kFieldKeys[] = {
+    "model.blocks",     "task.name",   "model.d_model", "model.heads",        "model.eigen_range",
+    "train.steps",      "train.batch", "train.lr",      "task.train_lengths", "eval.lengths",
+    "train.eval_every", "train.seed",  "device"};
+
 }  // namespace
 
-ConfigDraft draft_from_config(const RunConfig& cfg, const std::string& source) {
-  ConfigDraft d;
-  d.source = source;
-  d.base = to_json(cfg);
+void ConfigDraft::show(const RunConfig& cfg) {
+  ConfigDraft& d = *this;
   d.blocks = cfg.model.blocks;
   d.task = cfg.task.name;
   d.d_model = std::to_string(cfg.model.d_model);
@@ -41,6 +45,27 @@ ConfigDraft draft_from_config(const RunConfig& cfg, const std::string& source) {
   d.eval_every = std::to_string(cfg.train.eval_every);
   d.seed = std::to_string(cfg.train.seed);
   d.device = cfg.device;
+}
+
+void ConfigDraft::fold_overrides() {
+  if (!validate()) return;
+  show(*config);
+  std::istringstream lines(extra);
+  std::string kept;
+  for (std::string line; std::getline(lines, line);) {
+    const std::string key = line.substr(0, line.find('='));
+    if (std::find(std::begin(kFieldKeys), std::end(kFieldKeys), key) == std::end(kFieldKeys))
+      kept += line + "\n";
+  }
+  extra = kept;
+  validate();
+}
+
+ConfigDraft draft_from_config(const RunConfig& cfg, const std::string& source) {
+  ConfigDraft d;
+  d.source = source;
+  d.base = to_json(cfg);
+  d.show(cfg);
   d.validate();
   return d;
 }

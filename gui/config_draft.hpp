@@ -26,6 +26,11 @@ struct ConfigDraft {
 
   // Validates again after an edit; returns whether the draft is a valid config.
   bool validate();
+  // The fields as `cfg` has them.
+  void show(const RunConfig& cfg);
+  // When the draft is valid, moves the lines of `extra` that set a shown field into that field
+  // (the --set overrides `lab gui` was started with), so the fields show what will run.
+  void fold_overrides();
   // The overrides the fields stand for, in the CLI's --set form.
   std::vector<std::string> overrides() const;
 };

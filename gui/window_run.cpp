@@ -99,6 +99,21 @@ void draw_draft(UiState& ui) {
     ImGui::SameLine();
     if (ImGui::Button("Edit its config")) ui.load_draft = run;
     ImGui::SameLine();
+    // The same run as a curve in Length generalization and as Memory's second run.
+    if (ImGui::Button("Overlay")) {
+      Command c;
+      c.kind = Command::Kind::add_overlay;
+      c.path = run;
+      ui.outbox.push_back(c);
+    }
+    ImGui::SameLine();
+    if (ImGui::Button("Compare")) {
+      Command c;
+      c.kind = Command::Kind::compare;
+      c.path = run;
+      ui.compare_path = run;
+      ui.outbox.push_back(c);
+    }
   }
   if (ImGui::Button("Refresh lists")) ui.refresh_lists = true;
   if (d.base.is_null()) {

@@ -6,7 +6,9 @@
 #include <imgui_impl_glfw.h>
 #include <imgui_impl_opengl3.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -26,6 +28,11 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 std::string glfw_error;
+
+// Ctrl-C or SIGTERM closes the dashboard as its window's close would, with a checkpoint of a
+// training run (as lab train does), and the layout saved.
+std::atomic<bool> g_stop_signal{false};
+extern "C" void on_dashboard_stop_signal(int) { g_stop_signal.store(true); }
 extern "C" void on_glfw_error(int code, const char* text) {
   glfw_error = std::to_string(code) + ": " + text;
 }
@@ -58,7 +65,7 @@ void initial_draft(const GuiOptions& o, UiState& ui) {
   if (o.steps > 0) ui.draft.steps = std::to_string(o.steps);
   if (!o.device.empty()) ui.draft.device = o.device;
   for (const auto& s : o.overrides) ui.draft.extra += s + "\n";
-  ui.draft.validate();
+  ui.draft.fold_overrides();
 }
 
 struct FrameStats {
@@ -150,6 +157,12 @@ int run_gui(const GuiOptions& o_in) {
   int status = 0;
   FrameStats stats;
   {
+    struct sigaction stop {};
+    stop.sa_handler = on_dashboard_stop_signal;
+    stop.sa_flags = SA_RESETHAND;  // a second signal ends the process at once
+    sigemptyset(&stop.sa_mask);
+    sigaction(SIGINT, &stop, nullptr);
+    sigaction(SIGTERM, &stop, nullptr);
     Session session(session_options(o));
     if (o.steps > 0) {
       Command start;
@@ -205,6 +218,14 @@ int run_gui(const GuiOptions& o_in) {
       if (ui.lr_scale_request) session.set_lr_scale(*ui.lr_scale_request);
       ui.lr_scale_request.reset();
       apply_file_requests(ui, o.presets_dir, o.runs_dir);
+      if (g_stop_signal.load() && !ui.close_now) {
+        Command quit;
+        quit.kind = Command::Kind::quit;
+        quit.save = true;
+        session.send(quit);
+        ui.close_now = true;
+        status = 130;
+      }
       if (glfwWindowShouldClose(window) && !ui.close_now) {
         if (is_training(snap->status)) {
           glfwSetWindowShouldClose(window, GLFW_FALSE);

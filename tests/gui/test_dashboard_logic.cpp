@@ -79,6 +79,25 @@ TEST(ConfigDraft, AnEditIsValidatedAsLabTrainWouldWithTheFieldsPointer) {
   EXPECT_DOUBLE_EQ(d.config->train.lr, 0.01);
 }
 
+TEST(ConfigDraft, OverridesOfShownFieldsMoveIntoTheFieldsAndTheRestStay) {
+  ConfigDraft d = draft_from_file(kPreset);
+  d.extra = "model.d_model=16\ntrain.log_every=7\ntask.train_lengths=[3,20]\n";
+  d.fold_overrides();
+  EXPECT_EQ(d.d_model, "16");
+  EXPECT_EQ(d.train_hi, "20");
+  EXPECT_EQ(d.extra, "train.log_every=7\n");
+  ASSERT_TRUE(d.config) << d.error;
+  EXPECT_EQ(d.config->model.d_model, 16);
+  EXPECT_EQ(d.config->train.log_every, 7);
+  d.d_model = "32";  // an edit of the field is no longer overridden by a hidden line
+  ASSERT_TRUE(d.validate());
+  EXPECT_EQ(d.config->model.d_model, 32);
+  d.extra = "model.heads=0\n";
+  d.fold_overrides();  // invalid: left as typed, with the error
+  EXPECT_EQ(d.extra, "model.heads=0\n");
+  EXPECT_FALSE(d.config);
+}
+
 TEST(ConfigDraft, FewerStepsMoveTheDefaultWarmupAsOnTheCommandLine) {
   ConfigDraft d = draft_from_file(kPreset);
   d.steps = "100";

@@ -112,6 +112,29 @@ TEST(GuiScreenshot, TrainsATinyModelAndDrawsEveryWindowIntoThePng) {
     EXPECT_TRUE(fs::exists(run / f)) << f;
 }
 
+TEST(GuiScreenshot, ASignalWhileTrainingCheckpointsTheRunAndSavesTheLayout) {
+  ASSERT_TRUE(shell("command -v xvfb-run").code == 0)
+      << "xvfb-run is missing: bash scripts/setup.sh --tests installs xvfb and xauth";
+  TempDir dir;
+  const std::string d = dir.path().string();
+  // Started in the background, interrupted once its run has logged, then waited for.
+  const std::string script =
+      "cd " + d + " && (XDG_CONFIG_HOME=" + d + "/config ASAN_OPTIONS=${ASAN_OPTIONS:-}:" +
+      "detect_leaks=0 LIBGL_ALWAYS_SOFTWARE=1 xvfb-run -a -s '-screen 0 1024x700x24' " +
+      STATELAB_LAB_BINARY + " gui " + kPreset + " --steps 100000" + kTiny + " --runs " + d +
+      "/runs > out.txt 2>&1; echo $? > rc) & " + "for i in $(seq 600); do ls " + d +
+      "/runs/*/metrics.jsonl >/dev/null 2>&1 && break; "
+      "sleep 0.1; done; sleep 1; pkill -INT -f 'gui .* --runs " +
+      d + "/runs'; " + "for i in $(seq 600); do [ -s " + d + "/rc ] && break; sleep 0.1; done";
+  shell(script);
+  EXPECT_EQ(slurp(dir / "rc"), "130\n") << slurp(dir / "out.txt");
+  ASSERT_TRUE(fs::exists(dir / "runs"));
+  const auto run = fs::directory_iterator(dir / "runs")->path();
+  EXPECT_FALSE(fs::is_empty(run / "checkpoints")) << "no checkpoint after the signal";
+  EXPECT_FALSE(fs::exists(run / "eval.json")) << "an interrupted run is not finished";
+  EXPECT_TRUE(fs::exists(dir / "config/statelab/imgui.ini")) << "the layout was not saved";
+}
+
 TEST(GuiScreenshot, WithoutADisplayItSaysSoAndPointsToTheHeadlessCommands) {
   TempDir dir;
   const LabResult r = shell("cd " + dir.path().string() + " && env -u DISPLAY -u WAYLAND_DISPLAY " +
