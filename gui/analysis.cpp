@@ -54,6 +54,9 @@ LengthCurve quick_eval(LoadedRun& run, const std::vector<int>& lengths, int samp
 
 namespace {
 
+// Transformer attention maps are probed up to this length (T × T per head and sample).
+constexpr int64_t kAttentionMapMax = 128;
+
 // Row `row` of every series of a pass, as a pass of one sample.
 std::vector<ProbeSeries> one_row(const std::vector<ProbeSeries>& all, int64_t row, int64_t rows) {
   std::vector<ProbeSeries> out;
@@ -112,7 +115,7 @@ ProbeView probe_view(LoadedRun& run, const AnalysisRequest& q) {
   Rng rng(cfg.eval.seed, kStreamEvalData, uint64_t(T));
   task.sample(rng, N, T, readout, set);
   reserve_tokens(run, int64_t(N) * T);
-  ProbeSink sink = probe_batch(*run.model, set, 0);
+  ProbeSink sink = probe_batch(*run.model, set, kAttentionMapMax);
   v.decoding_accuracy.assign(size_t(v.layers), {});
   v.pca_cloud.assign(size_t(v.layers), {});
   v.pca_cloud_latent = std::vector<std::vector<int32_t>>(size_t(v.layers), set.latent);
@@ -150,7 +153,7 @@ ProbeView probe_view(LoadedRun& run, const AnalysisRequest& q) {
     const Batch typed = typed_input(task, readout, q.typed, "typed input");
     reserve_tokens(run, typed.length);
     v.label = "typed: " + q.typed;
-    v.series = probe_batch(*run.model, typed, 0).series();
+    v.series = probe_batch(*run.model, typed, kAttentionMapMax).series();
     for (int l = 0; l < v.layers; ++l)
       read_out(*run.model, state, l, typed.length, v.decoded[size_t(l)], v.pca[size_t(l)]);
     v.length = typed.length;

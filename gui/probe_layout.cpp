@@ -17,18 +17,48 @@ Panel panel_of(const ProbeSeries& s) {
   return Panel::none;
 }
 
+namespace {
+
+SeriesView named_after(const ProbeSeries& s) {
+  SeriesView v;
+  const size_t dot = s.name.find('.', 7);
+  v.layer = std::stoi(s.name.substr(7, dot - 7));
+  v.name = s.name.substr(dot + 1);
+  v.meaning = s.meaning;
+  v.kind = s.kind;
+  v.panel = panel_of(s);
+  return v;
+}
+
+// An attention map [1, H, T, T] as one query × key grid per head, on the probabilities' fixed
+// [0, 1] scale.
+void add_attention_maps(const ProbeSeries& s, std::vector<SeriesView>& out) {
+  const int heads = int(s.shape[1]), T = int(s.shape[2]);
+  for (int h = 0; h < heads; ++h) {
+    SeriesView v = named_after(s);
+    v.name += " head " + std::to_string(h);
+    v.panel = Panel::gates;
+    v.rows = v.cols = T;
+    v.row_label = "query";
+    v.col_label = "key";
+    v.grid.assign(s.values.begin() + int64_t(h) * T * T, s.values.begin() + int64_t(h + 1) * T * T);
+    v.scale = widgets::fit_color_scale(v.grid.data(), int64_t(v.grid.size()), "gate");
+    out.push_back(std::move(v));
+  }
+}
+
+}  // namespace
+
 std::vector<SeriesView> layout_probe(const ProbeView& view) {
   std::vector<SeriesView> out;
   for (const ProbeSeries& s : view.series) {
     if (s.name.rfind("blocks.", 0) != 0 || s.shape.size() < 3 || s.shape.size() > 4) continue;
+    if (s.axes == std::vector<std::string>{"sample", "head", "query", "key"}) {
+      add_attention_maps(s, out);
+      continue;
+    }
     if (s.axes[1] != "time") continue;
-    SeriesView v;
-    const size_t dot = s.name.find('.', 7);
-    v.layer = std::stoi(s.name.substr(7, dot - 7));
-    v.name = s.name.substr(dot + 1);
-    v.meaning = s.meaning;
-    v.kind = s.kind;
-    v.panel = panel_of(s);
+    SeriesView v = named_after(s);
     const int T = int(s.shape[1]), heads = int(s.shape[2]);
     const int units = s.shape.size() == 4 ? int(s.shape[3]) : 1;
     v.rows = heads * units;

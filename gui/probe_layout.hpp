@@ -22,15 +22,17 @@ struct SeriesView {
   ProbeKind kind = ProbeKind::value;
   Panel panel = Panel::none;
   int layer = 0;
-  int rows = 0, cols = 0;                     // heads (or heads × units) by time
-  std::string row_label;                      // "head" or "head.unit"
-  std::vector<float> grid;                    // [rows][cols]
+  int rows = 0, cols = 0;       // heads (or heads × units) by time
+  std::string row_label;        // "head" or "head.unit" ("query" for an attention map)
+  std::string col_label = "t";  // "key" for an attention map
+  std::vector<float> grid;      // [rows][cols]
   std::vector<std::vector<double>> per_head;  // [head][t]: the mean over a head's units
   widgets::ColorScale scale;
 };
 
 // The block series of `view`, gates first (model-level series such as tokens and answers are
-// left out: the view holds those as label tracks). Attention maps (time × time) are skipped.
+// left out: the view holds those as label tracks); an attention map becomes one query × key
+// grid per head.
 std::vector<SeriesView> layout_probe(const ProbeView& view);
 
 }  // namespace statelab::gui

@@ -97,12 +97,15 @@ void draw_gates(const RunSnapshot& snap, UiState& ui) {
     ImGui::TextUnformatted(s.name.c_str());
     if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", s.meaning.c_str());
     // Tall enough for the colour bar's tick labels even with a row or two.
-    const float height = std::clamp(float(s.rows) * 4.0f, 60.0f, 150.0f);
+    const float height = s.col_label == "key" ? std::clamp(ImGui::GetContentRegionAvail().x * 0.5f,
+                                                           60.0f, 300.0f)  // a square-ish map
+                                              : std::clamp(float(s.rows) * 4.0f, 60.0f, 150.0f);
     widgets::HeatmapData data;
     data.values = s.grid.data();
     data.rows = s.rows;
     data.cols = s.cols;
     data.row_label = s.row_label;
+    data.col_label = s.col_label;
     // The heatmap adds a row of time ticks below its grid.
     if (visible_or_skip(height + ImGui::GetTextLineHeightWithSpacing()))
       widgets::heatmap(s.name.c_str(), data, s.scale, height);
@@ -134,8 +137,10 @@ void draw_memory(const RunSnapshot& snap, UiState& ui) {
     ImGui::TextDisabled("comparing: %s (%s)", snap.compare_dir.c_str(),
                         ui.compare.view->label.c_str());
   }
+  int shown = 0;
   for (const SeriesView& s : ui.probe.series) {
     if (s.layer != ui.layer || s.panel != Panel::memory) continue;
+    ++shown;
     std::vector<widgets::PlotSeries> lines;
     auto add = [&](const SeriesView& from, const std::string& prefix, uint32_t alpha) {
       for (size_t h = 0; h < from.per_head.size(); ++h) {
@@ -162,6 +167,9 @@ void draw_memory(const RunSnapshot& snap, UiState& ui) {
     if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", s.meaning.c_str());
     if (visible_or_skip(o.height)) widgets::line_plot(s.name.c_str(), lines, o);
   }
+  if (shown == 0)
+    ImGui::TextDisabled("Block %d keeps no recurrent state: no norms or eigenvalues to show.",
+                        ui.layer);
 }
 
 void draw_state_space(const RunSnapshot& snap, UiState& ui) {

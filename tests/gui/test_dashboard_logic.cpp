@@ -144,7 +144,7 @@ ProbeView two_head_view() {
                   {0, 0, 0, 0, 0, 0},      ProbeKind::value,           "p"};
   ProbeSeries tokens{"tokens", {"sample", "time"}, {1, 3}, {1, 2, 1}, ProbeKind::label, "t"};
   ProbeSeries map{"blocks.0.attention_map",
-                  {"sample", "head", "time", "time"},
+                  {"sample", "head", "query", "key"},
                   {1, 1, 3, 3},
                   std::vector<float>(9, 0.1f),
                   ProbeKind::value,
@@ -153,15 +153,23 @@ ProbeView two_head_view() {
   return v;
 }
 
-TEST(ProbeLayout, GridsAreRowsByTimeWithUnitsUnderTheirHeadAndGatesFirst) {
+TEST(ProbeLayout, GridsAreRowsByTimeWithUnitsUnderTheirHeadGatesFirstAndMapsPerHead) {
   const auto views = layout_probe(two_head_view());
-  ASSERT_EQ(views.size(), 3u) << "tokens and the attention map are not block time series";
+  ASSERT_EQ(views.size(), 4u) << "tokens are not a block series";
   EXPECT_EQ(views[0].name, "forget_gate");
   EXPECT_EQ(views[0].panel, Panel::gates);
   EXPECT_EQ(views[1].name, "input_preact");
   EXPECT_EQ(views[1].panel, Panel::gates);
   EXPECT_EQ(views[2].name, "memory_norm");
   EXPECT_EQ(views[2].panel, Panel::memory);
+  const SeriesView& map = views[3];  // one head: a 3 x 3 query x key grid on [0, 1]
+  EXPECT_EQ(map.name, "attention_map head 0");
+  EXPECT_EQ(map.panel, Panel::gates);
+  EXPECT_EQ(map.rows, 3);
+  EXPECT_EQ(map.cols, 3);
+  EXPECT_EQ(map.col_label, "key");
+  EXPECT_EQ(map.grid.size(), 9u);
+  EXPECT_DOUBLE_EQ(map.scale.hi, 1);
   const SeriesView& g = views[0];
   ASSERT_EQ(g.rows, 4);
   ASSERT_EQ(g.cols, 3);
