@@ -10,7 +10,7 @@ namespace statelab::gui {
 
 struct Command {
   enum class Kind {
-    start,  // config: a new run into runs/ (or resume the stopped one: resume = true)
+    start,  // config: a new run into runs/; a stopped run continues instead
     pause,
     resume,
     step,           // one training step, then pause again
