@@ -293,12 +293,7 @@ void Session::start_run(const RunConfig& cfg) {
   run_.reset();
   viewed_params_.reset();
   forget_run();
-  // Runs started within the same second get -2, -3, ...: the dashboard never refuses a Start
-  // for a name it chose itself.
-  const std::string base =
-      (fs::path(options_.runs_root) / fs::path(default_run_dir(cfg.name)).filename()).string();
-  std::string dir = base;
-  for (int n = 2; fs::exists(dir); ++n) dir = base + "-" + std::to_string(n);
+  const std::string dir = default_run_dir(cfg.name, options_.runs_root);
   set_status(RunStatus::starting);
   try {
     run_ = open_new_run(cfg, dir, false);

@@ -7,7 +7,9 @@
 
 namespace statelab {
 
-std::string default_run_dir(const std::string& name);  // runs/<name>-YYYYmmdd-HHMMSS
+// <root>/<name>-YYYYmmdd-HHMMSS, with -2, -3, ... appended while that exists, so two runs
+// started within one second never collide.
+std::string default_run_dir(const std::string& name, const std::string& root = "runs");
 // Creates `dir` if needed. Refuses (ConfigError) a non-empty directory unless `force`; with
 // `force` it removes what an earlier run wrote there (its files, checkpoints and NaN reports,
 // and nothing else), so nothing of that run is taken for the new one's, and a later --resume
