@@ -90,18 +90,28 @@ void read_out(Model<float>& model, const StateReadout& readout, int layer, int64
   }
 }
 
-}  // namespace
-
-ProbeView probe_view(LoadedRun& run, const AnalysisRequest& q) {
-  const RunConfig& cfg = run.config;
-  const Task& task = *run.task;
-  const Readout readout = readout_from_name(cfg.task.readout);
+// The held-out probe set: the eval set's first probe_samples sequences of the requested length
+// (0: twice the longest training length, within the eval maximum), cut to one the task accepts.
+Batch probe_set(const RunConfig& cfg, const Task& task, const AnalysisRequest& q) {
   const int wanted = q.probe_length > 0
                          ? q.probe_length
                          : std::min(cfg.eval.lengths[1], 2 * cfg.task.train_lengths[1]);
   const std::vector<int> accepted = task.lengths_in(1, std::max(wanted, 1));
   SL_CHECK(!accepted.empty(), "no length the task accepts up to " + std::to_string(wanted));
-  const int T = accepted.back(), N = std::max(q.probe_samples, 1);
+  Batch set;
+  Rng rng(cfg.eval.seed, kStreamEvalData, uint64_t(accepted.back()));
+  task.sample(rng, std::max(q.probe_samples, 1), accepted.back(),
+              readout_from_name(cfg.task.readout), set);
+  return set;
+}
+
+}  // namespace
+
+ProbeView probe_view(LoadedRun& run, const StateReadout& state, const AnalysisRequest& q) {
+  const RunConfig& cfg = run.config;
+  const Task& task = *run.task;
+  const Batch set = probe_set(cfg, task, q);
+  const int T = set.length, N = set.batch;
 
   ProbeView v;
   v.step = q.step;
@@ -109,19 +119,13 @@ ProbeView probe_view(LoadedRun& run, const AnalysisRequest& q) {
   v.vocab = task.vocab().names;
   v.train_hi = cfg.task.train_lengths[1];
   v.probe_set_samples = N;
-  const StateReadout state = fit_state_readout(run, q.fit_samples, cfg.eval.seed);
-
-  Batch set;
-  Rng rng(cfg.eval.seed, kStreamEvalData, uint64_t(T));
-  task.sample(rng, N, T, readout, set);
   reserve_tokens(run, int64_t(N) * T);
   ProbeSink sink = probe_batch(*run.model, set, kAttentionMapMax);
   v.decoding_accuracy.assign(size_t(v.layers), {});
-  v.pca_cloud.assign(size_t(v.layers), {});
-  v.pca_cloud_latent = std::vector<std::vector<int32_t>>(size_t(v.layers), set.latent);
   std::vector<std::vector<int32_t>> set_decoded(size_t(v.layers));
+  std::vector<std::vector<float>> set_pca(size_t(v.layers));
   for (int l = 0; l < v.layers; ++l) {
-    read_out(*run.model, state, l, int64_t(N) * T, set_decoded[size_t(l)], v.pca_cloud[size_t(l)]);
+    read_out(*run.model, state, l, int64_t(N) * T, set_decoded[size_t(l)], set_pca[size_t(l)]);
     auto& acc = v.decoding_accuracy[size_t(l)];
     for (int t = 0; t < T; ++t) {
       int scored = 0, right = 0;
@@ -144,13 +148,14 @@ ProbeView probe_view(LoadedRun& run, const AnalysisRequest& q) {
     for (int l = 0; l < v.layers; ++l) {
       const auto& d = set_decoded[size_t(l)];
       v.decoded[size_t(l)].assign(d.begin() + int64_t(row) * T, d.begin() + int64_t(row + 1) * T);
-      const auto& c = v.pca_cloud[size_t(l)];
+      const auto& c = set_pca[size_t(l)];
       v.pca[size_t(l)].assign(c.begin() + int64_t(row) * T * 2,
                               c.begin() + int64_t(row + 1) * T * 2);
     }
     v.length = T;
   } else {
-    const Batch typed = typed_input(task, readout, q.typed, "typed input");
+    const Batch typed =
+        typed_input(task, readout_from_name(cfg.task.readout), q.typed, "typed input");
     reserve_tokens(run, typed.length);
     v.label = "typed: " + q.typed;
     v.series = probe_batch(*run.model, typed, kAttentionMapMax).series();
@@ -177,13 +182,13 @@ AnalysisResult analyze(const AnalysisRequest& q) {
       out.eval =
           std::make_shared<LengthCurve>(quick_eval(run, lengths, q.eval_samples, q.step, q.label));
     }
-    if (q.probe) out.probe = std::make_shared<ProbeView>(probe_view(run, q));
+    if (!q.probe && q.export_dir.empty()) return out;
+    // Decoders and PCA fitted once, for the view and the export alike.
+    const StateReadout state = fit_state_readout(run, q.fit_samples, q.config.eval.seed);
+    if (q.probe) out.probe = std::make_shared<ProbeView>(probe_view(run, state, q));
     if (!q.export_dir.empty()) {
-      const StateReadout state = fit_state_readout(run, q.fit_samples, q.config.eval.seed);
-      const int T = out.probe ? out.probe->length : q.config.eval.lengths[1];
-      Batch set;
-      Rng rng(q.config.eval.seed, kStreamEvalData, uint64_t(T));
-      run.task->sample(rng, q.probe_samples, T, readout_from_name(q.config.task.readout), set);
+      const Batch set = probe_set(q.config, *run.task, q);
+      const int T = set.length;
       ProbeExportOptions o;
       o.out_dir = q.export_dir;
       o.manifest_info = {{"run", q.label},
@@ -191,7 +196,7 @@ AnalysisResult analyze(const AnalysisRequest& q) {
                          {"step", q.step},
                          {"input", "held-out samples of length " + std::to_string(T)}};
       export_probes(run, state, set, o);
-      out.messages.push_back("exported traces of " + std::to_string(q.probe_samples) +
+      out.messages.push_back("exported traces of " + std::to_string(set.batch) +
                              " samples of length " + std::to_string(T) + " to " + q.export_dir);
     }
   } catch (const std::exception& e) {

@@ -49,7 +49,9 @@ struct AnalysisResult {
 std::vector<int> quick_eval_lengths(const RunConfig& cfg, const Task& task, int points);
 LengthCurve quick_eval(LoadedRun& run, const std::vector<int>& lengths, int samples, int step,
                        const std::string& label);
-ProbeView probe_view(LoadedRun& run, const AnalysisRequest& request);
+// The view of request.typed (or of row request.sample of the probe set), with decoding
+// accuracy over the probe set, read out by `state` (fit_state_readout of the same model).
+ProbeView probe_view(LoadedRun& run, const StateReadout& state, const AnalysisRequest& request);
 AnalysisResult analyze(const AnalysisRequest& request);
 
 class Analyzer {

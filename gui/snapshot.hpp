@@ -53,8 +53,6 @@ struct ProbeView {
   std::vector<int32_t> tokens, latent, answer, target;
   std::vector<std::vector<int32_t>> decoded;  // [layer][t]: latent state decoded linearly
   std::vector<std::vector<float>> pca;        // [layer][t·2]
-  std::vector<std::vector<float>> pca_cloud;  // [layer][i·2]: the fit set's states, a backdrop
-  std::vector<std::vector<int32_t>> pca_cloud_latent;
   std::vector<std::vector<double>> decoding_accuracy;  // [layer][t] over the probe set
   int probe_set_samples = 0;
   int train_hi = 0;
