@@ -29,11 +29,28 @@ struct LaidOutProbe {
   void update(const std::shared_ptr<const ProbeView>& v);
 };
 
+// The Curves window's plot series, rebuilt when the run has new points (at most as often as
+// snapshots are published) rather than on every frame.
+struct CurveSeries {
+  std::vector<widgets::PlotSeries> loss, accuracy, lr;
+  void update(const RunSnapshot& snap, const std::set<int>& lengths);
+
+ private:
+  std::vector<uint64_t> built_from_;
+  std::set<int> lengths_;
+};
+
 struct UiState {
   std::map<std::string, bool> open;  // per window title; every window starts open
   bool show_gallery = false;
   std::optional<widgets::GalleryData> gallery;  // made when the gallery first opens
-  std::vector<Command> outbox;
+  std::vector<Command> outbox;                  // sent to the session after the frame
+  void send(Command::Kind kind, std::string path = {}) {
+    Command c;
+    c.kind = kind;
+    c.path = std::move(path);
+    outbox.push_back(std::move(c));
+  }
   std::optional<double> lr_scale_request;
   std::optional<std::string> screenshot_request;  // a PNG path, written after the frame
   bool close_requested = false;                   // the window's close button while a run trains
@@ -49,6 +66,7 @@ struct UiState {
   // Curves
   bool log_loss = true;
   std::set<int> curve_lengths;  // eval lengths followed over training
+  CurveSeries curves;
   // Gates, Memory, State space
   int layer = 0;
   int probe_sample = 0, probe_length = 0;

@@ -42,6 +42,30 @@ PlotSeries eval_at(const RunSnapshot& snap, int L) {
 
 }  // namespace
 
+void CurveSeries::update(const RunSnapshot& snap, const std::set<int>& lengths) {
+  // A snapshot's curves only grow, so their sizes (with its version) say whether they changed.
+  const std::vector<uint64_t> now = {snap.version, snap.steps.size(), snap.intervals.size(),
+                                     snap.checks.size(), snap.evals.size()};
+  if (now == built_from_ && lengths == lengths_) return;
+  built_from_ = now;
+  lengths_ = lengths;
+  loss = {from_points("loss (step)", snap.steps, &CurvePoint::loss)};
+  if (!snap.intervals.empty())
+    loss.push_back(from_points("loss (interval mean)", snap.intervals, &CurvePoint::loss));
+  accuracy = {from_points("train", snap.steps, &CurvePoint::accuracy)};
+  if (!snap.checks.empty()) {
+    PlotSeries checks;
+    checks.label = "held-out check";
+    for (const auto& [step, a] : snap.checks) {
+      checks.x.push_back(step);
+      checks.y.push_back(a);
+    }
+    accuracy.push_back(checks);
+  }
+  for (int L : lengths) accuracy.push_back(eval_at(snap, L));
+  lr = {from_points("lr", snap.steps, &CurvePoint::lr)};
+}
+
 void draw_curves(const RunSnapshot& snap, UiState& ui) {
   if (snap.steps.empty()) {
     ImGui::TextDisabled("No steps yet: start a run (Run window) or open a finished one.");
@@ -64,15 +88,13 @@ void draw_curves(const RunSnapshot& snap, UiState& ui) {
       }
     }
   }
+  ui.curves.update(snap, ui.curve_lengths);
   PlotOptions loss;
   loss.x_label = "step";
   loss.y_label = "loss";
   loss.log_y = ui.log_loss;
   loss.height = h;
-  std::vector<PlotSeries> losses = {from_points("loss (step)", snap.steps, &CurvePoint::loss)};
-  if (!snap.intervals.empty())
-    losses.push_back(from_points("loss (interval mean)", snap.intervals, &CurvePoint::loss));
-  widgets::line_plot("##loss", losses, loss);
+  widgets::line_plot("##loss", ui.curves.loss, loss);
 
   PlotOptions acc;
   acc.x_label = "step";
@@ -81,24 +103,13 @@ void draw_curves(const RunSnapshot& snap, UiState& ui) {
   acc.y_lo = 0;
   acc.y_hi = 1.02;
   acc.height = h;
-  std::vector<PlotSeries> accs = {from_points("train", snap.steps, &CurvePoint::accuracy)};
-  if (!snap.checks.empty()) {
-    PlotSeries checks;
-    checks.label = "held-out check";
-    for (const auto& [step, a] : snap.checks) {
-      checks.x.push_back(step);
-      checks.y.push_back(a);
-    }
-    accs.push_back(checks);
-  }
-  for (int L : ui.curve_lengths) accs.push_back(eval_at(snap, L));
-  widgets::line_plot("##accuracy", accs, acc);
+  widgets::line_plot("##accuracy", ui.curves.accuracy, acc);
 
   PlotOptions lr;
   lr.x_label = "step";
   lr.y_label = "learning rate";
   lr.height = h;
-  widgets::line_plot("##lr", {from_points("lr", snap.steps, &CurvePoint::lr)}, lr);
+  widgets::line_plot("##lr", ui.curves.lr, lr);
 }
 
 }  // namespace statelab::gui

@@ -24,27 +24,19 @@ void draw_export(const RunSnapshot& snap, UiState& ui) {
   ImGui::InputText("##traces", &ui.export_dir);
   ImGui::SameLine();
   if (ImGui::Button("Export traces")) {
-    Command c;
-    c.kind = Command::Kind::export_traces;
-    c.path = ui.export_dir;
-    ui.outbox.push_back(c);
+    ui.send(Command::Kind::export_traces, ui.export_dir);
   }
   ImGui::SetNextItemWidth(-150);
   ImGui::InputText("##config", &ui.config_path);
   ImGui::SameLine();
   if (ImGui::Button("Export config")) {
-    Command c;
-    c.kind = Command::Kind::export_config;
-    c.path = ui.config_path;
-    ui.outbox.push_back(c);
+    ui.send(Command::Kind::export_config, ui.config_path);
   }
   const bool can_checkpoint = snap.status == RunStatus::running ||
                               snap.status == RunStatus::paused || snap.status == RunStatus::stopped;
   ImGui::BeginDisabled(!can_checkpoint);
   if (ImGui::Button("Save a checkpoint now")) {
-    Command c;
-    c.kind = Command::Kind::checkpoint;
-    ui.outbox.push_back(c);
+    ui.send(Command::Kind::checkpoint);
   }
   ImGui::EndDisabled();
   ImGui::EndDisabled();

@@ -49,16 +49,11 @@ void draw_length(const RunSnapshot& snap, UiState& ui) {
   ImGui::InputTextWithHint("##overlay", "run or sweep directory", &ui.overlay_path);
   ImGui::SameLine();
   if (ImGui::Button("Overlay") && !ui.overlay_path.empty()) {
-    Command c;
-    c.kind = Command::Kind::add_overlay;
-    c.path = ui.overlay_path;
-    ui.outbox.push_back(c);
+    ui.send(Command::Kind::add_overlay, ui.overlay_path);
   }
   ImGui::SameLine();
   if (ImGui::Button("Clear overlays")) {
-    Command c;
-    c.kind = Command::Kind::clear_overlays;
-    ui.outbox.push_back(c);
+    ui.send(Command::Kind::clear_overlays);
   }
   if (series.empty()) {
     ImGui::TextDisabled("No eval yet: one comes at each held-out check, or press e.");

@@ -122,10 +122,7 @@ void draw_memory(const RunSnapshot& snap, UiState& ui) {
   ImGui::InputTextWithHint("##compare", "second run to compare", &ui.compare_path);
   ImGui::SameLine();
   if (ImGui::Button("Compare") && !ui.compare_path.empty()) {
-    Command c;
-    c.kind = Command::Kind::compare;
-    c.path = ui.compare_path;
-    ui.outbox.push_back(c);
+    ui.send(Command::Kind::compare, ui.compare_path);
   }
   if (!v) {
     ImGui::TextDisabled("No probe yet.");

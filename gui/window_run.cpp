@@ -10,12 +10,6 @@ namespace statelab::gui {
 
 namespace {
 
-void push(UiState& ui, Command::Kind kind) {
-  Command c;
-  c.kind = kind;
-  ui.outbox.push_back(c);
-}
-
 // A button that is drawn disabled when `enabled` is false.
 bool button(const char* label, bool enabled) {
   ImGui::BeginDisabled(!enabled);
@@ -48,12 +42,12 @@ void draw_controls(const RunSnapshot& snap, UiState& ui) {
     if (ui.draft.config) start.config = *ui.draft.config;
     ui.outbox.push_back(start);
   }
-  if (button("Pause", c.pause)) push(ui, Command::Kind::pause);
-  if (button("Resume", c.resume)) push(ui, Command::Kind::resume);
-  if (button("Step", c.step)) push(ui, Command::Kind::step);
-  if (button("Stop", c.stop)) push(ui, Command::Kind::stop);
-  if (button("Reset", c.reset)) push(ui, Command::Kind::reset);
-  if (button("Eval now", c.eval)) push(ui, Command::Kind::eval);
+  if (button("Pause", c.pause)) ui.send(Command::Kind::pause);
+  if (button("Resume", c.resume)) ui.send(Command::Kind::resume);
+  if (button("Step", c.step)) ui.send(Command::Kind::step);
+  if (button("Stop", c.stop)) ui.send(Command::Kind::stop);
+  if (button("Reset", c.reset)) ui.send(Command::Kind::reset);
+  if (button("Eval now", c.eval)) ui.send(Command::Kind::eval);
   ImGui::NewLine();
   if (snap.has_config) {
     ImGui::SetNextItemWidth(160);
@@ -91,28 +85,17 @@ void draw_draft(UiState& ui) {
   if (ui.run_index >= 0) {
     const std::string& run = ui.runs[size_t(ui.run_index)];
     if (ImGui::Button("Open run")) {
-      Command open;
-      open.kind = Command::Kind::open_run;
-      open.path = run;
-      ui.outbox.push_back(open);
+      ui.send(Command::Kind::open_run, run);
     }
     ImGui::SameLine();
     if (ImGui::Button("Edit its config")) ui.load_draft = run;
     ImGui::SameLine();
     // The same run as a curve in Length generalization and as Memory's second run.
-    if (ImGui::Button("Overlay")) {
-      Command c;
-      c.kind = Command::Kind::add_overlay;
-      c.path = run;
-      ui.outbox.push_back(c);
-    }
+    if (ImGui::Button("Overlay")) ui.send(Command::Kind::add_overlay, run);
     ImGui::SameLine();
     if (ImGui::Button("Compare")) {
-      Command c;
-      c.kind = Command::Kind::compare;
-      c.path = run;
       ui.compare_path = run;
-      ui.outbox.push_back(c);
+      ui.send(Command::Kind::compare, run);
     }
   }
   if (ImGui::Button("Refresh lists")) ui.refresh_lists = true;
