@@ -1,6 +1,7 @@
 // The mLSTM stabilizer scan, forward and backward, per (batch row, head) over time.
 #include "kernels/cpu/stabilizer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -38,6 +39,7 @@ void log_forget(ForgetGate kind, double x, double& log_abs, double& sign) {
 template <typename S>
 void stabilized_gates_fwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, const S* igate,
                           const S* fgate, S* m, S* a, S* c, S* floor) {
+  const double kLargestFloor = double(std::numeric_limits<S>::max());
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
       double m_prev = -std::numeric_limits<double>::infinity();
@@ -50,7 +52,7 @@ void stabilized_gates_fwd(ForgetGate kind, int64_t B, int64_t T, int64_t H, cons
         m[i] = S(m_t);
         a[i] = S(sign * std::exp(decayed - m_t));
         c[i] = S(std::exp(double(igate[i]) - m_t));
-        floor[i] = S(std::exp(-m_t));
+        floor[i] = S(std::min(std::exp(-m_t), kLargestFloor));
         m_prev = m_t;
       }
     }

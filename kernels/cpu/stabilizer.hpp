@@ -1,7 +1,10 @@
 // The mLSTM gate scan: raw input and forget gates -> the stabilized scalars the unified linear
 // recurrence consumes (DESIGN §3): a_t = sign(f_t)·exp(log|f_t| + m_{t-1} − m_t),
 // c_t = exp(ĩ_t − m_t), floor_t = exp(−m_t), with m_t = max(log|f_t| + m_{t-1}, ĩ_t) and
-// m_0 = −∞ (as the sLSTM kernel does), so every exponent is ≤ 0 and nothing overflows.
+// m_0 = −∞ (as the sLSTM kernel does), so every exponent but the floor's is ≤ 0. The floor is
+// capped at the largest finite value of the type: for ĩ_t below about −88, exp(−m_t) overflows
+// float, and although the output (divided by it) is then about 0, the chain rule's 0 · ∞ made
+// every gate gradient NaN.
 // Without the divisor's eps the cell's output would not depend on m; with the reference's
 // eps it does, slightly, so backward carries the gradient through m's max-scan as well and
 // stays exact. Checked by finite differences through the whole mLSTM in tests/kernels and

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <string>
 
@@ -102,7 +103,7 @@ __global__ void __launch_bounds__(kScanWarps * 32)
       p.m[i] = float(my_m);
       p.a[i] = float(sign * exp(my_decayed - my_m));
       p.c[i] = float(exp(ig - my_m));
-      p.floor[i] = float(exp(-my_m));
+      p.floor[i] = float(fmin(exp(-my_m), double(FLT_MAX)));  // as the CPU twin caps it
     }
   }
 }

@@ -169,5 +169,52 @@ TEST(Stabilizer, SignedForgetGateCarriesParityInTheSignOfTheMlstmOutput) {
   }
 }
 
+// An input gate far below zero (ĩ = −100 at every step) puts exp(−m_t) beyond the largest
+// float. The output is then about 0 and so is its true gradient through the floor, but the chain
+// rule's 0 · ∞ made every gate gradient NaN (an mLSTM trained on cycle navigation hit it). The
+// floor is capped at the largest float, which keeps the output and every gradient finite.
+TEST(Stabilizer, AnInputGateFarBelowZeroKeepsTheFloorAndEveryGradientFinite) {
+  auto floats = [](const std::vector<double>& x) { return std::vector<float>(x.begin(), x.end()); };
+  const int64_t n = B * T * H, nd = n * Dh;
+  for (auto kind : {ForgetGate::sigmoid, ForgetGate::exp, ForgetGate::signed_sigmoid}) {
+    const std::vector<float> ig(size_t(n), -100.f), fg = floats(random_vector(n, 2, 4.0));
+    const auto q = floats(random_vector(nd, 3)), k = floats(random_vector(nd, 4)),
+               v = floats(random_vector(nd, 5)), dy = floats(random_vector(nd, 6));
+    std::vector<float> m(static_cast<size_t>(n)), a(m.size()), c(m.size()), floor(m.size()),
+        y(q.size());
+    stabilized_gates_fwd(kind, B, T, H, ig.data(), fg.data(), m.data(), a.data(), c.data(),
+                         floor.data());
+    LinearRecurrence<float> r;
+    r.B = B, r.T = T, r.H = H, r.Dk = Dh, r.Dv = Dh, r.chunk = 4;
+    r.q = {q.data(), H * Dh, Dh};
+    r.k = {k.data(), H * Dh, Dh};
+    r.v = {v.data(), H * Dh, Dh};
+    r.a = a.data(), r.c = c.data(), r.floor = floor.data(), r.eps = 1e-6f;
+    r.y = {y.data(), H * Dh, Dh};
+    std::vector<float> boundary(size_t(linear_recurrence_boundary_size(r)));
+    r.boundary = boundary.data();
+    linear_recurrence_fwd(r);
+    std::vector<float> dq(q.size()), dk(q.size()), dv(q.size()), da(m.size()), dc(m.size()),
+        dfloor(m.size()), dig(m.size()), dfg(m.size());
+    LinearRecurrenceGrads<float> g;
+    g.dy = {dy.data(), H * Dh, Dh};
+    g.dq = {dq.data(), H * Dh, Dh};
+    g.dk = {dk.data(), H * Dh, Dh};
+    g.dv = {dv.data(), H * Dh, Dh};
+    g.da = da.data(), g.dc = dc.data(), g.dfloor = dfloor.data();
+    std::vector<float> work(size_t(linear_recurrence_work_size(r)));
+    linear_recurrence_bwd(r, g, work.data());
+    stabilized_gates_bwd(kind, B, T, H, ig.data(), fg.data(), m.data(), a.data(), c.data(),
+                         floor.data(), da.data(), dc.data(), dfloor.data(), dig.data(), dfg.data());
+    const std::string what = "kind " + std::to_string(int(kind));
+    const std::pair<const char*, const std::vector<float>*> outputs[] = {
+        {"floor", &floor}, {"y", &y},     {"dq", &dq},  {"dk", &dk},
+        {"dv", &dv},       {"dig", &dig}, {"dfg", &dfg}};
+    for (const auto& [name, x] : outputs)
+      for (float e : *x) ASSERT_TRUE(std::isfinite(e)) << what << ": " << name;
+    for (float e : y) EXPECT_LT(std::abs(e), 1e-30f) << what << ": the output is about 0";
+  }
+}
+
 }  // namespace
 }  // namespace statelab::cpu
