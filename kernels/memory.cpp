@@ -2,6 +2,7 @@
 #include "kernels/memory.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <string>
 
@@ -14,6 +15,13 @@
 
 namespace statelab {
 
+namespace {
+std::atomic<uint64_t> device_frees{0};
+}  // namespace
+
+uint64_t device_memory_frees() { return device_frees.load(); }
+void detail::count_device_free() { ++device_frees; }
+
 template <typename S>
 Buffer<S>::~Buffer() {
   release();
@@ -25,6 +33,7 @@ void Buffer<S>::release() {
   if (ctx_ && data_) {
     const cudaError_t err = cudaFree(data_);
     if (err != cudaSuccess) std::fprintf(stderr, "statelab: cudaFree: %s\n", cudaGetErrorString(err));
+    detail::count_device_free();
   }
 #endif
   host_ = AlignedVector<S>();

@@ -41,4 +41,12 @@ class Buffer {
   AlignedVector<S> host_;
 };
 
+// How many blocks of device memory this process has freed so far. A captured CUDA graph holds
+// raw device pointers, so a graph captured before this count last changed may point into
+// memory that now belongs to something else, and must be captured again.
+uint64_t device_memory_frees();
+namespace detail {
+void count_device_free();  // called by every owner of device memory when it frees a block
+}  // namespace detail
+
 }  // namespace statelab

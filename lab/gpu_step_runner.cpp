@@ -16,6 +16,7 @@
 #include "kernels/cuda/buffer.hpp"
 #include "kernels/cuda/optim.hpp"
 #include "kernels/cuda/step.hpp"
+#include "kernels/memory.hpp"
 #include "lab/step_runner.hpp"
 
 namespace statelab {
@@ -73,6 +74,13 @@ class GpuStepRunner final : public StepRunner {
     std::memcpy(st.targets, batch.targets.data(), size_t(n) * sizeof(int32_t));
     *st.lr = float(lr);
     *st.step = step;
+    // A block's scratch grows on the first step of a longer sequence, freeing the old one that
+    // earlier graphs still point into: from then on those graphs would write into memory that
+    // may belong to another buffer, so they are all captured anew.
+    if (device_memory_frees() != frees_seen_) {
+      drop_graphs();
+      frees_seen_ = device_memory_frees();
+    }
     const Pass p{batch.batch, batch.length, &model_.exec()};
     const auto key = std::make_tuple(p.B, p.T, slot);
     if (auto it = graphs_.find(key); it != graphs_.end()) {
@@ -130,9 +138,7 @@ class GpuStepRunner final : public StepRunner {
   // point into them) when a batch is larger than any before.
   void ensure_capacity(int64_t n) {
     if (n <= allocated_) return;
-    SL_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
-    for (auto& [key, graph] : graphs_) SL_CUDA_CHECK(cudaGraphExecDestroy(graph));
-    graphs_.clear();
+    drop_graphs();
     seen_.clear();
     for (auto& s : staging_) {
       if (s.tokens) SL_CUDA_CHECK(cudaFreeHost(s.tokens));
@@ -147,6 +153,14 @@ class GpuStepRunner final : public StepRunner {
     tokens_.resize(n);
     targets_.resize(n);
     allocated_ = n;
+  }
+
+  // Destroys every graph once the device has finished with them; each shape is captured again
+  // at its next step.
+  void drop_graphs() {
+    SL_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    for (auto& [key, graph] : graphs_) SL_CUDA_CHECK(cudaGraphExecDestroy(graph));
+    graphs_.clear();
   }
 
   // The whole step on the stream: what one graph replays.
@@ -215,6 +229,7 @@ class GpuStepRunner final : public StepRunner {
   };
   std::vector<Pending> pending_;  // submitted steps
   int64_t steps_taken_ = 0;
+  uint64_t frees_seen_ = 0;  // device_memory_frees() when the graphs were last checked
 };
 
 }  // namespace

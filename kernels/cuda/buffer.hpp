@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cuda/context.hpp"
+#include "kernels/memory.hpp"
 
 namespace statelab::cuda {
 
@@ -77,6 +78,7 @@ class DeviceBuffer {
       const cudaError_t err = cudaFree(data_);
       if (err != cudaSuccess)
         std::fprintf(stderr, "statelab: cudaFree failed: %s\n", cudaGetErrorString(err));
+      ::statelab::detail::count_device_free();
     }
     data_ = nullptr;
     count_ = 0;
