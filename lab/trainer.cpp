@@ -2,6 +2,7 @@
 // diagnosis of a step that went non-finite.
 #include "lab/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -91,21 +92,58 @@ bool all_finite(const S* x, int64_t n) {
   return true;
 }
 
-}  // namespace
+// Backward runs through the parameters in reverse declaration order, so the last parameter
+// whose gradient is not finite belongs to the layer where the gradient first went non-finite:
+// every layer before it only inherits the fault.
+std::string gradient_origin(ParamStore<float>& ps) {
+  ps.to_host();
+  int bad = 0;
+  std::string last;
+  for (const auto& info : ps.infos())
+    if (!all_finite(ps.host_grads() + info.offset, info.shape.numel())) ++bad, last = info.name;
+  if (bad == 0) return "";
+  return "activations are finite; the gradient first goes non-finite at " + last +
+         " (in backward order; " + std::to_string(bad) + " of " +
+         std::to_string(ps.infos().size()) + " parameters have a non-finite gradient)";
+}
 
-std::string Trainer::diagnose_non_finite(const Batch& batch) {
-  model_->forward(batch.tokens.data(), Pass{batch.batch, batch.length});
-  if (std::string found = model_->find_non_finite(); !found.empty())
+// One forward, loss and backward of `batch` on `model`: where it first goes non-finite, or
+// empty when every value is finite.
+std::string recompute_step(Model<float>& model, const Batch& batch) {
+  model.forward(batch.tokens.data(), Pass{batch.batch, batch.length});
+  if (std::string found = model.find_non_finite(); !found.empty())
     return "first non-finite activation: " + found;
-  auto& ps = model_->params();
+  auto& ps = model.params();
   ps.to_host();
   for (const auto& info : ps.infos())
     if (!all_finite(ps.host_values() + info.offset, info.shape.numel()))
       return "parameter " + info.name + " is not finite";
-  for (const auto& info : ps.infos())
-    if (!all_finite(ps.host_grads() + info.offset, info.shape.numel()))
-      return "activations are finite; the first non-finite gradient is that of " + info.name;
-  return "activations, parameters and gradients are finite; the loss itself overflowed";
+  ps.zero_grads();
+  const auto stats = model.loss(batch.targets.data(), true);
+  if (!std::isfinite(stats.loss_sum)) return "activations are finite; the loss is not";
+  model.backward();
+  return gradient_origin(ps);
+}
+
+}  // namespace
+
+std::string Trainer::diagnose_non_finite(const Batch& batch) {
+  const std::string here = recompute_step(*model_, batch);
+  if (!model_->exec().on_cuda())
+    return here.empty() ? "recomputed, the step is finite: the fault did not repeat" : here;
+  // The same step on a CPU copy of the parameters tells a GPU kernel fault (the CPU stays
+  // finite) from values that really diverge (both go non-finite).
+  const int64_t tokens = int64_t(batch.tokens.size());
+  Model<float> cpu(cfg_.model, model_->vocab(), tokens, tokens);
+  auto& from = model_->params();
+  from.to_host();
+  auto& to = cpu.params();
+  for (size_t id = 0; id < from.infos().size(); ++id)
+    std::copy_n(from.host_values() + from.infos()[id].offset, from.infos()[id].shape.numel(),
+                to.values() + to.infos()[id].offset);
+  const std::string there = recompute_step(cpu, batch);
+  return "recomputed on " + device_.spec + ": " + (here.empty() ? "finite" : here) +
+         "; on the CPU from the same parameters: " + (there.empty() ? "finite" : there);
 }
 
 bool Trainer::control_point(int step, const TrainControl& control) const {

@@ -103,8 +103,12 @@ class Trainer {
   // Whether the step after which this one's result must be known (a log line, a check, a
   // checkpoint, a requested stop, the fault-injection window, the last step).
   bool control_point(int step, const TrainControl& control) const;
-  // Re-runs the forward of `batch` and names the first layer output, tensor, head and time step
-  // that is not finite, else the first non-finite parameter or gradient.
+  // Recomputes the step of `batch` (forward, loss, backward) on the parameters the device holds
+  // and names the first layer output, tensor, head and time step that is not finite, else the
+  // first non-finite parameter, else the layer where the gradient first goes non-finite. A GPU
+  // run recomputes it on a CPU copy of the parameters too, which tells a kernel fault from a
+  // divergence. With train.on_nan = "stop" every later step was refused, so those are the
+  // failing step's parameters.
   std::string diagnose_non_finite(const Batch& batch);
 
   RunConfig cfg_;

@@ -180,6 +180,30 @@ TEST(GpuTraining, LossCurveFollowsTheCpuRunOfTheSameSeedForAHundredSteps) {
   EXPECT_LT(lg.loss.back(), lg.loss.front());
 }
 
+// The diagnosis recomputes the failing step on the GPU and on a CPU copy of its parameters, so
+// a planted NaN (a real divergence) is found on both, in the same layer.
+TEST(GpuTraining, ANonFiniteStepIsRecomputedOnTheGpuAndOnTheCpu) {
+  SL_REQUIRE_GPU(ctx, Precision::fp32);
+  RunConfig c = parity_run("cuda:0");
+  c.train.poison_step = 7;
+  c.train.poison_parameter = "blocks.1.cell.recurrent";
+  Trainer t(c);
+  try {
+    t.train({});
+    FAIL() << "a NaN weight must stop training";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("diverged at step 7"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("recomputed on cuda:0: first non-finite activation: block 1 (slstm)"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("on the CPU from the same parameters: first non-finite activation: "
+                       "block 1 (slstm)"),
+              std::string::npos)
+        << msg;
+  }
+}
+
 TEST(GpuTraining, SlstmSolvesParityOnTheGpu) {
   SL_REQUIRE_GPU(ctx, Precision::fp32);
   testing::TempDir tmp;
