@@ -2,10 +2,12 @@
 // recurrent kernels and the dispatch to the chunkwise ones (the gate scans that feed both are in
 // gate_scans.cu). The recurrent kernels keep S on chip for the whole sequence: a thread owns a
 // 2 × 8 tile of S, so every row reduction is a few shuffles inside a warp, and block barriers
-// come once per staged visit of 8 or more steps, never per step. Backward recomputes each chunk from the saved boundary
-// states through √chunk checkpoints in shared memory: a second forward pass bought instead of any
-// global scratch. Checked against the CPU twins in double by
-// kernels/selftest/linear_recurrence.cpp.
+// come once per staged visit of 8 or more steps, never per step. Backward recomputes each chunk
+// from the saved boundary states through √chunk checkpoints: a second forward pass bought
+// instead of storing every state. The checkpoints live in global scratch (written and read back
+// by the same warp, so they stay in L1/L2) and only a visit's recomputed history in shared
+// memory, which keeps a CTA small enough for one wave at short sequences. Checked against the
+// CPU twins in double by kernels/selftest/linear_recurrence.cpp.
 #include "kernels/cuda/linear_recurrence.hpp"
 
 #include <cuda_runtime.h>
@@ -85,6 +87,7 @@ struct RecurrentArgs {
   float* db = nullptr;           // [B, T, H] or null
   float* dc = nullptr;           // [B, T, H]
   float* dfloor = nullptr;       // [B, T, H] or null
+  float* checkpoints = nullptr;  // backward: per warp of the grid, `subchunks` state slots
   int lanes_log2 = 0;            // log2 Lc
   int rows_per_cta = 0;          // warps · G · kTileRows
   int visit = 0;                 // steps per staged visit
@@ -567,10 +570,11 @@ __device__ __forceinline__ void backward_step(const RecurrentArgs& p, const Lane
 
 // Backward per (b, h, row block). Per chunk, last to first, a sequence of visits of `visit`
 // steps: forward visits over subchunks 0 .. m−2 that save the state at each subchunk start
-// (checkpoint slots 0 .. m−1), then reverse visits m−1 .. 0 that recompute their subchunk's
-// states into history slots from the checkpoint and sweep back through them. Each visit's inputs
-// are staged one visit ahead; one block barrier per visit orders staging, slots and the
-// reduction buffers, whose sums are flushed to global memory after the next barrier.
+// (checkpoint slots 0 .. m−1, in global scratch), then reverse visits m−1 .. 0 that recompute
+// their subchunk's states into history slots (shared memory) from the checkpoint and sweep back
+// through them. Each visit's inputs are staged one visit ahead; one block barrier per visit
+// orders staging, slots and the reduction buffers, whose sums are flushed to global memory after
+// the next barrier.
 template <int R, int C>
 __global__ void __launch_bounds__(kMaxWarps * 32) recurrent_bwd_kernel(const RecurrentArgs p) {
   static_assert(C % 4 == 0 && C >= 4 && R >= 1 && R * C % 4 == 0, "tiles are whole float4");
@@ -586,10 +590,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32) recurrent_bwd_kernel(const Rec
   auto stage = [&](int i) { return smem + i * L.size(); };
   auto red = [&](int i) { return smem + 2 * L.size() + i * red_size; };
   const int slot_warp = 32 * R * C + (norm ? dkp : 0);
-  const int slot_stride = (int(blockDim.x) >> 5) * slot_warp;
-  float* slots = smem + 2 * L.size() + 2 * red_size + ln.warp * slot_warp;
-  auto slot = [&](int i) { return slots + i * slot_stride; };
-  auto history = [&](int i) { return slot(p.subchunks + i - 1); };  // i = 1 .. visit − 1
+  const int warps = int(blockDim.x) >> 5;
+  float* checkpoints =
+      p.checkpoints + ((int64_t(blockIdx.x) * gridDim.y + blockIdx.y) * warps + ln.warp) *
+                          p.subchunks * slot_warp;
+  auto slot = [&](int i) { return checkpoints + i * slot_warp; };
+  float* histories = smem + 2 * L.size() + 2 * red_size + ln.warp * slot_warp;
+  // History slot i = 1 .. visit − 1 of this warp: the recomputed S before step t0 + i.
+  auto history = [&](int i) { return histories + (i - 1) * warps * slot_warp; };
   for (int e = int(threadIdx.x); e < 2 * (L.size() + red_size); e += int(blockDim.x)) smem[e] = 0.f;
   __syncthreads();
 
@@ -747,20 +755,30 @@ bool plan_forward(const Context& ctx, const LinearRecurrence<float>& p, Plan& pl
   });
 }
 
-// Backward's shared memory: two staged visits, two reduction buffers and, per warp, m checkpoint
-// slots plus visit − 1 history slots, m = ceil(L / visit), L = min(chunk, T). visit =
-// max(8, ⌈√L⌉) (at most L) keeps m + visit near its minimum 2√L: 15 slots for L = 64, 30 KB per
-// warp of 2 × 8 tiles, so long chunks (beyond about a thousand steps) do not fit.
-bool plan_backward(const Context& ctx, const LinearRecurrence<float>& p, Plan& plan) {
-  if (p.Dk > kMaxStateWidth) return false;
-  plan.lanes_log2 = lanes_log2_for(p.Dk);
+// Backward visits max(8, ⌈√L⌉) steps (at most L), L = min(chunk, T), and keeps m = ceil(L /
+// visit) checkpoints per chunk: m + visit stays near its minimum 2√L.
+void plan_checkpoints(const LinearRecurrence<float>& p, Plan& plan) {
   const int64_t L = std::min(p.chunk, p.T);
   const int64_t root = int64_t(std::ceil(std::sqrt(double(L))));
   plan.visit = int(std::min<int64_t>(L, std::max<int64_t>(kMinBackwardVisit, root)));
   plan.subchunks = int((L + plan.visit - 1) / plan.visit);
+}
+
+// One warp's state slot: its 2 × 8 tiles, and n's columns for a normalized recurrence.
+int64_t slot_floats(const LinearRecurrence<float>& p, int lanes_log2) {
+  return 32 * kTileRows * kTileCols + (p.floor ? int64_t(kTileCols) << lanes_log2 : 0);
+}
+
+// Backward's shared memory: two staged visits, two reduction buffers and, per warp, visit − 1
+// history slots (about 15 KB per warp at L = 64); the m checkpoints per warp are global scratch.
+// Long chunks (visits beyond about a hundred steps) do not fit.
+bool plan_backward(const Context& ctx, const LinearRecurrence<float>& p, Plan& plan) {
+  if (p.Dk > kMaxStateWidth) return false;
+  plan.lanes_log2 = lanes_log2_for(p.Dk);
+  plan_checkpoints(p, plan);
   const int dkp = kTileCols << plan.lanes_log2;
-  const int64_t slots = plan.subchunks + plan.visit - 1;
-  const int64_t slot_warp = 32 * kTileRows * kTileCols + (p.floor ? dkp : 0);
+  const int64_t slots = plan.visit - 1;
+  const int64_t slot_warp = slot_floats(p, plan.lanes_log2);
   return choose_warps(
       ctx, recurrent_bwd_kernel<kTileRows, kTileCols>, p, plan, [&](int rows, int warps) {
         const int64_t floats = 2 * int64_t(StageLayout{plan.visit, dkp, rows, true}.size()) +
@@ -827,11 +845,21 @@ void linear_recurrence_fwd(const Context& ctx, const LinearRecurrence<float>& p,
   SL_CUDA_LAUNCH_CHECK();
 }
 
-// The recurrent backward keeps its recomputed states in shared memory and needs no scratch, so
-// the bound is the chunkwise kernels' own (stated in linear_recurrence_chunkwise.cu), or 0 where
-// they do not apply.
+// The larger of the chunkwise kernels' bound (stated in linear_recurrence_chunkwise.cu), where
+// they apply, and the recurrent backward's checkpoints, where it can run: m slots for each warp
+// of the grid, at most ⌈Dv / rows per warp⌉ + kMaxWarps − 1 warps per sequence (only the last
+// row block has idle warps).
 int64_t linear_recurrence_work_size(const LinearRecurrence<float>& p) {
-  return chunkwise::supports(p) ? chunkwise::work_size(p) : 0;
+  int64_t size = chunkwise::supports(p) ? chunkwise::work_size(p) : 0;
+  if (p.Dk <= kMaxStateWidth && p.T >= 1 && p.chunk >= 1) {
+    Plan plan;
+    plan_checkpoints(p, plan);
+    const int l = lanes_log2_for(p.Dk);
+    const int64_t rows_per_warp = (32 >> l) * kTileRows;
+    const int64_t warps = (p.Dv + rows_per_warp - 1) / rows_per_warp + kMaxWarps - 1;
+    size = std::max(size, p.B * p.H * warps * plan.subchunks * slot_floats(p, l));
+  }
+  return size;
 }
 
 void linear_recurrence_bwd(const Context& ctx, const LinearRecurrence<float>& p,
@@ -845,9 +873,11 @@ void linear_recurrence_bwd(const Context& ctx, const LinearRecurrence<float>& p,
                    "linear recurrence backward: work is required");
     return chunkwise::backward(ctx, p, g, work);
   }
+  SL_CHECK_SHAPE(work, "linear recurrence backward: work (the checkpoints) is required");
   RecurrentArgs a = recurrent_args(p, plan);
   a.dy = g.dy, a.dq = g.dq, a.dk = g.dk, a.dv = g.dv;
   a.da = g.da, a.db = g.db, a.dc = g.dc, a.dfloor = g.dfloor;
+  a.checkpoints = work;
   recurrent_bwd_kernel<kTileRows, kTileCols>
       <<<grid_of(p, plan), plan.warps * 32, plan.smem, ctx.stream>>>(a);
   SL_CUDA_LAUNCH_CHECK();
