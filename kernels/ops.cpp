@@ -316,6 +316,20 @@ void causal_attention_bwd(const Exec& ex, const cpu::CausalAttention<S>& a, cons
 }
 
 template <typename S>
+void causal_attention_probe(const Exec& ex, const cpu::CausalAttention<S>& a, S* entropy, S* map,
+                            S* work) {
+  SL_ON_CUDA(ex, cuda::causal_attention_probe(*ex.cuda, a, entropy, map));
+  cpu::causal_attention_probe(a, entropy, map, work);
+}
+
+template <typename S>
+void linear_recurrence_probe(const Exec& ex, const cpu::LinearRecurrence<S>& p,
+                             const cpu::LinearRecurrenceProbe<S>& probe, S* work) {
+  SL_ON_CUDA(ex, cuda::linear_recurrence_probe(*ex.cuda, p, probe));
+  cpu::linear_recurrence_probe(p, probe, work);
+}
+
+template <typename S>
 int64_t nonlinear_recurrence_work_size(const Exec& ex, const cpu::NonlinearRecurrence<S>& p) {
 #ifdef STATELAB_HAVE_CUDA
   if constexpr (std::is_same_v<S, float>)
@@ -389,6 +403,10 @@ int64_t linear_recurrence_work_size(const Exec& ex, const cpu::LinearRecurrence<
   template void causal_attention_fwd<S>(const Exec&, const cpu::CausalAttention<S>&, S*);          \
   template void causal_attention_bwd<S>(const Exec&, const cpu::CausalAttention<S>&, const S*, S*, \
                                         S*, S*, S*);                                               \
+  template void causal_attention_probe<S>(const Exec&, const cpu::CausalAttention<S>&, S*, S*,     \
+                                          S*);                                                     \
+  template void linear_recurrence_probe<S>(const Exec&, const cpu::LinearRecurrence<S>&,           \
+                                           const cpu::LinearRecurrenceProbe<S>&, S*);              \
   template void nonlinear_recurrence_fwd<S>(const Exec&, const cpu::NonlinearRecurrence<S>&);      \
   template int64_t nonlinear_recurrence_work_size<S>(const Exec&,                                  \
                                                      const cpu::NonlinearRecurrence<S>&);          \

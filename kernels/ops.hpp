@@ -116,6 +116,11 @@ void causal_attention_fwd(const Exec& ex, const cpu::CausalAttention<S>& a, S* w
 template <typename S>
 void causal_attention_bwd(const Exec& ex, const cpu::CausalAttention<S>& a, const S* dout, S* dq,
                           S* dk, S* dv, S* work);
+// entropy [B, T, H] and map [B, H, T, T] (when non-null) on the pass's device; work as forward's
+// (unused on CUDA).
+template <typename S>
+void causal_attention_probe(const Exec& ex, const cpu::CausalAttention<S>& a, S* entropy, S* map,
+                            S* work);
 
 // --- recurrences -------------------------------------------------------------------------------
 template <typename S>
@@ -133,6 +138,11 @@ int64_t linear_recurrence_work_size(const Exec& ex, const cpu::LinearRecurrence<
 template <typename S>
 void linear_recurrence_bwd(const Exec& ex, const cpu::LinearRecurrence<S>& p,
                            const cpu::LinearRecurrenceGrads<S>& g, S* work);
+// The read-outs into buffers on the pass's device; work as backward's (unused on CUDA, whose
+// recurrent kernel needs no boundary states either).
+template <typename S>
+void linear_recurrence_probe(const Exec& ex, const cpu::LinearRecurrence<S>& p,
+                             const cpu::LinearRecurrenceProbe<S>& probe, S* work);
 template <typename S>
 void stabilized_gates_fwd(const Exec& ex, cpu::ForgetGate kind, int64_t B, int64_t T, int64_t H,
                           const S* igate, const S* fgate, S* m, S* a, S* c, S* floor);

@@ -25,4 +25,9 @@ int64_t causal_attention_work_size(int64_t B, int64_t T, int64_t H);
 void causal_attention_bwd(const Context& ctx, const cpu::CausalAttention<float>& a,
                           const float* dout, float* dq, float* dk, float* dv, float* work);
 
+// The twin of cpu::causal_attention_probe (kernels/cuda/attention_probe.cu), from a.q, a.k and
+// the a.lse forward saved: entropy [B, T, H]; map [B, H, T, T] when non-null.
+void causal_attention_probe(const Context& ctx, const cpu::CausalAttention<float>& a,
+                            float* entropy, float* map);
+
 }  // namespace statelab::cuda

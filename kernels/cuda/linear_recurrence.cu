@@ -88,6 +88,12 @@ struct RecurrentArgs {
   float* dc = nullptr;           // [B, T, H]
   float* dfloor = nullptr;       // [B, T, H] or null
   float* checkpoints = nullptr;  // backward: per warp of the grid, `subchunks` state slots
+  // Probe read-outs [B, T, H], forward only, each when non-null: squared norms summed over the
+  // tiles (zeroed before, square-rooted after), and |nᵀq| written once.
+  float* state_sq = nullptr;       // ‖S_t‖²_F
+  float* normalizer_sq = nullptr;  // ‖n_t‖²
+  float* n_dot_q = nullptr;        // |n_tᵀ q_t|
+  float* error_sq = nullptr;       // ‖S_{t−1} k_t − v_t‖²
   int lanes_log2 = 0;            // log2 Lc
   int rows_per_cta = 0;          // warps · G · kTileRows
   int visit = 0;                 // steps per staged visit
@@ -194,6 +200,12 @@ __device__ __forceinline__ void add_scalars(const float (&x)[4], float* red, int
   z += __shfl_xor_sync(0xffffffffu, z, 2);
   z += __shfl_xor_sync(0xffffffffu, z, 1);
   if ((lane & 7) == 0) atomicAdd(red + (lane >> 3), z);
+}
+
+// Adds the warp's total of x into *dst once (every lane of the warp must call it).
+__device__ __forceinline__ void add_warp_total(float x, float* dst, int lane) {
+  for (int o = 16; o >= 1; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  if (lane == 0) atomicAdd(dst, x);
 }
 
 __device__ __forceinline__ int64_t state_size(const RecurrentArgs& p) {
@@ -359,6 +371,51 @@ __device__ __forceinline__ void read_step(const float* sb, const StageLayout& L,
   gates = reinterpret_cast<const float4*>(sb)[st];
 }
 
+// Probe: ‖S_{t−1} k_t − v_t‖² over this warp's rows, before step t writes (each row counted by
+// the one lane that owns its outputs; padding rows have S = 0 and v = 0).
+template <int R, int C>
+__device__ __forceinline__ void probe_write_error(const RecurrentArgs& p, const Lane& ln,
+                                                  const Tile<R, C>& X, const float (&kk)[C],
+                                                  const float (&vv)[R], int row0, float* dst) {
+  float u[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) u[r] = dot(X[r], kk);
+  group_sum(u, ln.lanes);
+  float sq = 0.f;
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+    if (ln.writes(r) && row0 + ln.template row<R>(r) < p.Dv) {
+      const float d = u[r] - vv[r];
+      sq = fmaf(d, d, sq);
+    }
+  add_warp_total(sq, dst, ln.lane);
+}
+
+// Probe: ‖S_t‖²_F from every tile entry; n is held whole by every row group of every warp, so
+// ‖n_t‖² and |n_tᵀ q_t| come from row group 0 of warp 0 of row block 0 alone.
+template <int R, int C>
+__device__ __forceinline__ void probe_state(const RecurrentArgs& p, const Lane& ln,
+                                            const Tile<R, C>& X, const float (&n)[C],
+                                            float n_dot_q, int64_t gi) {
+  const bool n_owner = blockIdx.y == 0 && ln.warp == 0;
+  if (p.state_sq) {
+    float sq = 0.f;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int j = 0; j < C; ++j) sq = fmaf(X[r][j], X[r][j], sq);
+    add_warp_total(sq, p.state_sq + gi, ln.lane);
+  }
+  if (p.normalizer_sq && n_owner) {
+    float sq = 0.f;
+    if (ln.g == 0)
+#pragma unroll
+      for (int j = 0; j < C; ++j) sq = fmaf(n[j], n[j], sq);
+    add_warp_total(sq, p.normalizer_sq + gi, ln.lane);
+  }
+  if (p.n_dot_q && n_owner && ln.lane == 0) p.n_dot_q[gi] = fabsf(n_dot_q);
+}
+
 template <int R, int C>
 __global__ void __launch_bounds__(kMaxWarps * 32, 2) recurrent_fwd_kernel(const RecurrentArgs p) {
   static_assert(C % 4 == 0 && C >= 4 && R >= 1 && R * C % 4 == 0, "tiles are whole float4");
@@ -399,12 +456,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 2) recurrent_fwd_kernel(const 
       float4 gt;
       read_step(sb, L, st, ln, kk, vv, gt);
       load_staged(sb + L.kq() + (2 * st + 1) * L.dkp, ln, qq);
+      const int64_t gi = (b * p.T + t) * p.H + h;
+      if (p.error_sq) probe_write_error(p, ln, X, kk, vv, row0, p.error_sq + gi);
       advance(X, n, kk, vv, gt.x, gt.y, gt.z, delta, norm, ln.lanes);
       float o[R + 1];
 #pragma unroll
       for (int r = 0; r < R; ++r) o[r] = dot(X[r], qq);
       o[R] = norm ? dot(n, qq) : 0.f;
       group_sum(o, ln.lanes, norm ? R + 1 : R);
+      if (p.state_sq || p.normalizer_sq || p.n_dot_q) probe_state(p, ln, X, n, o[R], gi);
+      if (!p.y.data) continue;  // a probe pass leaves y as forward wrote it
       const float den = norm ? fmaxf(fabsf(o[R]), gt.w) + p.eps : 1.f;
       float* y = row_at(p.y, p.T, b, t, h);
 #pragma unroll
@@ -798,6 +859,11 @@ RecurrentArgs recurrent_args(const LinearRecurrence<float>& p, const Plan& plan)
   return a;
 }
 
+__global__ void square_root_kernel(float* x, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] = sqrtf(x[i]);
+}
+
 dim3 grid_of(const LinearRecurrence<float>& p, const Plan& plan) {
   return dim3(unsigned(p.B * p.H), unsigned(plan.row_blocks));
 }
@@ -843,6 +909,36 @@ void linear_recurrence_fwd(const Context& ctx, const LinearRecurrence<float>& p,
   recurrent_fwd_kernel<kTileRows, kTileCols>
       <<<grid_of(p, plan), plan.warps * 32, plan.smem, ctx.stream>>>(recurrent_args(p, plan));
   SL_CUDA_LAUNCH_CHECK();
+}
+
+// One pass of the recurrent forward kernel over the whole sequence from the zero state, whatever
+// form the forward took, so no boundary states are needed and any T works.
+void linear_recurrence_probe(const Context& ctx, const LinearRecurrence<float>& p,
+                             const cpu::LinearRecurrenceProbe<float>& probe) {
+  check(p);
+  SL_CHECK_SHAPE(p.floor || !(probe.normalizer_norm || probe.n_dot_q),
+                 "linear recurrence probe: normalizer_norm and n_dot_q need a normalized "
+                 "recurrence (floor set)");
+  Plan plan;
+  SL_CHECK_SHAPE(plan_forward(ctx, p, plan),
+                 "linear recurrence probe: the recurrent kernel handles Dk <= " +
+                     std::to_string(kMaxStateWidth) + " (Dk=" + std::to_string(p.Dk) + ")");
+  const int64_t n = p.B * p.T * p.H;
+  float* sums[] = {probe.state_norm, probe.normalizer_norm, probe.write_error};
+  for (float* out : sums)
+    if (out) SL_CUDA_CHECK(cudaMemsetAsync(out, 0, size_t(n) * sizeof(float), ctx.stream));
+  RecurrentArgs a = recurrent_args(p, plan);
+  a.y.data = nullptr, a.boundary = nullptr, a.final_state = nullptr;
+  a.state_sq = probe.state_norm, a.normalizer_sq = probe.normalizer_norm;
+  a.n_dot_q = probe.n_dot_q, a.error_sq = probe.write_error;
+  recurrent_fwd_kernel<kTileRows, kTileCols>
+      <<<grid_of(p, plan), plan.warps * 32, plan.smem, ctx.stream>>>(a);
+  SL_CUDA_LAUNCH_CHECK();
+  for (float* out : sums)
+    if (out) {
+      square_root_kernel<<<unsigned((n + 255) / 256), 256, 0, ctx.stream>>>(out, n);
+      SL_CUDA_LAUNCH_CHECK();
+    }
 }
 
 // The larger of the chunkwise kernels' bound (stated in linear_recurrence_chunkwise.cu), where

@@ -22,6 +22,12 @@ enum class LinearKernel { automatic, recurrent, chunkwise };
 void linear_recurrence_fwd(const Context& ctx, const cpu::LinearRecurrence<float>& p,
                            LinearKernel kernel = LinearKernel::automatic);
 
+// cpu::linear_recurrence_probe's read-outs ([B, T, H] buffers on the device; null ones are
+// skipped), written by the recurrent forward kernel in one pass from the zero state. y, the
+// boundary and the final state are left as they are. Throws ShapeError for Dk > 256.
+void linear_recurrence_probe(const Context& ctx, const cpu::LinearRecurrence<float>& p,
+                             const cpu::LinearRecurrenceProbe<float>& probe);
+
 // Scratch elements backward needs for these shapes (the bound is stated in the definition).
 int64_t linear_recurrence_work_size(const cpu::LinearRecurrence<float>& p);
 

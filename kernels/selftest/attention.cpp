@@ -89,6 +89,38 @@ CaseResult run_attention(const cuda::Context& ctx, const AttentionShape& s, uint
   return r;
 }
 
+// The probe after the CUDA forward (whose lse it reads, as in a model): entropy, and the map when
+// T <= 130, against the CPU probe in double.
+CaseResult run_attention_probe(const cuda::Context& ctx, const AttentionShape& s, uint64_t seed) {
+  const int64_t n = s.B * s.T * s.H * s.Dh, rows = s.B * s.T * s.H;
+  const bool with_map = s.T <= 130;
+  const auto q = uniform_values(seed, 1, n, -s.range, s.range);
+  const auto k = uniform_values(seed, 2, n, -s.range, s.range);
+  const auto v = uniform_values(seed, 3, n, -1, 1);
+  auto o = zeros(n), lse = zeros(rows), entropy = zeros(rows);
+  auto map = zeros(with_map ? s.B * s.H * s.T * s.T : 0);
+  auto work = zeros(cpu::causal_attention_work_size(s.T));
+  const cpu::CausalAttention<double> ref{s.B,      s.T,      s.H,      s.Dh,      q.data(),
+                                         k.data(), v.data(), o.data(), lse.data()};
+  cpu::causal_attention_fwd(ref, work.data());
+  cpu::causal_attention_probe(ref, entropy.data(), with_map ? map.data() : nullptr, work.data());
+
+  auto gq = to_device(ctx, to_float(q)), gk = to_device(ctx, to_float(k));
+  auto gv = to_device(ctx, to_float(v));
+  auto go = output_buffer(ctx, n), glse = output_buffer(ctx, rows);
+  auto gentropy = output_buffer(ctx, rows), gmap = output_buffer(ctx, int64_t(map.size()));
+  cpu::CausalAttention<float> a{s.B, s.T, s.H, s.Dh};
+  a.q = gq.data(), a.k = gk.data(), a.v = gv.data(), a.o = go.data(), a.lse = glse.data();
+  cuda::causal_attention_fwd(ctx, a);
+  cuda::causal_attention_probe(ctx, a, gentropy.data(), with_map ? gmap.data() : nullptr);
+  cuda::synchronize(ctx);
+  const double limit = limit_for(ctx.precision, false);
+  CaseResult r;
+  r.checks.push_back(compare("entropy", gentropy.download(ctx), entropy, limit));
+  if (with_map) r.checks.push_back(compare("map", gmap.download(ctx), map, limit));
+  return r;
+}
+
 struct RopeShape {
   int64_t B, T, H, Dh;
   bool in_place;
@@ -167,6 +199,15 @@ std::vector<Case> attention_cases() {
     const uint64_t seed = uint64_t(s.B * 1000003 + s.T * 101 + s.H * 11 + s.Dh);
     cases.push_back({"causal_attention fwd+bwd", describe(s),
                      [s, seed](const cuda::Context& ctx) { return run_attention(ctx, s, seed); }});
+  }
+
+  const AttentionShape probed[] = {
+      {1, 1, 1, 2, 1}, {2, 7, 3, 5, 1}, {3, 33, 2, 16, 2}, {2, 130, 2, 32, 1}, {1, 300, 2, 64, 1}};
+  for (const auto& s : probed) {
+    const uint64_t seed = uint64_t(s.B * 7919 + s.T * 31 + s.H * 7 + s.Dh);
+    cases.push_back({"causal_attention probe", describe(s), [s, seed](const cuda::Context& ctx) {
+                       return run_attention_probe(ctx, s, seed);
+                     }});
   }
 
   const RopeShape rope[] = {

@@ -278,6 +278,87 @@ Case recurrence_case(const RecurrenceShape& sh, LinearKernel kernel, uint64_t s)
 }
 
 // The recurrent kernel's own limit on the state width is a ShapeError, thrown before a launch.
+// The probe read-outs the recurrent forward kernel writes (state norm, write error, and for the
+// mLSTM the normalizer norm and |nᵀq|) against the CPU probe in double on the same values.
+Case probe_case(const RecurrenceShape& sh, uint64_t s) {
+  return {"linear_recurrence probe", sh.name(), [=](const cuda::Context& ctx) {
+            const int64_t B = sh.B, T = sh.T, H = sh.H, Dk = sh.Dk, Dv = sh.Dv, n = B * T * H;
+            const bool mlstm = sh.cell == Cell::mlstm, gdn = sh.cell == Cell::gdn;
+            // Mamba-2's q and k (C and B) are shared by the heads; the others' are per head.
+            const View qk = sh.cell == Cell::mamba2 ? View{0, Dk, 0} : View{0, H * Dk, Dk};
+            const View vy{0, H * Dv, Dv};
+            auto q = uniform_values(kSeed, s * 16, qk.size(B, T), -1, 1);
+            auto k = uniform_values(kSeed, s * 16 + 1, qk.size(B, T), -1, 1);
+            if (gdn) {
+              normalize(q, qk, B, T, H, Dk, 1 / std::sqrt(double(Dk)));
+              normalize(k, qk, B, T, H, Dk, 1);
+            }
+            if (mlstm) {  // the cell's 1/√Dk, as in recurrence_case
+              for (auto& x : k) x /= std::sqrt(double(Dk));
+              k = rounded(std::move(k));
+            }
+            const auto v = uniform_values(kSeed, s * 16 + 2, vy.size(B, T), -1, 1);
+            const Gates gates = make_gates(sh, s * 16 + 3);
+
+            cpu::LinearRecurrence<double> pd;
+            pd.B = B, pd.T = T, pd.H = H, pd.Dk = Dk, pd.Dv = Dv, pd.chunk = sh.chunk;
+            pd.q = qk.rows<const double>(q.data()), pd.k = qk.rows<const double>(k.data());
+            pd.v = vy.rows<const double>(v.data());
+            pd.a = gates.a.data(), pd.c = gates.c.data();
+            pd.b = gdn ? gates.b.data() : nullptr;
+            pd.floor = mlstm ? gates.floor.data() : nullptr;
+            pd.eps = mlstm ? 1e-6 : 0;
+            auto y = zeros(vy.size(B, T));
+            auto boundary = zeros(cpu::linear_recurrence_boundary_size(pd));
+            pd.y = vy.rows(y.data());
+            pd.boundary = boundary.empty() ? nullptr : boundary.data();
+            cpu::linear_recurrence_fwd(pd, cpu::LinearForm::recurrent);
+            auto state = zeros(n), norm = zeros(n), nq = zeros(n), error = zeros(n);
+            cpu::LinearRecurrenceProbe<double> probe;
+            probe.state_norm = state.data(), probe.write_error = error.data();
+            if (mlstm) probe.normalizer_norm = norm.data(), probe.n_dot_q = nq.data();
+            auto work = zeros(cpu::linear_recurrence_work_size(pd));
+            cpu::linear_recurrence_probe(pd, probe, work.data());
+
+            auto d_q = to_device(ctx, to_float(q)), d_k = to_device(ctx, to_float(k));
+            auto d_v = to_device(ctx, to_float(v));
+            auto d_a = device_copy(ctx, gates.a), d_b = device_copy(ctx, gates.b);
+            auto d_c = device_copy(ctx, gates.c), d_floor = device_copy(ctx, gates.floor);
+            auto d_y = output_buffer(ctx, vy.size(B, T));
+            auto d_state = output_buffer(ctx, n), d_norm = output_buffer(ctx, n);
+            auto d_nq = output_buffer(ctx, n), d_error = output_buffer(ctx, n);
+            cpu::LinearRecurrence<float> pf;
+            pf.B = B, pf.T = T, pf.H = H, pf.Dk = Dk, pf.Dv = Dv, pf.chunk = sh.chunk;
+            pf.q = qk.rows<const float>(d_q.data()), pf.k = qk.rows<const float>(d_k.data());
+            pf.v = vy.rows<const float>(d_v.data());
+            pf.a = d_a.data(), pf.c = d_c.data();
+            pf.b = gdn ? d_b.data() : nullptr;
+            pf.floor = mlstm ? d_floor.data() : nullptr;
+            pf.eps = mlstm ? 1e-6f : 0.f;
+            pf.y = vy.rows(d_y.data());
+            cpu::LinearRecurrenceProbe<float> pg;
+            pg.state_norm = d_state.data(), pg.write_error = d_error.data();
+            if (mlstm) pg.normalizer_norm = d_norm.data(), pg.n_dot_q = d_nq.data();
+            cuda::linear_recurrence_probe(ctx, pf, pg);
+            cuda::synchronize(ctx);
+            const double lim = limit_for(ctx.precision, false);
+            CaseResult r;
+            r.checks.push_back(compare("state_norm", d_state.download(ctx), state, lim));
+            r.checks.push_back(compare("write_error", d_error.download(ctx), error, lim));
+            if (mlstm) {
+              r.checks.push_back(compare("normalizer_norm", d_norm.download(ctx), norm, lim));
+              r.checks.push_back(compare("n_dot_q", d_nq.download(ctx), nq, lim));
+            }
+            // The probe leaves y as it was: every element still the NaN output_buffer put there
+            // (an element the probe wrote counts as a failure).
+            TensorCheck y_check;
+            y_check.name = "y left unwritten (elements written)";
+            for (float x : d_y.download(ctx)) y_check.non_finite += std::isfinite(x) ? 1 : 0;
+            r.checks.push_back(y_check);
+            return r;
+          }};
+}
+
 Case recurrent_width_limit_case() {
   return {"linear_recurrence recurrent rejects Dk > 256", "B=1 T=3 H=1 Dk=257 Dv=4",
           [](const cuda::Context& ctx) {
@@ -490,6 +571,14 @@ std::vector<Case> linear_recurrence_cases() {
   cases.push_back(recurrence_case({Cell::mamba2, false, 2, 300, 2, 32, 32, 16},
                                   LinearKernel::automatic, salt++));
   cases.push_back(recurrent_width_limit_case());
+  for (const RecurrenceShape& sh :
+       {RecurrenceShape{Cell::mlstm, false, 2, 37, 3, 32, 24, 16},
+        RecurrenceShape{Cell::mlstm, true, 1, 1, 1, 8, 8, 64},
+        RecurrenceShape{Cell::mlstm, true, 2, 80, 2, 64, 64, 64, false, false, true},
+        RecurrenceShape{Cell::mamba2, false, 3, 29, 4, 16, 33, 8},
+        RecurrenceShape{Cell::gdn, true, 2, 70, 2, 64, 40, 32},
+        RecurrenceShape{Cell::gdn, false, 1, 200, 1, 256, 16, 64}})
+    cases.push_back(probe_case(sh, salt++));
 
   for (auto kind :
        {cpu::ForgetGate::sigmoid, cpu::ForgetGate::exp, cpu::ForgetGate::signed_sigmoid})
