@@ -6,6 +6,7 @@
 // probes read a host copy (download(), then host()), which on the CPU is the arena itself.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -59,12 +60,17 @@ class Arena {
     mirror_.resize(size_t(buffer_.size()));
     buffer_.to_host(mirror_.data(), buffer_.size());
   }
-  const S* host(Slot s) const {
-    const S* base = buffer_.on_cuda() ? mirror_.data() : buffer_.data();
-    return base + slots_[size_t(s)].offset;
+  const S* host(Slot s) const { return host_base() + slots_[size_t(s)].offset; }
+  // The host copy of what `inside` points at in the arena (the kernels' argument structs hold
+  // arena pointers).
+  const S* host_of(const S* inside) const {
+    const std::ptrdiff_t at = inside - buffer_.data();
+    SL_CHECK(at >= 0 && at < buffer_.size(), "Arena::host_of: the pointer is not in the arena");
+    return host_base() + at;
   }
 
  private:
+  const S* host_base() const { return buffer_.on_cuda() ? mirror_.data() : buffer_.data(); }
   struct SlotInfo {
     int64_t per_token;
     SlotUse use;

@@ -212,12 +212,11 @@ std::string GdnBlock<S>::find_non_finite(Pass p) const {
 
 template <typename S>
 void GdnBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
-  require_cpu_probe(p, prefix);
-  const int64_t H = H_, Dk = Dk_, cells = p.tokens() * H;
+  const int64_t H = H_, Dk = Dk_;
   const std::string at = prefix + ".";
-  add_head_series(sink, p, H, at + "alpha", arena_(alpha_), ProbeKind::gate,
+  add_head_series(sink, p, H, at + "alpha", arena_.host(alpha_), ProbeKind::gate,
                   "decay alpha_t = exp(-exp(A_log) softplus(a~ + dt_bias)), in (0, 1)");
-  add_head_series(sink, p, H, at + "beta", arena_(beta_), ProbeKind::value,
+  add_head_series(sink, p, H, at + "beta", arena_.host(beta_), ProbeKind::value,
                   signed_ ? "write strength beta_t = 2 sigmoid(b~), in (0, 2)"
                           : "write strength beta_t = sigmoid(b~), in (0, 1)");
   // The transition alpha (I - beta k kᵀ) scales k by alpha (1 - beta |k|²) and keeps alpha on
@@ -225,23 +224,20 @@ void GdnBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
   const auto r = recurrence(p);
   float* eigen = sink.add(at + "eigenvalue", head_axes(), {p.B, p.T, H}, ProbeKind::eigenvalue,
                           "transition eigenvalue along k_t: alpha_t (1 - beta_t |k_t|^2)");
+  const S *keys = arena_.host_of(r.k.data), *alpha = arena_.host_of(r.a),
+          *beta = arena_.host_of(r.b);
   for (int64_t n = 0; n < p.tokens(); ++n)
     for (int64_t h = 0; h < H; ++h) {
-      const S* k = r.k.data + n * r.k.row + h * r.k.head;
+      const S* k = keys + n * r.k.row + h * r.k.head;
       double kk = 0;
       for (int64_t i = 0; i < Dk; ++i) kk += double(k[i]) * double(k[i]);
       const int64_t i = n * H + h;
-      eigen[i] = float(double(r.a[i]) * (1.0 - double(r.b[i]) * kk));
+      eigen[i] = float(double(alpha[i]) * (1.0 - double(beta[i]) * kk));
     }
-  std::vector<S> norms(static_cast<size_t>(cells)), errors(static_cast<size_t>(cells));
-  cpu::LinearRecurrenceProbe<S> probe;
-  probe.state_norm = norms.data();
-  probe.write_error = errors.data();
-  cpu::linear_recurrence_probe(r, probe,
-                               work_.get(p.exec(), cpu::linear_recurrence_work_size(r)));
-  add_head_series(sink, p, H, at + "state_norm", norms.data(), ProbeKind::norm,
+  const auto read = probe_recurrence(p, r, false, true, work_);
+  add_head_series(sink, p, H, at + "state_norm", read.state_norm.data(), ProbeKind::norm,
                   "Frobenius norm of the fast-weight memory S_t");
-  add_head_series(sink, p, H, at + "write_error", errors.data(), ProbeKind::norm,
+  add_head_series(sink, p, H, at + "write_error", read.write_error.data(), ProbeKind::norm,
                   "||S_{t-1} k_t - v_t||: how far the memory's recall of k_t was from v_t "
                   "before the write");
 }

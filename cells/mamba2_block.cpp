@@ -165,21 +165,15 @@ std::string Mamba2Block<S>::find_non_finite(Pass p) const {
 
 template <typename S>
 void Mamba2Block<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
-  require_cpu_probe(p, prefix);
-  const int64_t H = H_, cells = p.tokens() * H;
+  const int64_t H = H_;
   const std::string at = prefix + ".";
-  add_head_series(sink, p, H, at + "dt", arena_(dt_), ProbeKind::value,
+  add_head_series(sink, p, H, at + "dt", arena_.host(dt_), ProbeKind::value,
                   "step size dt_t = softplus(dt~ + dt_bias)");
-  add_head_series(sink, p, H, at + "transition", arena_(a_), ProbeKind::eigenvalue,
+  add_head_series(sink, p, H, at + "transition", arena_.host(a_), ProbeKind::eigenvalue,
                   signed_ ? "transition eigenvalue a_t = 2 exp(dt A) - 1, in (-1, 1)"
                           : "transition eigenvalue a_t = exp(dt A), in (0, 1)");
-  const auto r = recurrence(p);
-  std::vector<S> norms(static_cast<size_t>(cells));
-  cpu::LinearRecurrenceProbe<S> probe;
-  probe.state_norm = norms.data();
-  cpu::linear_recurrence_probe(r, probe,
-                               work_.get(p.exec(), cpu::linear_recurrence_work_size(r)));
-  add_head_series(sink, p, H, at + "state_norm", norms.data(), ProbeKind::norm,
+  const auto read = probe_recurrence(p, recurrence(p), false, false, work_);
+  add_head_series(sink, p, H, at + "state_norm", read.state_norm.data(), ProbeKind::norm,
                   "Frobenius norm of the SSM state H_t (head dim x state size)");
 }
 

@@ -222,22 +222,21 @@ std::string MlstmBlock<S>::find_non_finite(Pass p) const {
 
 template <typename S>
 void MlstmBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
-  require_cpu_probe(p, prefix);
   const int64_t H = H_, Dh = Dh_, cells = p.tokens() * H;
   const std::string at = prefix + ".";
   const bool signed_f = forget_ == cpu::ForgetGate::signed_sigmoid;
-  add_head_series(sink, p, H, at + "input_preact", arena_(ig_), ProbeKind::value,
+  add_head_series(sink, p, H, at + "input_preact", arena_.host(ig_), ProbeKind::value,
                   "input gate pre-activation i~ (the input gate is exp(i~))");
-  add_head_series(sink, p, H, at + "forget_preact", arena_(fg_), ProbeKind::value,
+  add_head_series(sink, p, H, at + "forget_preact", arena_.host(fg_), ProbeKind::value,
                   std::string("forget gate pre-activation f~; f = ") +
                       (forget_ == cpu::ForgetGate::exp ? "exp(f~)"
                                                        : signed_f ? "2 sigmoid(f~) - 1"
                                                                   : "sigmoid(f~)"));
-  add_head_series(sink, p, H, at + "stabilizer", arena_(m_), ProbeKind::value,
+  add_head_series(sink, p, H, at + "stabilizer", arena_.host(m_), ProbeKind::value,
                   "stabilizer m_t = max(log|f| + m_{t-1}, i~) (log scale)");
-  add_head_series(sink, p, H, at + "input_gate", arena_(c_), ProbeKind::gate,
+  add_head_series(sink, p, H, at + "input_gate", arena_.host(c_), ProbeKind::gate,
                   "stabilized input gate i' = exp(i~ - m_t), in (0, 1]");
-  add_head_series(sink, p, H, at + "forget_gate", arena_(a_),
+  add_head_series(sink, p, H, at + "forget_gate", arena_.host(a_),
                   signed_f ? ProbeKind::eigenvalue : ProbeKind::gate,
                   "stabilized forget gate f' = sign(f) exp(log|f| + m_{t-1} - m_t): the memory's "
                   "transition eigenvalue");
@@ -250,20 +249,16 @@ void MlstmBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
                                ProbeKind::norm, "L2 norm of the stabilized normalizer n~_t");
   float* nq = sink.add(at + "n_dot_q", head_axes(), {p.B, p.T, H}, ProbeKind::norm,
                        "|n~_t . q_t|, the output's divisor unless the floor exp(-m_t) is larger");
-  std::vector<S> memory_s(static_cast<size_t>(cells)), normalizer_s(static_cast<size_t>(cells)), nq_s(static_cast<size_t>(cells));
-  cpu::LinearRecurrenceProbe<S> probe;
-  probe.state_norm = memory_s.data();
-  probe.normalizer_norm = normalizer_s.data();
-  probe.n_dot_q = nq_s.data();
-  cpu::linear_recurrence_probe(r, probe,
-                               work_.get(p.exec(), cpu::linear_recurrence_work_size(r)));
+  const RecurrenceReadouts<S> read = probe_recurrence(p, r, true, false, work_);
+  const std::vector<S>&memory_s = read.state_norm, &normalizer_s = read.normalizer_norm,
+                      &nq_s = read.n_dot_q;
   float* log_memory = sink.add(at + "memory_log_norm", head_axes(), {p.B, p.T, H},
                                ProbeKind::value, "log ||C_t||_F = log ||C~_t||_F + m_t (natural log)");
   float* floor_active =
       sink.add(at + "floor_active", head_axes(), {p.B, p.T, H}, ProbeKind::indicator,
                "1 where the floor exp(-m_t) exceeds |n~_t . q_t| and divides the output instead");
-  const S* m = arena_(m_);
-  const S* floor = arena_(floor_);
+  const S* m = arena_.host(m_);
+  const S* floor = arena_.host(floor_);
   for (int64_t i = 0; i < cells; ++i) {
     memory[i] = float(memory_s[size_t(i)]);
     normalizer[i] = float(normalizer_s[size_t(i)]);
@@ -274,7 +269,7 @@ void MlstmBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
   // The SiLU(z) branch gates the cell's output per unit; reported as its mean over the head.
   float* gate = sink.add(at + "output_gate", head_axes(), {p.B, p.T, H}, ProbeKind::value,
                          "mean over the head's units of the output gate SiLU(z)");
-  const S* z = arena_(z_);
+  const S* z = arena_.host(z_);
   for (int64_t n = 0; n < p.tokens(); ++n)
     for (int64_t h = 0; h < H; ++h) {
       double sum = 0;

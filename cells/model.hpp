@@ -54,8 +54,12 @@ class Model {
   // Where the last forward first went non-finite, layer by layer in forward order: the layer,
   // tensor, batch row, time step and head; empty when every activation is finite.
   std::string find_non_finite();
+  // Refreshes the host copy of the last forward's activations (one transfer on a GPU, nothing
+  // on the CPU); probe() and host_residual() read it.
+  void download_activations() { arena_.download(); }
   // What every block computed inside in the last forward, named "blocks.<i>.<quantity>" (see
-  // Block::probe); CPU models only. Leaves the forward's results untouched.
+  // Block::probe), after download_activations(); on a GPU what needs recomputing runs in CUDA
+  // kernels. Leaves the forward's results untouched.
   void probe(ProbeSink& sink);
   // The shape of the last forward.
   Pass last_pass() const { return pass_; }
@@ -65,6 +69,8 @@ class Model {
     return {arena_(stream_[size_t(i)]), {pass_.B, pass_.T, cfg_.d_model},
             exec_.on_cuda() ? Device::cuda : Device::cpu};
   }
+  // The same on the host, after download_activations().
+  const S* host_residual(int i) const { return arena_.host(stream_[size_t(i)]); }
 
  private:
   using Slot = typename Arena<S>::Slot;

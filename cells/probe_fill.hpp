@@ -1,4 +1,7 @@
-// Small helpers the blocks share when they fill probe series from their saved activations.
+// Small helpers the blocks share when they fill probe series from their saved activations. The
+// activations are read from the arena's host copy (the model downloads it once after the
+// forward; on the CPU it is the arena itself), and what has to be recomputed (a recurrence's
+// state norms, attention probabilities) runs on the pass's device, the CUDA one in its kernels.
 #pragma once
 
 #include <cmath>
@@ -9,6 +12,8 @@
 #include "cells/arena.hpp"
 #include "cells/probe_sink.hpp"
 #include "kernels/error.hpp"
+#include "kernels/memory.hpp"
+#include "kernels/ops.hpp"
 
 namespace statelab {
 
@@ -21,9 +26,40 @@ inline const std::vector<std::string>& unit_axes() {
   return axes;
 }
 
-// Probes read the activations on the host and recompute with the CPU kernels.
-inline void require_cpu_probe(const Pass& p, const std::string& block) {
-  SL_CHECK(!p.exec().on_cuda(), block + ": probes run on a CPU model (copy the parameters over)");
+// Buffers of `count` values on the pass's device, copied to the host on request.
+template <typename S>
+struct DeviceValues {
+  Buffer<S> buffer;
+  DeviceValues(const Exec& ex, int64_t count) { buffer.allocate(ex, count); }
+  S* data() { return buffer.data(); }
+  std::vector<S> host() const {
+    std::vector<S> out(static_cast<size_t>(buffer.size()));
+    if (!out.empty()) buffer.to_host(out.data(), buffer.size());
+    return out;
+  }
+};
+
+// A linear recurrence's probe read-outs on the host, [B, T, H] each: the state norm always, the
+// normalizer norm and |nᵀq| with `normalizer`, the delta rule's write error with `write_error`
+// (the others stay empty). Computed on the pass's device; work serves the CPU's recompute.
+template <typename S>
+struct RecurrenceReadouts {
+  std::vector<S> state_norm, normalizer_norm, n_dot_q, write_error;
+};
+template <typename S>
+RecurrenceReadouts<S> probe_recurrence(const Pass& p, const cpu::LinearRecurrence<S>& r,
+                                       bool normalizer, bool write_error, Scratch<S>& work) {
+  const Exec& ex = p.exec();
+  const int64_t n = r.B * r.T * r.H;
+  DeviceValues<S> state(ex, n), norm(ex, normalizer ? n : 0), nq(ex, normalizer ? n : 0),
+      error(ex, write_error ? n : 0);
+  cpu::LinearRecurrenceProbe<S> probe;
+  probe.state_norm = state.data();
+  if (normalizer) probe.normalizer_norm = norm.data(), probe.n_dot_q = nq.data();
+  if (write_error) probe.write_error = error.data();
+  ops::linear_recurrence_probe(
+      ex, r, probe, ex.on_cuda() ? nullptr : work.get(ex, cpu::linear_recurrence_work_size(r)));
+  return {state.host(), norm.host(), nq.host(), error.host()};
 }
 
 // A [B, T, H] series copied from per-(token, head) scalars.

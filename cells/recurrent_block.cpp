@@ -211,34 +211,34 @@ std::string RecurrentBlock<S>::find_non_finite(Pass p) const {
 
 template <typename S>
 void RecurrentBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
-  require_cpu_probe(p, prefix);
-  const auto r = recurrence(p);
+  const S *raw = arena_.host(raw_), *gates = arena_.host(gates_);
   const int64_t H = H_, Dh = Dh_, G = 4 * Dh;
   const std::string at = prefix + ".";
   auto gate = [&](const std::string& name, const S* base, ProbeKind kind, const std::string& m) {
     add_unit_series(sink, p, H, Dh, at + name, base, H * G, G, kind, m);
   };
   if (cell_ == cpu::NonlinearCell::lstm) {
-    gate("input_gate", r.gates, ProbeKind::gate, "input gate i = sigmoid(i~) per unit");
-    gate("forget_gate", r.gates + Dh, ProbeKind::gate, "forget gate f = sigmoid(f~) per unit");
-    gate("output_gate", r.gates + 3 * Dh, ProbeKind::gate, "output gate o = sigmoid(o~) per unit");
+    gate("input_gate", gates, ProbeKind::gate, "input gate i = sigmoid(i~) per unit");
+    gate("forget_gate", gates + Dh, ProbeKind::gate, "forget gate f = sigmoid(f~) per unit");
+    gate("output_gate", gates + 3 * Dh, ProbeKind::gate, "output gate o = sigmoid(o~) per unit");
   } else {
-    gate("input_preact", r.raw, ProbeKind::value, "input gate pre-activation i~ per unit");
-    gate("forget_preact", r.raw + Dh, ProbeKind::value, "forget gate pre-activation f~ per unit");
-    gate("input_gate", r.gates, ProbeKind::gate,
+    gate("input_preact", raw, ProbeKind::value, "input gate pre-activation i~ per unit");
+    gate("forget_preact", raw + Dh, ProbeKind::value, "forget gate pre-activation f~ per unit");
+    gate("input_gate", gates, ProbeKind::gate,
          "stabilized input gate i' = exp(i~ - m_t) per unit, in (0, 1]");
-    gate("forget_gate", r.gates + Dh, ProbeKind::gate,
+    gate("forget_gate", gates + Dh, ProbeKind::gate,
          std::string("stabilized forget gate f' = exp(log f + m_{t-1} - m_t) per unit, log f = ") +
              (exp_forget_ ? "f~" : "log sigmoid(f~)"));
-    gate("output_gate", r.gates + 3 * Dh, ProbeKind::gate, "output gate o = sigmoid(o~) per unit");
-    add_unit_series(sink, p, H, Dh, at + "stabilizer", r.m, H * Dh, Dh, ProbeKind::value,
+    gate("output_gate", gates + 3 * Dh, ProbeKind::gate, "output gate o = sigmoid(o~) per unit");
+    add_unit_series(sink, p, H, Dh, at + "stabilizer", arena_.host(m_), H * Dh, Dh,
+                    ProbeKind::value,
                     "stabilizer m_t = max(log f + m_{t-1}, i~) per unit (log scale)");
-    add_unit_series(sink, p, H, Dh, at + "normalizer", r.n, H * Dh, Dh, ProbeKind::norm,
+    add_unit_series(sink, p, H, Dh, at + "normalizer", arena_.host(n_), H * Dh, Dh, ProbeKind::norm,
                     "normalizer n_t = f' n_{t-1} + i' per unit");
   }
-  add_head_norms(sink, p, H, Dh, at + "cell_norm", r.c, H * Dh, Dh,
+  add_head_norms(sink, p, H, Dh, at + "cell_norm", arena_.host(c_), H * Dh, Dh,
                  "L2 norm of the cell state c_t over the head's units");
-  add_head_norms(sink, p, H, Dh, at + "hidden_norm", r.h, H * Dh, Dh,
+  add_head_norms(sink, p, H, Dh, at + "hidden_norm", arena_.host(h_), H * Dh, Dh,
                  "L2 norm of the cell output h_t over the head's units");
 }
 

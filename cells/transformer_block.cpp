@@ -166,13 +166,14 @@ std::string TransformerBlock<S>::find_non_finite(Pass p) const {
 
 template <typename S>
 void TransformerBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
-  require_cpu_probe(p, prefix);
+  const Exec& ex = p.exec();
   const int64_t H = H_, T = p.T;
   const bool with_map = T <= sink.attention_map_max_length();
-  std::vector<S> entropy(static_cast<size_t>(p.tokens() * H));
-  std::vector<S> map(with_map ? size_t(p.B * H * T * T) : 0);
-  cpu::causal_attention_probe(attention(p), entropy.data(), with_map ? map.data() : nullptr,
-                              attention_work(p));
+  DeviceValues<S> entropy_d(ex, p.tokens() * H), map_d(ex, with_map ? p.B * H * T * T : 0);
+  ops::causal_attention_probe(ex, attention(p), entropy_d.data(),
+                              with_map ? map_d.data() : nullptr,
+                              ex.on_cuda() ? nullptr : attention_work(p));
+  const std::vector<S> entropy = entropy_d.host(), map = map_d.host();
   add_head_series(sink, p, H, prefix + ".attention_entropy", entropy.data(), ProbeKind::value,
                   "entropy (nats) of each query's attention over keys 0..t; log(t+1) = uniform");
   if (!with_map) return;

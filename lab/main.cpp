@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
   pr->add_option("--attention-map-max", probe.attention_map_max_length,
                  "Export Transformer attention maps up to this length")
       ->capture_default_str();
-  pr->add_option("--device", probe.device, "Probes compute on the CPU: cpu or auto");
+  pr->add_option("--device", probe.device,
+                 "Compute device: auto, cpu or cuda:N (default: the run's)");
 
   SweepOptions sweep;
   auto* sw = app.add_subcommand(

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "kernels/error.hpp"
+#include "lab/commands.hpp"
 #include "lab/files.hpp"
 #include "probes/probe_run.hpp"
 
@@ -153,10 +154,7 @@ void print_positions(const Task& task, const ProbeExportResult& r) {
 }  // namespace
 
 int run_probe(const ProbeOptions& o) {
-  if (!o.device.empty() && o.device != "auto" && o.device != "cpu")
-    throw ConfigError("--device " + o.device +
-                      ": lab probe computes on the CPU (the run's parameters load there "
-                      "whichever device trained them); use cpu or auto");
+  check_device(o.device);
   if (o.samples < 1)
     throw ConfigError("--samples " + std::to_string(o.samples) + ": expected >= 1");
   if (o.length < 0) throw ConfigError("--length " + std::to_string(o.length) + ": expected >= 1");
@@ -165,7 +163,7 @@ int run_probe(const ProbeOptions& o) {
   if (o.attention_map_max_length < 0)
     throw ConfigError("--attention-map-max " + std::to_string(o.attention_map_max_length) +
                       ": expected >= 0");
-  LoadedRun run = load_run(o.run_dir);
+  LoadedRun run = load_run(o.run_dir, o.device);
   const RunConfig& cfg = run.config;
   const Task& task = *run.task;
   const Readout readout = readout_from_name(cfg.task.readout);

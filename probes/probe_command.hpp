@@ -17,7 +17,7 @@ struct ProbeOptions {
   bool force = false;     // replace an earlier export there
   int fit_samples = 256;  // sequences at training lengths the decoders and PCA are fitted on
   int64_t attention_map_max_length = 128;
-  std::string device;  // probes compute on the CPU: empty, "auto" or "cpu"
+  std::string device;  // "auto", "cpu" or "cuda:N"; empty: the run's own device
 };
 int run_probe(const ProbeOptions& o);
 

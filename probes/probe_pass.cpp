@@ -8,12 +8,12 @@
 namespace statelab {
 
 ProbeSink probe_batch(Model<float>& model, const Batch& batch, int64_t attention_map_max_length) {
-  SL_CHECK(!model.exec().on_cuda(), "probe_batch needs a CPU model");
   SL_CHECK(batch.batch >= 1 && batch.length >= 1, "probe_batch: empty batch");
   for (int32_t n : batch.lengths)
     SL_CHECK(n == batch.length, "probe_batch: rows of unequal length");
   const Pass p{batch.batch, batch.length, nullptr};
   model.forward(batch.tokens.data(), p);
+  model.download_activations();
   ProbeSink sink(attention_map_max_length);
   const std::vector<std::string> axes = {"sample", "time"};
   const std::vector<int64_t> shape = {p.B, p.T};
@@ -49,7 +49,7 @@ ProbeSink probe_batch(Model<float>& model, const Batch& batch, int64_t attention
                "L2 norm of the residual stream: layer 0 the embedding, layer i the "
                "output of block i-1");
   for (int64_t l = 0; l < L; ++l) {
-    const float* x = model.residual(int(l)).data;
+    const float* x = model.host_residual(int(l));
     for (int64_t n = 0; n < p.tokens(); ++n) {
       double sum = 0;
       for (int64_t d = 0; d < D; ++d) sum += double(x[n * D + d]) * double(x[n * D + d]);

@@ -1,6 +1,7 @@
-// One probe pass: a forward of a batch through a CPU model, with everything the blocks report
-// (cells/probe_sink) and what every model has: the input, the task's latent state and target,
-// the model's answer and confidence per position, and the residual stream's norm per layer.
+// One probe pass: a forward of a batch through a model on the CPU or a GPU, with everything the
+// blocks report (cells/probe_sink) and what every model has: the input, the task's latent state
+// and target, the model's answer and confidence per position, and the residual stream's norm
+// per layer.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +13,7 @@
 namespace statelab {
 
 // The batch's rows must all hold `batch.length` input tokens (no padding). The model's hidden
-// states stay readable through model.residual(i) until its next forward.
+// states stay readable on the host through model.host_residual(i) until its next forward.
 ProbeSink probe_batch(Model<float>& model, const Batch& batch,
                       int64_t attention_map_max_length = 128);
 

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "kernels/error.hpp"
+#include "kernels/precision.hpp"
 #include "lab/checkpoint.hpp"
 #include "lab/files.hpp"
 #include "lab/model_io.hpp"
@@ -27,8 +28,10 @@ constexpr int kFitRows = 64;
 // What one pass may take while fitting (export passes have ProbeExportOptions::memory_budget).
 constexpr int64_t kFitBudget = int64_t(256) << 20;
 
-std::unique_ptr<Model<float>> cpu_model(const RunConfig& cfg, const Task& task, int64_t tokens) {
-  return std::make_unique<Model<float>>(cfg.model, task.vocab().size(), tokens, 0);
+// A forward-only model of the run on its device.
+std::unique_ptr<Model<float>> make_model(const LoadedRun& run, int64_t tokens) {
+  return std::make_unique<Model<float>>(run.config.model, run.task->vocab().size(), tokens, 0,
+                                        run.device.exec);
 }
 
 // Hidden states of the valid positions of the last forward, per layer l = 1..blocks.
@@ -38,7 +41,7 @@ void gather_hidden(Model<float>& model, const Batch& batch, std::vector<std::vec
   for (int64_t i = 0; i < n; ++i)
     if (batch.latent[size_t(i)] >= 0) labels.push_back(batch.latent[size_t(i)]);
   for (int l = 1; l <= model.n_blocks(); ++l) {
-    const float* h = model.residual(l).data;
+    const float* h = model.host_residual(l);
     auto& out = x[size_t(l - 1)];
     for (int64_t i = 0; i < n; ++i)
       if (batch.latent[size_t(i)] >= 0) out.insert(out.end(), h + i * D, h + (i + 1) * D);
@@ -77,13 +80,13 @@ LoadedRun cpu_run(const RunConfig& cfg, const float* params) {
   LoadedRun run;
   run.config = cfg;
   run.task = make_task(cfg.task.name);
-  run.model = cpu_model(cfg, *run.task, kInitialTokens);
+  run.model = make_model(run, kInitialTokens);
   run.capacity = kInitialTokens;
   std::copy_n(params, run.model->params().size(), run.model->params().values());
   return run;
 }
 
-LoadedRun load_run(const std::string& dir) {
+LoadedRun load_run(const std::string& dir, const std::string& device) {
   LoadedRun run;
   run.dir = dir;
   const std::string config_path = dir + "/config.json";
@@ -91,7 +94,9 @@ LoadedRun load_run(const std::string& dir) {
   if (!fs::exists(config_path)) throw IoError(dir + ": not a run directory (no config.json)");
   run.config = load_config(config_path);
   run.task = make_task(run.config.task.name);
-  run.model = cpu_model(run.config, *run.task, kInitialTokens);
+  run.device = open_device(device.empty() ? run.config.device : device,
+                           precision_from_name(run.config.precision), "--device");
+  run.model = make_model(run, kInitialTokens);
   run.capacity = kInitialTokens;
   const std::string final_model = dir + "/model.safetensors";
   if (fs::exists(final_model)) {
@@ -113,11 +118,13 @@ LoadedRun load_run(const std::string& dir) {
 void reserve_tokens(LoadedRun& run, int64_t max_tokens) {
   if (max_tokens <= run.capacity) return;
   // The old model goes before the new one is built, so the two arenas never coexist.
-  std::vector<float> values(run.model->params().values(),
-                            run.model->params().values() + run.model->params().size());
+  auto& old = run.model->params();
+  old.to_host();
+  std::vector<float> values(old.host_values(), old.host_values() + old.size());
   run.model.reset();
-  run.model = cpu_model(run.config, *run.task, max_tokens);
-  std::copy(values.begin(), values.end(), run.model->params().values());
+  run.model = make_model(run, max_tokens);
+  std::copy(values.begin(), values.end(), run.model->params().host_values());
+  run.model->params().to_device();
   run.capacity = max_tokens;
 }
 
@@ -162,6 +169,7 @@ StateReadout fit_state_readout(LoadedRun& run, int samples, uint64_t seed, doubl
     task.sample_mixed(rng, std::min(rows, samples - done), cfg.task.train_lengths[0],
                       cfg.task.train_lengths[1], readout_from_name(cfg.task.readout), batch);
     run.model->forward(batch.tokens.data(), {batch.batch, batch.length, nullptr});
+    run.model->download_activations();
     gather_hidden(*run.model, batch, hidden, labels);
   }
   const int64_t n = int64_t(labels.size());
@@ -204,7 +212,7 @@ ProbeExportResult export_probes(LoadedRun& run, const StateReadout& readout, con
     std::vector<int32_t> decoded(size_t(g * T * layers));
     std::vector<float> pca(size_t(g * T * layers * 2));
     for (int l = 0; l < layers; ++l) {
-      const float* h = run.model->residual(l + 1).data;
+      const float* h = run.model->host_residual(l + 1);
       for (int64_t i = 0; i < g * T; ++i) {
         const int32_t guess = readout.decoders[size_t(l)].predict(h + i * D);
         decoded[size_t(i * layers + l)] = guess;

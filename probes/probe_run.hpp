@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cells/model.hpp"
+#include "lab/compute_device.hpp"
 #include "lab/config.hpp"
 #include "probes/decoding.hpp"
 #include "probes/summary.hpp"
@@ -23,16 +24,18 @@ struct LoadedRun {
   std::string dir;
   RunConfig config;
   std::unique_ptr<Task> task;
-  std::unique_ptr<Model<float>> model;  // on the CPU
+  ComputeDevice device;                 // where the model lives; outlives it
+  std::unique_ptr<Model<float>> model;  // on `device`
   std::string source;                   // the parameter file read
   int step = -1;                        // training steps behind it (-1: not recorded)
   int64_t capacity = 0;                 // tokens the model's arena serves per pass
 };
 
 // Reads config.json and model.safetensors, or the newest checkpoint while the run has no final
-// model yet, into a CPU model sized for small passes. IoError naming the directory when there is
-// no config or nothing to load.
-LoadedRun load_run(const std::string& dir);
+// model yet, into a model sized for small passes on `device` ("cpu", "auto" or "cuda:N"; empty:
+// the run's own device, at its precision). IoError naming the directory when there is no config
+// or nothing to load; ConfigError naming --device when the device cannot be opened.
+LoadedRun load_run(const std::string& dir, const std::string& device = "cpu");
 // A CPU model of `cfg` holding a copy of `params` (a run in training, probed beside it).
 LoadedRun cpu_run(const RunConfig& cfg, const float* params);
 // A typed sequence of token names as a one-row batch labelled by the task's own semantics;

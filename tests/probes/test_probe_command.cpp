@@ -206,7 +206,7 @@ TEST_F(ProbeCommand, BadInputsAreClearErrorsAndLeaveNoExport) {
       {"--length 2000000000", "needs"},  // beyond memory: says how much
       {"--length 2000000000", "GiB"},
       {"--samples 0", "--samples 0"},
-      {"--device cuda:0", "computes on the CPU"},
+      {"--device cuda:x", "--device cuda:x: expected \"auto\", \"cpu\" or \"cuda:N\""},
       {"--out " + blocked + "/sub --input \"1\"", blocked},  // an --out that cannot be made
   };
   for (const auto& c : cases) {
