@@ -250,8 +250,9 @@ void MlstmBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
   float* nq = sink.add(at + "n_dot_q", head_axes(), {p.B, p.T, H}, ProbeKind::norm,
                        "|n~_t . q_t|, the output's divisor unless the floor exp(-m_t) is larger");
   const RecurrenceReadouts<S> read = probe_recurrence(p, r, true, false, work_);
-  const std::vector<S>&memory_s = read.state_norm, &normalizer_s = read.normalizer_norm,
-                      &nq_s = read.n_dot_q;
+  const std::vector<S>& memory_s = read.state_norm;
+  const std::vector<S>& normalizer_s = read.normalizer_norm;
+  const std::vector<S>& nq_s = read.n_dot_q;
   float* log_memory = sink.add(at + "memory_log_norm", head_axes(), {p.B, p.T, H},
                                ProbeKind::value, "log ||C_t||_F = log ||C~_t||_F + m_t (natural log)");
   float* floor_active =
