@@ -21,6 +21,7 @@
 #include "lab/files.hpp"
 #include "lab/step_runner.hpp"
 #include "tasks/registry.hpp"
+#include "statelab_commit.hpp"  // STATELAB_COMMIT, generated at build time
 
 #ifdef STATELAB_HAVE_CUDA
 #include <cuda_runtime.h>
@@ -32,9 +33,6 @@
 #include "kernels/selftest/harness.hpp"
 #endif
 
-#ifndef STATELAB_COMMIT
-#define STATELAB_COMMIT "unknown"
-#endif
 
 namespace statelab {
 
