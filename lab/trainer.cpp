@@ -135,12 +135,9 @@ std::string Trainer::diagnose_non_finite(const Batch& batch) {
   // finite) from values that really diverge (both go non-finite).
   const int64_t tokens = int64_t(batch.tokens.size());
   Model<float> cpu(cfg_.model, model_->vocab(), tokens, tokens);
-  auto& from = model_->params();
+  auto& from = model_->params();  // same config and scalar type: the same layout
   from.to_host();
-  auto& to = cpu.params();
-  for (size_t id = 0; id < from.infos().size(); ++id)
-    std::copy_n(from.host_values() + from.infos()[id].offset, from.infos()[id].shape.numel(),
-                to.values() + to.infos()[id].offset);
+  std::copy_n(from.host_values(), from.size(), cpu.params().values());
   const std::string there = recompute_step(cpu, batch);
   return "recomputed on " + device_.spec + ": " + (here.empty() ? "finite" : here) +
          "; on the CPU from the same parameters: " + (there.empty() ? "finite" : there);
