@@ -4,7 +4,6 @@
 // same seed; and the sLSTM solves parity on the GPU. Skipped with the reason without a GPU.
 #include <gtest/gtest.h>
 
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 
@@ -121,10 +120,8 @@ INSTANTIATE_TEST_SUITE_P(EveryCellAndStack, GpuModel,
                                            StackCase{"t", "01"}, StackCase{"ms", "01"},
                                            StackCase{"lsmMgt", "01"}),
                          [](const auto& param_info) {
-                           std::string name;
-                           for (const char c : param_info.param.blocks)
-                             name += std::isupper(c) ? std::string("Mamba") : std::string(1, c);
-                           return name + "_" + param_info.param.range;
+                           return testing::stack_test_name(param_info.param.blocks,
+                                                           param_info.param.range);
                          });
 
 RunConfig parity_run(const std::string& device) {

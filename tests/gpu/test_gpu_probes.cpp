@@ -86,18 +86,14 @@ TEST_P(GpuProbe, EverySeriesMatchesTheCpuProbeOfTheSameModel) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryCellAndStack, GpuProbe,
-                         ::testing::Values(ProbedStack{"l", "01"}, ProbedStack{"s", "01"},
-                                           ProbedStack{"m", "01"}, ProbedStack{"m", "pm1"},
-                                           ProbedStack{"M", "pm1"}, ProbedStack{"g", "01"},
-                                           ProbedStack{"g", "pm1"}, ProbedStack{"t", "01"},
-                                           ProbedStack{"lsmMgt", "01"}),
-                         [](const auto& param_info) {
-                           std::string name;
-                           for (const char c : param_info.param.blocks)
-                             name += std::isupper(c) ? std::string("Mamba") : std::string(1, c);
-                           return name + "_" + param_info.param.range;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    EveryCellAndStack, GpuProbe,
+    ::testing::Values(ProbedStack{"l", "01"}, ProbedStack{"s", "01"}, ProbedStack{"m", "01"},
+                      ProbedStack{"m", "pm1"}, ProbedStack{"M", "pm1"}, ProbedStack{"g", "01"},
+                      ProbedStack{"g", "pm1"}, ProbedStack{"t", "01"}, ProbedStack{"lsmMgt", "01"}),
+    [](const auto& param_info) {
+      return testing::stack_test_name(param_info.param.blocks, param_info.param.range);
+    });
 
 TEST(GpuProbeCommand, ExportsOnTheGpuWhatTheCpuExports) {
   SL_REQUIRE_GPU(ctx, Precision::fp32);

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <string>
 
 #include "kernels/cuda/context.hpp"
@@ -28,6 +29,14 @@ inline const cuda::Context* gpu_context(std::string& why, Precision precision = 
   }
   if (!ctx) ctx = cuda::make_context(0, precision).release();
   return ctx;
+}
+
+// A parameterised test's name for a block pattern and eigenvalue range: "lsmMgt", "01" ->
+// "lsmMambagt_01" (test names must not differ by case alone).
+inline std::string stack_test_name(const std::string& blocks, const std::string& range) {
+  std::string name;
+  for (const char c : blocks) name += std::isupper(c) ? std::string("Mamba") : std::string(1, c);
+  return name + "_" + range;
 }
 
 }  // namespace statelab::testing
