@@ -416,7 +416,9 @@ __device__ __forceinline__ void probe_state(const RecurrentArgs& p, const Lane& 
   if (p.n_dot_q && n_owner && ln.lane == 0) p.n_dot_q[gi] = fabsf(n_dot_q);
 }
 
-template <int R, int C>
+// kProbe: the probe pass (y, boundary and final state null, the probe read-outs set); a separate
+// instantiation so that training's forward carries none of its branches.
+template <int R, int C, bool kProbe>
 __global__ void __launch_bounds__(kMaxWarps * 32, 2) recurrent_fwd_kernel(const RecurrentArgs p) {
   static_assert(C % 4 == 0 && C >= 4 && R >= 1 && R * C % 4 == 0, "tiles are whole float4");
   extern __shared__ float4 smem4[];
@@ -457,15 +459,18 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 2) recurrent_fwd_kernel(const 
       read_step(sb, L, st, ln, kk, vv, gt);
       load_staged(sb + L.kq() + (2 * st + 1) * L.dkp, ln, qq);
       const int64_t gi = (b * p.T + t) * p.H + h;
-      if (p.error_sq) probe_write_error(p, ln, X, kk, vv, row0, p.error_sq + gi);
+      if constexpr (kProbe)
+        if (p.error_sq) probe_write_error(p, ln, X, kk, vv, row0, p.error_sq + gi);
       advance(X, n, kk, vv, gt.x, gt.y, gt.z, delta, norm, ln.lanes);
       float o[R + 1];
 #pragma unroll
       for (int r = 0; r < R; ++r) o[r] = dot(X[r], qq);
       o[R] = norm ? dot(n, qq) : 0.f;
       group_sum(o, ln.lanes, norm ? R + 1 : R);
-      if (p.state_sq || p.normalizer_sq || p.n_dot_q) probe_state(p, ln, X, n, o[R], gi);
-      if (!p.y.data) continue;  // a probe pass leaves y as forward wrote it
+      if constexpr (kProbe) {
+        probe_state(p, ln, X, n, o[R], gi);
+        continue;  // a probe pass leaves y as forward wrote it
+      }
       const float den = norm ? fmaxf(fabsf(o[R]), gt.w) + p.eps : 1.f;
       float* y = row_at(p.y, p.T, b, t, h);
 #pragma unroll
@@ -806,14 +811,16 @@ bool choose_warps(const Context& ctx, Kernel kernel, const LinearRecurrence<floa
   return best >= 0;
 }
 
+template <bool kProbe>
 bool plan_forward(const Context& ctx, const LinearRecurrence<float>& p, Plan& plan) {
   if (p.Dk > kMaxStateWidth) return false;
   plan.lanes_log2 = lanes_log2_for(p.Dk);
   plan.visit = kForwardVisit;
   const int dkp = kTileCols << plan.lanes_log2;
-  return choose_warps(ctx, recurrent_fwd_kernel<kTileRows, kTileCols>, p, plan, [&](int rows, int) {
-    return 2 * sizeof(float) * StageLayout{kForwardVisit, dkp, rows, false}.size();
-  });
+  return choose_warps(
+      ctx, recurrent_fwd_kernel<kTileRows, kTileCols, kProbe>, p, plan, [&](int rows, int) {
+        return 2 * sizeof(float) * StageLayout{kForwardVisit, dkp, rows, false}.size();
+      });
 }
 
 // Backward visits max(8, ⌈√L⌉) steps (at most L), L = min(chunk, T), and keeps m = ceil(L /
@@ -903,10 +910,10 @@ void linear_recurrence_fwd(const Context& ctx, const LinearRecurrence<float>& p,
                            LinearKernel kernel) {
   check(p);
   Plan plan;
-  const bool fits = plan_forward(ctx, p, plan);
+  const bool fits = plan_forward<false>(ctx, p, plan);
   if (use_chunkwise(p, kernel, fits, "linear recurrence forward"))
     return chunkwise::forward(ctx, p);
-  recurrent_fwd_kernel<kTileRows, kTileCols>
+  recurrent_fwd_kernel<kTileRows, kTileCols, false>
       <<<grid_of(p, plan), plan.warps * 32, plan.smem, ctx.stream>>>(recurrent_args(p, plan));
   SL_CUDA_LAUNCH_CHECK();
 }
@@ -920,7 +927,7 @@ void linear_recurrence_probe(const Context& ctx, const LinearRecurrence<float>& 
                  "linear recurrence probe: normalizer_norm and n_dot_q need a normalized "
                  "recurrence (floor set)");
   Plan plan;
-  SL_CHECK_SHAPE(plan_forward(ctx, p, plan),
+  SL_CHECK_SHAPE(plan_forward<true>(ctx, p, plan),
                  "linear recurrence probe: the recurrent kernel handles Dk <= " +
                      std::to_string(kMaxStateWidth) + " (Dk=" + std::to_string(p.Dk) + ")");
   const int64_t n = p.B * p.T * p.H;
@@ -931,7 +938,7 @@ void linear_recurrence_probe(const Context& ctx, const LinearRecurrence<float>& 
   a.y.data = nullptr, a.boundary = nullptr, a.final_state = nullptr;
   a.state_sq = probe.state_norm, a.normalizer_sq = probe.normalizer_norm;
   a.n_dot_q = probe.n_dot_q, a.error_sq = probe.write_error;
-  recurrent_fwd_kernel<kTileRows, kTileCols>
+  recurrent_fwd_kernel<kTileRows, kTileCols, true>
       <<<grid_of(p, plan), plan.warps * 32, plan.smem, ctx.stream>>>(a);
   SL_CUDA_LAUNCH_CHECK();
   for (float* out : sums)
