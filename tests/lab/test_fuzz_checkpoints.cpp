@@ -31,13 +31,7 @@ namespace {
 namespace st = safetensors;
 using json = nlohmann::json;
 using statelab::testing::TempDir;
-using testing::fuzz::accepts;
-using testing::fuzz::Chooser;
-using testing::fuzz::contains;
-using testing::fuzz::nested;
-using testing::fuzz::Tally;
-using testing::fuzz::type_name;
-using testing::fuzz::write_bytes;
+using namespace testing::fuzz;  // the shared fuzz machinery
 
 RunConfig tiny_run() {
   RunConfig c;

@@ -24,14 +24,7 @@ namespace {
 
 using json = nlohmann::json;
 using statelab::testing::TempDir;
-using testing::fuzz::accepts;
-using testing::fuzz::Chooser;
-using testing::fuzz::contains;
-using testing::fuzz::escaped;
-using testing::fuzz::nested;
-using testing::fuzz::Tally;
-using testing::fuzz::type_name;
-using testing::fuzz::write_bytes;
+using namespace testing::fuzz;  // the shared fuzz machinery
 
 // JSON values that are extreme, of every type, or just past a schema bound.
 const std::vector<std::string>& extreme_literals() {

@@ -20,12 +20,7 @@
 namespace statelab {
 namespace {
 
-using testing::fuzz::accepts;
-using testing::fuzz::Chooser;
-using testing::fuzz::contains;
-using testing::fuzz::escaped;
-using testing::fuzz::Tally;
-using testing::fuzz::type_name;
+using namespace testing::fuzz;  // the shared fuzz machinery
 
 // Pieces of a typed string: the task's own symbols (most often), PAD, words of no task, other
 // tasks' symbols, and separators that are whitespace, nothing or control characters.
