@@ -161,7 +161,8 @@ OpBench nonlinear_bench(const cuda::Context& ctx, const OpShape& s, cpu::Nonline
 
 enum class LinearCell { mlstm, mamba2, gdn };
 
-OpBench linear_bench(const cuda::Context& ctx, const OpShape& s, LinearCell cell) {
+OpBench linear_bench(const cuda::Context& ctx, const OpShape& s, LinearCell cell,
+                     cuda::LinearKernel kernel) {
   OpBench b;
   b.op = cell == LinearCell::mlstm ? "mlstm" : cell == LinearCell::mamba2 ? "mamba2" : "gdn";
   const int64_t H = s.H, Dv = s.d / H, N = s.B * s.T;
@@ -195,9 +196,9 @@ OpBench linear_bench(const cuda::Context& ctx, const OpShape& s, LinearCell cell
   b.bytes = 4.0 * N * (s.backward ? 3 * per_token_io : per_token_io);
   b.flops = 2.0 * N * H * Dk * Dv * (r.b ? 4 : 2) * (s.backward ? 3 : 1);
   const bool bwd = s.backward;
-  b.run = [&ctx, r, g, work, bwd] {
-    cuda::linear_recurrence_fwd(ctx, r);
-    if (bwd) cuda::linear_recurrence_bwd(ctx, r, g, work);
+  b.run = [&ctx, r, g, work, bwd, kernel] {
+    cuda::linear_recurrence_fwd(ctx, r, kernel);
+    if (bwd) cuda::linear_recurrence_bwd(ctx, r, g, work, kernel);
   };
   return b;
 }
@@ -235,7 +236,8 @@ double peak_bandwidth(const cuda::Context& ctx) {
   return 2.0 * khz * 1e3 * bits / 8;  // bytes/s, double data rate
 }
 
-json bench_ops(const cuda::Context& ctx, const std::string& filter, int reps) {
+json bench_ops(const cuda::Context& ctx, const std::string& filter, int reps,
+               cuda::LinearKernel linear) {
   json rows = json::array();
   const double peak = peak_bandwidth(ctx);
   std::printf("%-10s %-3s %10s %10s %12s %9s %9s %7s\n", "op", "cfg", "graph ms", "eager ms",
@@ -244,9 +246,9 @@ json bench_ops(const cuda::Context& ctx, const std::string& filter, int reps) {
     std::vector<std::function<OpBench()>> makers = {
         [&] { return nonlinear_bench(ctx, s, cpu::NonlinearCell::lstm); },
         [&] { return nonlinear_bench(ctx, s, cpu::NonlinearCell::slstm); },
-        [&] { return linear_bench(ctx, s, LinearCell::mlstm); },
-        [&] { return linear_bench(ctx, s, LinearCell::mamba2); },
-        [&] { return linear_bench(ctx, s, LinearCell::gdn); },
+        [&] { return linear_bench(ctx, s, LinearCell::mlstm, linear); },
+        [&] { return linear_bench(ctx, s, LinearCell::mamba2, linear); },
+        [&] { return linear_bench(ctx, s, LinearCell::gdn, linear); },
         [&] { return attention_bench(ctx, s); }};
     for (const auto& make : makers) {
       json row = {{"config", s.config}, {"B", s.B}, {"T", s.T}, {"d", s.d}, {"H", s.H},
@@ -281,6 +283,12 @@ json bench_ops(const cuda::Context& ctx, const std::string& filter, int reps) {
 }
 
 #endif  // STATELAB_HAVE_CUDA
+
+// What --linear-kernel takes, in the order of cuda::LinearKernel.
+const std::vector<std::string>& linear_kernel_names() {
+  static const std::vector<std::string> names = {"automatic", "recurrent", "chunkwise"};
+  return names;
+}
 
 // A training step of a 2-block model of each cell at the S config, as lab train runs it.
 json bench_models(const ComputeDevice& device, const std::string& filter, int steps) {
@@ -361,14 +369,22 @@ json bench_models(const ComputeDevice& device, const std::string& filter, int st
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
+  if (o.reps < 1) throw ConfigError("--reps " + std::to_string(o.reps) + ": expected >= 1");
+  const auto& kernels = linear_kernel_names();
+  const auto named = std::find(kernels.begin(), kernels.end(), o.linear_kernel);
+  if (named == kernels.end())
+    throw ConfigError("--linear-kernel " + o.linear_kernel +
+                      ": expected \"automatic\", \"recurrent\" or \"chunkwise\"");
   const ComputeDevice device =
       open_device(o.device, precision_from_name(o.precision), "--device");
-  if (o.reps < 1) throw ConfigError("--reps " + std::to_string(o.reps) + ": expected >= 1");
   std::printf("bench on %s, commit %s\n", device.description.c_str(), STATELAB_COMMIT);
   json out = {{"device", device.description}, {"commit", STATELAB_COMMIT},
-              {"precision", o.precision}};
+              {"precision", o.precision}, {"linear_kernel", o.linear_kernel}};
 #ifdef STATELAB_HAVE_CUDA
-  if (device.on_cuda()) out["ops"] = bench_ops(*device.exec.cuda, o.filter, o.reps);
+  static_assert(int(cuda::LinearKernel::recurrent) == 1 && int(cuda::LinearKernel::chunkwise) == 2,
+                "linear_kernel_names() lists the kernels in the enum's order");
+  const auto linear = static_cast<cuda::LinearKernel>(named - kernels.begin());
+  if (device.on_cuda()) out["ops"] = bench_ops(*device.exec.cuda, o.filter, o.reps, linear);
 #endif
   if (!device.on_cuda()) std::printf("(per-op benchmarks need a CUDA device; models only)\n");
   out["models"] = bench_models(device, o.filter, device.on_cuda() ? 50 : 3);

@@ -65,6 +65,7 @@ struct BenchOptions {
   std::string filter;    // only benchmarks whose name contains it ("slstm", "M", "model")
   std::string json_out;  // also write every figure here
   int reps = 30;         // timed repetitions per op (the median is reported)
+  std::string linear_kernel = "automatic";  // the linear cells' op benchmarks' kernel
 };
 int run_bench(const BenchOptions& o);
 

@@ -149,6 +149,9 @@ int main(int argc, char** argv) {
   b->add_option("--filter", bench.filter, "Only benchmarks whose name contains this");
   b->add_option("--json", bench.json_out, "Also write every figure as JSON to this file");
   b->add_option("--reps", bench.reps, "Timed repetitions per op")->capture_default_str();
+  b->add_option("--linear-kernel", bench.linear_kernel,
+                "The linear cells' op benchmarks: automatic, recurrent or chunkwise")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);

@@ -199,6 +199,12 @@ TEST_F(LabCommand, MalformedOrMissingDevicesAreRefusedNamingThem) {
   expect_error(lab("eval " + path("nowhere") + " --device cuda:x"), "--device cuda:x");
 }
 
+TEST_F(LabCommand, BenchRefusesAnUnknownLinearKernelAndTooFewRepsNamingThem) {
+  expect_error(lab("bench --device cpu --linear-kernel fast"),
+               "--linear-kernel fast: expected \"automatic\", \"recurrent\" or \"chunkwise\"");
+  expect_error(lab("bench --device cpu --reps 0"), "--reps 0: expected >= 1");
+}
+
 TEST_F(LabCommand, EvalOfADirectoryWithoutARunIsRefused) {
   fs::create_directories(path("empty"));
   expect_error(lab("eval " + path("empty")), "no config.json");
