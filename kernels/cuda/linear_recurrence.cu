@@ -890,6 +890,7 @@ bool use_chunkwise(const LinearRecurrence<float>& p, LinearKernel kernel, bool r
                          " and chunks whose checkpoints fit in shared memory" + shape);
       return false;
     case LinearKernel::chunkwise:
+    case LinearKernel::chunk_parallel:
       SL_CHECK_SHAPE(chunk_ok,
                      std::string(what) + ": the chunkwise kernel does not handle" + shape);
       return true;
@@ -902,6 +903,12 @@ bool use_chunkwise(const LinearRecurrence<float>& p, LinearKernel kernel, bool r
   return chunk_ok && p.chunk >= kChunkwiseMinChunk && p.T >= kChunkwiseMinChunks * p.chunk;
 }
 
+chunkwise::Schedule schedule_of(LinearKernel kernel) {
+  if (kernel == LinearKernel::chunkwise) return chunkwise::Schedule::sequential;
+  if (kernel == LinearKernel::chunk_parallel) return chunkwise::Schedule::parallel;
+  return chunkwise::Schedule::automatic;
+}
+
 }  // namespace
 
 // ---- launchers -------------------------------------------------------------------------------
@@ -912,7 +919,7 @@ void linear_recurrence_fwd(const Context& ctx, const LinearRecurrence<float>& p,
   Plan plan;
   const bool fits = plan_forward<false>(ctx, p, plan);
   if (use_chunkwise(p, kernel, fits, "linear recurrence forward"))
-    return chunkwise::forward(ctx, p);
+    return chunkwise::forward(ctx, p, schedule_of(kernel));
   recurrent_fwd_kernel<kTileRows, kTileCols, false>
       <<<grid_of(p, plan), plan.warps * 32, plan.smem, ctx.stream>>>(recurrent_args(p, plan));
   SL_CUDA_LAUNCH_CHECK();

@@ -16,7 +16,9 @@
 
 namespace statelab::cuda {
 
-enum class LinearKernel { automatic, recurrent, chunkwise };
+// chunkwise walks the chunks in order; chunk_parallel (no delta term) computes them all at once
+// and scans their states (backward is the same for both); automatic chooses among all three.
+enum class LinearKernel { automatic, recurrent, chunkwise, chunk_parallel };
 
 // Writes p.y, and p.boundary / p.final_state when non-null, in the CPU twin's layout.
 void linear_recurrence_fwd(const Context& ctx, const cpu::LinearRecurrence<float>& p,

@@ -69,7 +69,9 @@ struct Params {
   int span;       // forward: chunks per CTA, all of them (or 1 for the normalizer pass)
   int dot_tiles;  // value slices of the normalizer partials in work
   bool delta, normalized;
-  bool dot_mode;  // forward: write dy·(S q) partials into work instead of y
+  bool from_boundary;  // forward: each CTA one chunk (span 1) from its boundary state, no state
+                       // written back
+  bool dot_mode;       // forward, from_boundary: write dy·(S q) partials into work instead of y
   float eps;
   In q, k, v, dy;
   const float *a, *b, *c, *floor;
@@ -304,7 +306,7 @@ __device__ void load_gates(float* gates, const Params& p, int bb, int h, int t0,
   }
 }
 
-__device__ __forceinline__ int64_t state_size(const Params& p) {
+__host__ __device__ __forceinline__ int64_t state_size(const Params& p) {
   return int64_t(p.Dv) * p.Dk + (p.normalized ? p.Dk : 0);
 }
 
@@ -456,8 +458,9 @@ __device__ void invert_levels(float* Tinv, const float* A, float* scratch) {
 // with the normalizer n (a Dk vector) on the FFMA pipes beside it. Four barriers per chunk for
 // b = 0: the products that need no decay run beside its diagonal blocks, D is applied while
 // reading Q Kᵀ, and the output tiles share a phase with the state update, whose tiles stay in
-// registers across one barrier. In dot mode (backward's normalizer pass) each CTA takes one
-// chunk from its boundary state and writes dy·(S q) instead of y.
+// registers across one barrier. From the boundary (the chunk-parallel forward, and backward's
+// normalizer pass) each CTA takes one chunk from its boundary state and writes y, or in dot mode
+// dy·(S q), and no state.
 template <bool kSplit>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
@@ -511,12 +514,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
     const float *ga = st + L.gates, *gb = ga + kL, *gc = ga + 2 * kL, *gf = ga + 3 * kL;
     const int t0 = c * p.chunk, len = min(p.chunk, p.T - t0);
     const int64_t token0 = int64_t(bb) * p.T + t0;
-    const bool update = !p.dot_mode && (c + 1 < c_end || p.final_state);
+    const bool update = !p.from_boundary && (c + 1 < c_end || p.final_state);
     for (int i = tid; i < kL; i += kThreads) zsum[i] = rdot[i] = 0.f;
     __syncthreads();
 
     // Whatever needs no decay: Q Kᵀ, K Kᵀ and K S0ᵀ unmasked, U = diag(c) V, q·n0.
-    if (!p.dot_mode && p.boundary && c > 0)
+    if (!p.from_boundary && p.boundary && c > 0)
       store_state(p, boundary_slot(p, bb, h, c), S, ldk, n, v0, nvalid,
                   p.normalized && blockIdx.x == 0);
     if (tid < kL) {
@@ -663,10 +666,119 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
         });
     }
   }
-  if (!p.dot_mode && p.final_state) {
+  if (!p.from_boundary && p.final_state) {
     __syncthreads();
     store_state(p, p.final_state + (int64_t(bb) * p.H + h) * state_size(p), S, ldk, n, v0, nvalid,
                 p.normalized && blockIdx.x == 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chunk-parallel forward, for scalar decay only: without a delta term a chunk's end state is
+// γ_last S0 plus a term of the chunk's own inputs. Three launches replace the walk over chunks:
+//   1. chunk_state_kernel, one CTA per chunk: that term, Vᵀ diag(w) K and Kᵀ w with
+//      w_t = c_t Π_{t<l≤last} a_l, into the boundary slot after the chunk (the final state for
+//      the last one);
+//   2. chunk_scan_kernel, one thread per state element of each (b, h): S_{c+1} = γ_c S_c + that
+//      term, in place, γ_c being the chunk's product of a;
+//   3. forward_kernel from the boundary: every chunk's outputs at once.
+// It moves the boundary states through memory twice more than the walk does, but its parallelism
+// is B·H·chunks instead of B·H·value slices, so few long sequences stop being latency-bound.
+
+// Shared memory of chunk_state_kernel: K and V tiles (V as wide as p.nv), the gates, w.
+size_t chunk_state_smem(const Params& p) {
+  return size_t(kL * (p.dkp + 4) + kL * (p.nv + 4) + 5 * kL) * sizeof(float);
+}
+
+template <bool kSplit>
+__global__ void __launch_bounds__(kThreads) chunk_state_kernel(const Params p) {
+  extern __shared__ __align__(16) float smem[];
+  const int ldk = p.dkp + 4, ldv = p.nv + 4;
+  float* K = smem;
+  float* V = K + kL * ldk;
+  float* gates = V + kL * ldv;
+  float* w = gates + 4 * kL;
+  const int bb = blockIdx.x / p.H, h = blockIdx.x % p.H, c = blockIdx.y;
+  const int t0 = c * p.chunk, len = min(p.chunk, p.T - t0);
+  const int64_t token0 = int64_t(bb) * p.T + t0;
+  load_tile(K, ldk, p.dkp, p.k, token0, h, len, 0, p.Dk);
+  load_tile(V, ldv, p.nv, p.v, token0, h, len, 0, p.Dv);
+  load_gates(gates, p, bb, h, t0, len);
+  copy_commit();
+  copy_wait<0>();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float after = 1.f;  // Π of a after t; padding steps are identities (a = 1, c = 0)
+#pragma unroll 16
+    for (int t = kL - 1; t >= 0; --t) {
+      w[t] = gates[2 * kL + t] * after;
+      after *= gates[t];
+    }
+  }
+  __syncthreads();
+  float* slot = c + 1 < p.nchunks ? boundary_slot(p, bb, h, c + 1)
+                                  : p.final_state + (int64_t(bb) * p.H + h) * state_size(p);
+  const int vt = p.nv / 16, kt = p.dkp / 16, warp = threadIdx.x >> 5;
+  for (int job = warp; job < vt * kt; job += kWarps) {
+    const int m0 = 16 * (job % vt), n0 = 16 * (job / vt);
+    float acc[8] = {};
+    mma_tile<kSplit>(
+        acc, [&](int r, int k) { return V[k * ldv + r] * w[k]; },
+        [&](int k, int j) { return K[k * ldk + j]; }, m0, n0, 0, kL);
+    for_acc(acc, m0, n0, [&](int r, int j, float& v) {
+      if (r < p.Dv && j < p.Dk) slot[int64_t(r) * p.Dk + j] = v;
+    });
+  }
+  if (p.normalized)
+    for (int k = threadIdx.x; k < p.Dk; k += kThreads) {
+      float s = 0.f;
+      for (int t = 0; t < kL; ++t) s += w[t] * K[t * ldk + k];
+      slot[int64_t(p.Dv) * p.Dk + k] = s;
+    }
+}
+
+constexpr int kScanThreads = 256;
+constexpr int kScanWindow = 64;  // chunks whose products of a are staged at once
+constexpr int kScanAhead = 16;   // slot loads in flight ahead of the dependent updates
+
+__global__ void __launch_bounds__(kScanThreads) chunk_scan_kernel(const Params p) {
+  __shared__ float steps[kScanWindow * kL];
+  __shared__ float gamma[kScanWindow];
+  const int bb = blockIdx.y / p.H, h = blockIdx.y % p.H;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t size = state_size(p), e = int64_t(blockIdx.x) * kScanThreads + threadIdx.x;
+  float* final_slot = p.final_state ? p.final_state + (int64_t(bb) * p.H + h) * size : nullptr;
+  auto slot = [&](int c) {  // where chunk c's end state is kept
+    return c + 1 < p.nchunks ? boundary_slot(p, bb, h, c + 1) : final_slot;
+  };
+  const int kept = p.final_state ? p.nchunks : p.nchunks - 1;
+  float S = 0.f;
+  for (int w0 = 0; w0 < kept; w0 += kScanWindow) {
+    const int w1 = min(kept, w0 + kScanWindow);
+    __syncthreads();  // the previous window's products have been read
+    for (int i = threadIdx.x; i < (w1 - w0) * kL; i += kScanThreads) {
+      const int j = i % kL, t = (w0 + i / kL) * p.chunk + j;
+      steps[i] = j < p.chunk && t < p.T ? p.a[(int64_t(bb) * p.T + t) * p.H + h] : 1.f;
+    }
+    __syncthreads();
+    for (int c = warp; c < w1 - w0; c += kScanThreads / 32) {
+      float g = steps[c * kL + lane] * steps[c * kL + lane + 32];
+      for (int o = 16; o > 0; o >>= 1) g *= __shfl_xor_sync(0xffffffffu, g, o);
+      if (lane == 0) gamma[c] = g;
+    }
+    __syncthreads();
+    if (e >= size) continue;
+    for (int c0 = w0; c0 < w1; c0 += kScanAhead) {
+      float x[kScanAhead];
+#pragma unroll
+      for (int i = 0; i < kScanAhead; ++i) x[i] = c0 + i < w1 ? slot(c0 + i)[e] : 0.f;
+#pragma unroll
+      for (int i = 0; i < kScanAhead; ++i)
+        if (c0 + i < w1) {
+          S = gamma[c0 + i - w0] * S + x[i];
+          slot(c0 + i)[e] = S;
+        }
+    }
   }
 }
 
@@ -1175,9 +1287,49 @@ bool supports(const cpu::LinearRecurrence<float>& p) {
   return smem_bytes(q, false) <= kSmemLimit && smem_bytes(q, true) <= kSmemLimit;
 }
 
-void forward(const Context& ctx, const cpu::LinearRecurrence<float>& r) {
+namespace {
+
+// The walk keeps B·H·⌈Dv / 16⌉ CTAs at most, each latency-bound through the chunks in order:
+// below two per SM, with chunks enough to share out, the chunk-parallel form fills the GPU.
+bool chunk_parallel_pays(const Context& ctx, const Params& p) {
+  return !p.delta && p.boundary && p.nchunks >= 8 &&
+         int64_t(p.B) * p.H * ceil_div(p.Dv, 16) < 2 * int64_t(ctx.sm_count);
+}
+
+void forward_chunk_parallel(const Context& ctx, const Params& p) {
+  SL_CHECK_SHAPE(!p.delta,
+                 "linear recurrence (chunk-parallel): a delta term makes a chunk's end state "
+                 "depend on its start state through a matrix; only scalar decay is handled");
+  SL_CHECK_SHAPE(p.boundary || p.nchunks == 1,
+                 "linear recurrence (chunk-parallel): the boundary states are required to pass "
+                 "states between its " +
+                     std::to_string(p.nchunks) + " chunks");
+  const bool split = ctx.precision == Precision::fp32;
+  if (const int kept = p.nchunks - 1 + (p.final_state ? 1 : 0); kept > 0) {
+    Params s = p;
+    s.nv = int(ceil_div(p.Dv, 16) * 16);
+    launch(ctx, split ? chunk_state_kernel<true> : chunk_state_kernel<false>,
+           dim3(unsigned(p.B * p.H), unsigned(kept)), s, chunk_state_smem(s));
+    const dim3 grid(unsigned(ceil_div(state_size(p), kScanThreads)), unsigned(p.B * p.H));
+    chunk_scan_kernel<<<grid, kScanThreads, 0, ctx.stream>>>(p);
+    SL_CUDA_LAUNCH_CHECK();
+  }
+  Params o = p;
+  o.from_boundary = true;
+  o.span = 1;
+  o.nv = pick_nv(o, false, 0);
+  const dim3 grid(unsigned(ceil_div(o.Dv, o.nv)), unsigned(o.B * o.H), unsigned(o.nchunks));
+  launch(ctx, split ? forward_kernel<true> : forward_kernel<false>, grid, o, smem_bytes(o, false));
+}
+
+}  // namespace
+
+void forward(const Context& ctx, const cpu::LinearRecurrence<float>& r, Schedule schedule) {
   check_supported(r);
   Params p = base_params(r);
+  if (schedule == Schedule::parallel ||
+      (schedule == Schedule::automatic && chunk_parallel_pays(ctx, p)))
+    return forward_chunk_parallel(ctx, p);
   p.nv = pick_nv(p, false, ctx.sm_count);
   p.stages = 2;
   if (smem_bytes(p, false) > kSmemLimit) p.stages = 1;
@@ -1209,7 +1361,7 @@ void backward(const Context& ctx, const cpu::LinearRecurrence<float>& r,
   const bool split = ctx.precision == Precision::fp32;
   if (p.normalized) {
     Params d = p;
-    d.dot_mode = true;
+    d.from_boundary = d.dot_mode = true;
     d.nv = dot_nv(r);
     d.span = 1;
     const dim3 grid(unsigned(ceil_div(d.Dv, d.nv)), unsigned(d.B * d.H), unsigned(d.nchunks));

@@ -14,9 +14,16 @@ namespace statelab::cuda::chunkwise {
 // Whether these shapes are ones the chunkwise kernels handle: Dk <= 128, Dv <= 256,
 // 16 <= chunk <= 64 (each chunk is one 64-step tile), B·H <= 65535 and ⌈T / chunk⌉ <= 65535.
 bool supports(const cpu::LinearRecurrence<float>& p);
+// How forward covers the chunks. sequential: one pass over them carries the state on chip.
+// parallel (no delta term; p.boundary required when T > chunk): every chunk's own end state at
+// once, a scan over the chunks through p.boundary, then every chunk's outputs at once.
+// automatic: parallel where the sequential pass would leave the GPU mostly idle.
+enum class Schedule { automatic, sequential, parallel };
+
 // Same contract as linear_recurrence_fwd: writes y, and boundary / final_state when non-null.
-// Needs no scratch: one pass over the chunks carries the state on chip.
-void forward(const Context& ctx, const cpu::LinearRecurrence<float>& p);
+// Needs no scratch (the parallel schedule works in p.boundary).
+void forward(const Context& ctx, const cpu::LinearRecurrence<float>& p,
+             Schedule schedule = Schedule::automatic);
 // Scratch elements backward needs: B·T·H·⌈Dv / slice⌉ (at most 16·B·T·H) for a normalized cell,
 // 0 otherwise (the states are recomputed from p.boundary).
 int64_t work_size(const cpu::LinearRecurrence<float>& p);

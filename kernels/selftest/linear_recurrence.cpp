@@ -59,6 +59,8 @@ const char* kernel_name(LinearKernel k) {
       return "recurrent";
     case LinearKernel::chunkwise:
       return "chunkwise";
+    case LinearKernel::chunk_parallel:
+      return "chunk-parallel";
   }
   return "";
 }
@@ -529,13 +531,16 @@ std::vector<Case> linear_recurrence_cases() {
   // Realistic shapes, wide states and gates near saturation, per cell.
   const Dims small{128, 64, 4, 32, 32, 64}, medium{64, 256, 8, 64, 64, 64};
   const Dims saturated{2, 150, 2, 32, 16, 64};
-  for (auto kernel : {LinearKernel::recurrent, LinearKernel::chunkwise}) {
-    // Forcing the chunkwise kernel on a shape it refuses is a ShapeError by contract (the
-    // automatic dispatch sends those shapes to the recurrent kernel): only shapes it takes.
+  for (auto kernel :
+       {LinearKernel::recurrent, LinearKernel::chunkwise, LinearKernel::chunk_parallel}) {
+    // Forcing the chunkwise kernels on a shape they refuse is a ShapeError by contract (the
+    // automatic dispatch sends those shapes to the recurrent kernel), as is the chunk-parallel
+    // forward with a delta term: only shapes each takes.
     auto push = [&](const RecurrenceShape& sh) {
       cpu::LinearRecurrence<float> r;
       r.B = sh.B, r.T = sh.T, r.H = sh.H, r.Dk = sh.Dk, r.Dv = sh.Dv, r.chunk = sh.chunk;
-      if (kernel == LinearKernel::chunkwise && !cuda::chunkwise::supports(r)) return;
+      if (kernel != LinearKernel::recurrent && !cuda::chunkwise::supports(r)) return;
+      if (kernel == LinearKernel::chunk_parallel && sh.cell == Cell::gdn) return;
       cases.push_back(recurrence_case(sh, kernel, salt++));
     };
     for (const auto& cell : cells)
@@ -564,8 +569,12 @@ std::vector<Case> linear_recurrence_cases() {
     push({Cell::gdn, true, 1, 20, 2, 256, 9, 8});
     push({Cell::gdn, false, 1, 40, 2, 128, 256, 16});
     push({Cell::mamba2, true, 2, 100, 4, 16, 64, 32});
+    // More chunks than the chunk-parallel scan stages at once (64): 71 and 131 chunks.
+    push({Cell::mlstm, true, 1, 64 * 70 + 5, 1, 16, 16, 64});
+    push({Cell::mamba2, false, 1, 16 * 130 + 7, 2, 16, 24, 16});
   }
-  // Automatic dispatch, below and above the switch to the chunkwise kernel.
+  // Automatic dispatch, below and above the switch to the chunkwise kernels (there, to the
+  // chunk-parallel forward: few rows, many chunks).
   cases.push_back(
       recurrence_case({Cell::gdn, true, 2, 40, 2, 32, 32, 16}, LinearKernel::automatic, salt++));
   cases.push_back(recurrence_case({Cell::mamba2, false, 2, 300, 2, 32, 32, 16},
