@@ -732,6 +732,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32) recurrent_bwd_kernel(const Rec
 #pragma unroll
         for (int jj = 0; jj < C; ++jj) nS[jj] = nX[jj];
       }
+      // X is dead until the next visit loads it (from a slot, or the boundary at u = 0); saying
+      // so frees its registers for the sweep.
+#pragma unroll
+      for (int jj = 0; jj < C; ++jj) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) X[r][jj] = 0.f;
+        nX[jj] = 0.f;
+      }
       __syncwarp();  // n in the slots is written by row group 0 and read by every group
       const int64_t s0 = ci * p.chunk;
       for (int t = t1 - 1; t >= t0; --t)
