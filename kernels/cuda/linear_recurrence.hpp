@@ -16,8 +16,8 @@
 
 namespace statelab::cuda {
 
-// chunkwise walks the chunks in order; chunk_parallel (no delta term) computes them all at once
-// and scans their states (backward is the same for both); automatic chooses among all three.
+// chunkwise walks the chunks in order; chunk_parallel computes them all at once and scans their
+// states (backward is the same for both); automatic chooses among all three.
 enum class LinearKernel { automatic, recurrent, chunkwise, chunk_parallel };
 
 // Writes p.y, and p.boundary / p.final_state when non-null, in the CPU twin's layout.

@@ -14,9 +14,12 @@ namespace statelab::cuda::chunkwise {
 // Whether these shapes are ones the chunkwise kernels handle: Dk <= 128, Dv <= 256,
 // 16 <= chunk <= 64 (each chunk is one 64-step tile), B·H <= 65535 and ⌈T / chunk⌉ <= 65535.
 bool supports(const cpu::LinearRecurrence<float>& p);
+// Whether the parallel schedule below handles these shapes as well: for the delta rule it also
+// needs Dk² <= chunk·Dv (each chunk's Dk × Dk transition waits in the chunk's outputs).
+bool supports_parallel(const cpu::LinearRecurrence<float>& p);
 // How forward covers the chunks. sequential: one pass over them carries the state on chip.
-// parallel (no delta term; p.boundary required when T > chunk): every chunk's own end state at
-// once, a scan over the chunks through p.boundary, then every chunk's outputs at once.
+// parallel (p.boundary required when T > chunk): every chunk's own contribution to its end state
+// at once, a scan over the chunks through p.boundary, then every chunk's outputs at once.
 // automatic: parallel where the sequential pass would leave the GPU mostly idle.
 enum class Schedule { automatic, sequential, parallel };
 

@@ -535,12 +535,14 @@ std::vector<Case> linear_recurrence_cases() {
        {LinearKernel::recurrent, LinearKernel::chunkwise, LinearKernel::chunk_parallel}) {
     // Forcing the chunkwise kernels on a shape they refuse is a ShapeError by contract (the
     // automatic dispatch sends those shapes to the recurrent kernel), as is the chunk-parallel
-    // forward with a delta term: only shapes each takes.
+    // forward on a delta rule whose Dk² exceeds chunk·Dv: only shapes each takes.
     auto push = [&](const RecurrenceShape& sh) {
       cpu::LinearRecurrence<float> r;
       r.B = sh.B, r.T = sh.T, r.H = sh.H, r.Dk = sh.Dk, r.Dv = sh.Dv, r.chunk = sh.chunk;
       if (kernel != LinearKernel::recurrent && !cuda::chunkwise::supports(r)) return;
-      if (kernel == LinearKernel::chunk_parallel && sh.cell == Cell::gdn) return;
+      static const float present = 0.f;  // only whether the delta term is there matters
+      r.b = sh.cell == Cell::gdn ? &present : nullptr;
+      if (kernel == LinearKernel::chunk_parallel && !cuda::chunkwise::supports_parallel(r)) return;
       cases.push_back(recurrence_case(sh, kernel, salt++));
     };
     for (const auto& cell : cells)
@@ -569,9 +571,12 @@ std::vector<Case> linear_recurrence_cases() {
     push({Cell::gdn, true, 1, 20, 2, 256, 9, 8});
     push({Cell::gdn, false, 1, 40, 2, 128, 256, 16});
     push({Cell::mamba2, true, 2, 100, 4, 16, 64, 32});
-    // More chunks than the chunk-parallel scan stages at once (64): 71 and 131 chunks.
+    // Long sequences: more chunks than the chunk-parallel scan stages at once (64), and the
+    // delta rule's transition scan over several CTAs of state rows (Dv = 64).
     push({Cell::mlstm, true, 1, 64 * 70 + 5, 1, 16, 16, 64});
     push({Cell::mamba2, false, 1, 16 * 130 + 7, 2, 16, 24, 16});
+    push({Cell::gdn, true, 1, 64 * 70 + 5, 1, 16, 16, 64});
+    push({Cell::gdn, false, 2, 32 * 20 + 9, 2, 32, 64, 32});
   }
   // Automatic dispatch, below and above the switch to the chunkwise kernels (there, to the
   // chunk-parallel forward: few rows, many chunks).
@@ -579,6 +584,8 @@ std::vector<Case> linear_recurrence_cases() {
       recurrence_case({Cell::gdn, true, 2, 40, 2, 32, 32, 16}, LinearKernel::automatic, salt++));
   cases.push_back(recurrence_case({Cell::mamba2, false, 2, 300, 2, 32, 32, 16},
                                   LinearKernel::automatic, salt++));
+  cases.push_back(
+      recurrence_case({Cell::gdn, false, 2, 300, 2, 32, 32, 32}, LinearKernel::automatic, salt++));
   cases.push_back(recurrent_width_limit_case());
   for (const RecurrenceShape& sh :
        {RecurrenceShape{Cell::mlstm, false, 2, 37, 3, 32, 24, 16},
