@@ -1,7 +1,8 @@
 // Whole models on the GPU against the CPU reference: for every cell and stack kind, one
 // forward and backward on the GPU in float matches the CPU in double (logits, loss and every
-// parameter gradient, rel-RMS ≤ 1e-5 at fp32); a GPU training run follows the CPU run of the
-// same seed; and the sLSTM solves parity on the GPU. Skipped with the reason without a GPU.
+// parameter gradient, rel-RMS ≤ 1e-5 at fp32), and the linear cells again on long sequences
+// through the chunkwise kernels; a GPU training run follows the CPU run of the same seed; and
+// the sLSTM solves parity on the GPU. Skipped with the reason without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -51,11 +52,7 @@ std::vector<double> grad_of(ParamStore<S>& ps, const S* grads, size_t id) {
 // from double by more than that (mLSTM's gate gradients pass through the stabilizer's
 // cancelling sums). So each tensor may differ by 4x what the CPU path in float itself does,
 // and by 5e-5 in any case (measured on an H200: at most 2.9e-5, GDN and mixed stacks).
-TEST_P(GpuModel, ForwardAndBackwardMatchTheCpuInDouble) {
-  SL_REQUIRE_GPU(ctx, Precision::fp32);
-  const ModelConfig cfg = small_config(GetParam().blocks, GetParam().range);
-  // T = 19 spans two chunks and a ragged third, so the chunk-boundary states are exercised.
-  const Pass p{3, 19};
+void expect_gpu_matches_cpu(const cuda::Context* ctx, const ModelConfig& cfg, const Pass& p) {
   constexpr int kVocab = 5;
   Model<double> ref(cfg, kVocab, p.tokens(), p.tokens());
   Model<float> cpu(cfg, kVocab, p.tokens(), p.tokens());
@@ -112,6 +109,23 @@ TEST_P(GpuModel, ForwardAndBackwardMatchTheCpuInDouble) {
   }
 }
 
+TEST_P(GpuModel, ForwardAndBackwardMatchTheCpuInDouble) {
+  SL_REQUIRE_GPU(ctx, Precision::fp32);
+  // T = 19 spans two chunks and a ragged third, so the chunk-boundary states are exercised.
+  expect_gpu_matches_cpu(ctx, small_config(GetParam().blocks, GetParam().range), Pass{3, 19});
+}
+
+// Chunks of 16 over 197 steps: the linear cells take the chunkwise kernels, and with so few
+// rows the forward computes the 13 chunks at once and scans the states between them.
+class GpuChunkwiseModel : public ::testing::TestWithParam<StackCase> {};
+
+TEST_P(GpuChunkwiseModel, LongSequencesMatchTheCpuInDouble) {
+  SL_REQUIRE_GPU(ctx, Precision::fp32);
+  ModelConfig cfg = small_config(GetParam().blocks, GetParam().range);
+  cfg.chunk_size = 16;
+  expect_gpu_matches_cpu(ctx, cfg, Pass{2, 16 * 12 + 5});
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryCellAndStack, GpuModel,
                          ::testing::Values(StackCase{"l", "01"}, StackCase{"s", "01"},
                                            StackCase{"m", "01"}, StackCase{"m", "pm1"},
@@ -119,6 +133,16 @@ INSTANTIATE_TEST_SUITE_P(EveryCellAndStack, GpuModel,
                                            StackCase{"g", "01"}, StackCase{"g", "pm1"},
                                            StackCase{"t", "01"}, StackCase{"ms", "01"},
                                            StackCase{"lsmMgt", "01"}),
+                         [](const auto& param_info) {
+                           return testing::stack_test_name(param_info.param.blocks,
+                                                           param_info.param.range);
+                         });
+
+INSTANTIATE_TEST_SUITE_P(EveryLinearCell, GpuChunkwiseModel,
+                         ::testing::Values(StackCase{"m", "01"}, StackCase{"m", "pm1"},
+                                           StackCase{"M", "01"}, StackCase{"M", "pm1"},
+                                           StackCase{"g", "01"}, StackCase{"g", "pm1"},
+                                           StackCase{"mMg", "01"}),
                          [](const auto& param_info) {
                            return testing::stack_test_name(param_info.param.blocks,
                                                            param_info.param.range);
