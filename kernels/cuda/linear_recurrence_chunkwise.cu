@@ -771,7 +771,8 @@ __host__ __device__ inline TransitionLayout make_transition_layout(const Params&
   l.A = take(kL * kLdL);
   l.Tinv = take(kL * kLdL);
   l.scratch = take(32 * kScratchLd);
-  l.vec = take(kVectors * kL);
+  static_assert(kGamma < 3 && kRho < 3 && kSigma < 3, "the decays' vectors come first");
+  l.vec = take(3 * kL);
   l.total = at;
   return l;
 }
