@@ -1,0 +1,435 @@
+// What the chunkwise linear recurrence's translation units share: the tile geometry and limits,
+// the kernels' parameters and shared-memory layout, a chunk's loads and the boundary-state slots,
+// the decays and the delta rule's triangular inverse, and on the host the planning of a launch.
+// The kernels: forward (linear_recurrence_chunkwise.cu), backward (_bwd.cu) and the chunk-parallel
+// forward's first steps (linear_recurrence_chunk_parallel.cu).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "kernels/cuda/chunkwise_tiles.cuh"
+#include "kernels/cuda/linear_recurrence_chunkwise.hpp"
+
+namespace statelab::cuda::chunkwise::internal {
+
+constexpr int kL = 64;  // steps per chunk tile; a shorter chunk is padded with identity steps
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kLdL = kL + 4;  // ≡ 4 (mod 8): fragment reads of a row-major tile hit 32 banks
+constexpr int kMinChunk = 16;
+constexpr int kMaxDk = 128, kMaxDv = 256, kMaxNv = 64;
+constexpr int kScratchLd = 36;             // the 32 × 32 block of the triangular inverse
+constexpr size_t kSmemLimit = 227 * 1024;  // sm_90's opt-in shared memory per block
+constexpr int kStateTiles = (kMaxNv / 16) * (kMaxDk / 16) / kWarps;  // state tiles per warp
+static_assert(kL == 64 && kThreads == 4 * kL, "row loops give each row four threads");
+static_assert(kL % 16 == 0 && kLdL % 8 == 4, "16 × 16 warp tiles over conflict-free rows");
+static_assert(kStateTiles * kWarps * 256 == kMaxNv * kMaxDk,
+              "the widest state slice in 16 × 16 tiles");
+
+// Per-chunk vectors of kL entries in shared memory.
+enum Vector {
+  kGamma,   // γ_t = Π_{l≤t} a_l
+  kRho,     // Π of a over t's 16-block up to t
+  kSigma,   // Π of a over j's 16-block after j
+  kZsum,    // Σ_j M_tj c_j
+  kQn0,     // q_t · n0
+  kKnu,     // k_t · ν_end
+  kInvDen,  // 1 / divisor
+  kDz,      // ∂L/∂(nᵀq)
+  kX,       // do_t · (S0 q_t) (+ dz_t q_t·n0)
+  kW,       // b_t g_t · (S0 k_t)
+  kZz,      // u_j · (G_end k_j) (+ c_j k_j·ν_end)
+  kGh,      // g_t · h_t, h_t = S_{t−1} k_t
+  kDc,      // ∂L/∂c_t
+  kT4,      // the decay gradient's pair term
+  kRdot,    // dy_t · (S_t q_t) over all value columns
+  kScalar,  // [0]: ⟨G_end, S0⟩ + ν_end·n0
+  kVectors
+};
+
+struct In {  // a strided [B, T, H, width] input, as cpu::Rows
+  const float* p;
+  int64_t row, head;
+  bool vec4;  // 16-byte copies allowed
+};
+struct Out {
+  float* p;
+  int64_t row, head;
+};
+
+struct Params {
+  int B, T, H, Dk, Dv, chunk, nchunks;
+  int nv;         // value columns per CTA: 16, 32 or 64 (zero-padded past Dv)
+  int dkp;        // Dk rounded up to 16 (zero-padded)
+  int stages;     // forward: 2 = the next chunk's inputs are copied in during this one
+  int span;       // forward: chunks per CTA, all of them (or 1 for the normalizer pass)
+  int dot_tiles;  // value slices of the normalizer partials in work
+  bool delta, normalized;
+  bool from_boundary;  // forward: each CTA one chunk (span 1) from its boundary state, no state
+                       // written back
+  bool dot_mode;       // forward, from_boundary: write dy·(S q) partials into work instead of y
+  float eps;
+  In q, k, v, dy;
+  const float *a, *b, *c, *floor;
+  Out y;
+  float *boundary, *final_state;
+  Out dq, dk, dv;
+  float *da, *db, *dc, *dfloor;
+  float* work;
+};
+
+// Hands out shared-memory offsets in floats, each a multiple of 4 (16-byte copies).
+struct Offsets {
+  int at = 0;
+  __host__ __device__ int take(int n) {
+    const int o = at;
+    at += (n + 3) & ~3;
+    return o;
+  }
+};
+
+// Shared-memory offsets of the forward and backward kernels.
+struct Layout {
+  int ldk, ldv;  // leading dimensions of the [·, Dk] and [·, nv] tiles, ≡ 4 (mod 8)
+  int stage;     // floats of one copy stage (q, k, v, dy, gates)
+  int q, k, v, dy, gates;
+  int s, n, g, nu;
+  int D, M, KK, A, Tinv, P1, P2, scratch;
+  int U, KS, RHS, X, Gm;
+  int vec;
+  int total;
+};
+
+__host__ __device__ inline Layout make_layout(const Params& p, bool backward) {
+  Layout l{};
+  l.ldk = p.dkp + 4;
+  l.ldv = p.nv + 4;
+  Offsets o;
+  const int tile_k = kL * l.ldk, tile_v = kL * l.ldv, square = kL * kLdL;
+  l.q = o.take(tile_k);
+  l.k = o.take(tile_k);
+  l.v = o.take(tile_v);
+  l.dy = backward ? o.take(tile_v) : -1;
+  l.gates = o.take(4 * kL);
+  l.stage = o.at;
+  if (!backward && p.stages == 2) o.at += l.stage;
+  l.s = o.take(p.nv * l.ldk);
+  l.n = o.take(p.dkp);
+  l.g = backward ? o.take(p.nv * l.ldk) : -1;
+  l.nu = backward ? o.take(p.dkp) : -1;
+  l.D = o.take(square);
+  l.M = o.take(square);  // backward keeps Q Kᵀ unmasked here
+  l.U = o.take(tile_v);
+  l.KK = l.A = l.Tinv = l.P1 = l.P2 = l.scratch = l.KS = l.RHS = l.X = l.Gm = -1;
+  if (backward) {
+    l.P1 = o.take(square);
+    l.scratch = l.P1;  // the inverse's scratch is dead before P1 is written
+    l.Gm = o.take(tile_v);
+  }
+  if (p.delta) {
+    l.A = o.take(square);
+    l.Tinv = o.take(square);
+    l.RHS = o.take(tile_v);
+    l.KK = o.take(square);
+    if (backward) {
+      l.P2 = l.A;  // A is dead once the inverse is built
+      l.KS = o.take(tile_v);
+      l.X = l.RHS;  // RHS is dead once U is solved
+    } else {
+      l.scratch = o.take(32 * kScratchLd);  // forward keeps K S0ᵀ in the RHS slot
+    }
+  }
+  l.vec = o.take(kVectors * kL);
+  l.total = o.at;
+  return l;
+}
+
+// Steps t0 .. t0+len−1 of (b, h), columns c0 .. c0+width−1 of `in`, into a kL × cols tile
+// (leading dimension ld); rows past len and columns past width are zero.
+__device__ inline void load_tile(float* dst, int ld, int cols, const In& in, int64_t token0, int h,
+                                 int len, int c0, int width) {
+  const float* base = in.p + h * in.head + c0;
+  if (in.vec4) {
+    const int per_row = cols / 4;
+    for (int e = threadIdx.x; e < kL * per_row; e += kThreads) {
+      const int r = e / per_row, col = 4 * (e % per_row);
+      const bool valid = r < len && col < width;
+      copy16(dst + r * ld + col, valid ? base + (token0 + r) * in.row + col : in.p, valid);
+    }
+  } else {
+    for (int e = threadIdx.x; e < kL * cols; e += kThreads) {
+      const int r = e / cols, col = e % cols;
+      const bool valid = r < len && col < width;
+      copy4(dst + r * ld + col, valid ? base + (token0 + r) * in.row + col : in.p, valid);
+    }
+  }
+}
+
+// a, b, c, floor of the chunk; padding steps are identities (a = 1, b = c = 0) with floor 1,
+// so every "last step" quantity can be read at row kL − 1.
+__device__ inline void load_gates(float* gates, const Params& p, int bb, int h, int t0, int len) {
+  const int r = threadIdx.x;
+  if (r >= kL) return;
+  float *a = gates, *b = gates + kL, *c = gates + 2 * kL, *f = gates + 3 * kL;
+  if (r < len) {
+    const int64_t i = (int64_t(bb) * p.T + t0 + r) * p.H + h;
+    copy4(a + r, p.a + i, true);
+    copy4(c + r, p.c + i, true);
+    if (p.delta)
+      copy4(b + r, p.b + i, true);
+    else
+      b[r] = 0.f;
+    if (p.normalized)
+      copy4(f + r, p.floor + i, true);
+    else
+      f[r] = 1.f;
+  } else {
+    a[r] = 1.f;
+    b[r] = 0.f;
+    c[r] = 0.f;
+    f[r] = 1.f;
+  }
+}
+
+__host__ __device__ __forceinline__ int64_t state_size(const Params& p) {
+  return int64_t(p.Dv) * p.Dk + (p.normalized ? p.Dk : 0);
+}
+
+// The boundary slot holding the state at the start of chunk c >= 1.
+__device__ __forceinline__ float* boundary_slot(const Params& p, int bb, int h, int c) {
+  return p.boundary + ((int64_t(bb) * p.H + h) * (p.nchunks - 1) + (c - 1)) * state_size(p);
+}
+
+// Rows v0 .. v0+nv−1 of the state at the start of chunk c (zeros for c = 0) and n.
+__device__ inline void load_state(const Params& p, float* S, int ld, float* n, int bb, int h, int c,
+                                  int v0) {
+  const float* slot = c > 0 ? boundary_slot(p, bb, h, c) : nullptr;
+  for (int e = threadIdx.x; e < p.nv * p.dkp; e += kThreads) {
+    const int r = e / p.dkp, col = e % p.dkp;
+    const bool valid = slot && v0 + r < p.Dv && col < p.Dk;
+    copy4(S + r * ld + col, valid ? slot + int64_t(v0 + r) * p.Dk + col : p.a, valid);
+  }
+  if (p.normalized)
+    for (int col = threadIdx.x; col < p.dkp; col += kThreads) {
+      const bool valid = slot && col < p.Dk;
+      copy4(n + col, valid ? slot + int64_t(p.Dv) * p.Dk + col : p.a, valid);
+    }
+}
+
+__device__ inline void store_state(const Params& p, float* slot, const float* S, int ld,
+                                   const float* n, int v0, int nvalid, bool with_n) {
+  for (int e = threadIdx.x; e < nvalid * p.Dk; e += kThreads) {
+    const int r = e / p.Dk, col = e % p.Dk;
+    slot[int64_t(v0 + r) * p.Dk + col] = S[r * ld + col];
+  }
+  if (with_n)
+    for (int col = threadIdx.x; col < p.Dk; col += kThreads)
+      slot[int64_t(p.Dv) * p.Dk + col] = n[col];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decays by products only (a can be exactly 0 and is signed, so nothing is ever divided):
+// D[t][j] = Π_{j<l≤t} a_l (0 above the diagonal), γ_t = Π_{l≤t} a_l. The four diagonal 16-blocks
+// come from column scans (threads 0..63); every other lower block is ρ_t · Π(whole blocks
+// between) · σ_j with the in-block prefix ρ and suffix σ.
+__device__ inline void decay_diagonal(float* D, float* rho, float* sigma, const float* a) {
+  const int j = threadIdx.x, s = j & ~15;
+  float prod = 1.f;
+  for (int r = s; r < s + 16; ++r) {
+    if (r > j) prod *= a[r];
+    D[r * kLdL + j] = r < j ? 0.f : prod;
+    if (j == s) rho[r] = a[s] * prod;
+  }
+  sigma[j] = prod;
+}
+
+// With A non-null, also A = b D ⊙ K Kᵀ on those blocks (the only ones the inverse reads there).
+__device__ inline void decay_rest(float* D, float* gamma, const float* rho, const float* sigma,
+                                  float* A, const float* b, const float* KK) {
+  for (int e = threadIdx.x; e < kL * kL; e += kThreads) {
+    const int t = e / kL, j = e % kL, bt = t >> 4, bj = j >> 4;
+    if (bt == bj) continue;
+    float v = 0.f;
+    if (bt > bj) {
+      v = rho[t] * sigma[j];
+      for (int blk = bj + 1; blk < bt; ++blk) v *= rho[16 * blk + 15];
+    }
+    D[t * kLdL + j] = v;
+    if (A) A[t * kLdL + j] = b[t] * v * KK[t * kLdL + j];
+  }
+  if (threadIdx.x < kL) {
+    const int t = threadIdx.x;
+    float g = rho[t];
+    for (int blk = 0; blk < (t >> 4); ++blk) g *= rho[16 * blk + 15];
+    gamma[t] = g;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tinv = (I + A)⁻¹ for the strictly lower A = b D ⊙ K Kᵀ of the delta rule: the diagonal
+// 16-blocks by forward substitution in fp32 (one thread per column j = 0..63, A read from its
+// factors, which only needs D's diagonal blocks), then two doubling levels T21 = −T22 A21 T11 on
+// the tensor cores, always split since every later product inherits the inverse's error. All
+// threads call the level steps (they contain barriers).
+__device__ inline void invert_diagonal(float* Tinv, const float* b, const float* D, const float* KK,
+                                       int j) {
+  const int s = j & ~15, col = j & 15;
+  float x[16];
+#pragma unroll
+  for (int r = 0; r < 16; ++r) {
+    const int t = s + r;
+    float acc[2] = {r == col ? 1.f : 0.f, 0.f};  // two chains halve the dependent FMAs
+#pragma unroll
+    for (int i = 0; i < r; ++i)
+      acc[i & 1] -= b[t] * D[t * kLdL + s + i] * KK[t * kLdL + s + i] * x[i];
+    x[r] = acc[0] + acc[1];
+    Tinv[(s + r) * kLdL + s + col] = x[r];
+  }
+}
+
+__device__ inline void zero_upper_blocks(float* Tinv) {
+  for (int e = threadIdx.x; e < kL * kL; e += kThreads) {
+    const int r = e / kL, c = e % kL;
+    if ((c >> 4) > (r >> 4)) Tinv[r * kLdL + c] = 0.f;
+  }
+}
+
+__device__ inline void invert_levels(float* Tinv, const float* A, float* scratch) {
+  const int warp = threadIdx.x >> 5;
+  if (warp < 2) {  // blocks (1, 0) and (3, 2): X = A21 T11
+    const int s = 32 * warp;
+    float* X = scratch + warp * 16 * 20;
+    float acc[8] = {};
+    mma_tile<true>(
+        acc, [&](int r, int k) { return A[(s + 16 + r) * kLdL + s + k]; },
+        [&](int k, int n) { return Tinv[(s + k) * kLdL + s + n]; }, 0, 0, 0, 16);
+    for_acc(acc, 0, 0, [&](int r, int c, float& v) { X[r * 20 + c] = v; });
+  }
+  __syncthreads();
+  if (warp < 2) {  // T21 = −T22 X
+    const int s = 32 * warp;
+    const float* X = scratch + warp * 16 * 20;
+    float acc[8] = {};
+    mma_tile<true>(
+        acc, [&](int r, int k) { return Tinv[(s + 16 + r) * kLdL + s + 16 + k]; },
+        [&](int k, int n) { return X[k * 20 + n]; }, 0, 0, 0, 16);
+    for_acc(acc, 0, 0, [&](int r, int c, float& v) { Tinv[(s + 16 + r) * kLdL + s + c] = -v; });
+  }
+  __syncthreads();
+  if (warp < 4) {  // the 32-blocks: X = A21 T11, T11 lower so k >= n
+    const int m0 = 16 * (warp >> 1), n0 = 16 * (warp & 1);
+    float acc[8] = {};
+    mma_tile<true>(
+        acc, [&](int r, int k) { return A[(32 + r) * kLdL + k]; },
+        [&](int k, int n) { return Tinv[k * kLdL + n]; }, m0, n0, n0, 32);
+    for_acc(acc, m0, n0, [&](int r, int c, float& v) { scratch[r * kScratchLd + c] = v; });
+  }
+  __syncthreads();
+  if (warp < 4) {  // T21 = −T22 X, T22 lower so k <= r
+    const int m0 = 16 * (warp >> 1), n0 = 16 * (warp & 1);
+    float acc[8] = {};
+    mma_tile<true>(
+        acc, [&](int r, int k) { return Tinv[(32 + r) * kLdL + 32 + k]; },
+        [&](int k, int n) { return scratch[k * kScratchLd + n]; }, m0, n0, 0, m0 + 16);
+    for_acc(acc, m0, n0, [&](int r, int c, float& v) { Tinv[(32 + r) * kLdL + c] = -v; });
+  }
+  __syncthreads();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host side: parameters, slicing and launches.
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+inline In in_rows(const cpu::Rows<const float>& r, int64_t width) {
+  const bool aligned = reinterpret_cast<uintptr_t>(r.data) % 16 == 0;
+  return {r.data, r.row, r.head, aligned && r.row % 4 == 0 && r.head % 4 == 0 && width % 4 == 0};
+}
+inline Out out_rows(const cpu::Rows<float>& r) { return {r.data, r.row, r.head}; }
+
+inline Params base_params(const cpu::LinearRecurrence<float>& r) {
+  Params p{};
+  p.B = int(r.B), p.T = int(r.T), p.H = int(r.H), p.Dk = int(r.Dk), p.Dv = int(r.Dv);
+  p.chunk = int(r.chunk);
+  p.nchunks = int(ceil_div(r.T, r.chunk));
+  p.dkp = int(ceil_div(r.Dk, 16) * 16);
+  p.stages = 1;
+  p.span = p.nchunks;
+  p.delta = r.b != nullptr;
+  p.normalized = r.floor != nullptr;
+  p.eps = r.eps;
+  p.q = in_rows(r.q, r.Dk);
+  p.k = in_rows(r.k, r.Dk);
+  p.v = in_rows(r.v, r.Dv);
+  p.a = r.a, p.b = r.b, p.c = r.c, p.floor = r.floor;
+  p.y = out_rows(r.y);
+  p.boundary = r.boundary;
+  p.final_state = r.final_state;
+  return p;
+}
+
+inline size_t smem_bytes(const Params& p, bool backward) {
+  return size_t(make_layout(p, backward).total) * sizeof(float);
+}
+
+// The widest value slice (64, 32 or 16 columns, no wider than Dv needs) whose shared memory
+// fits, narrowed further while B·H·slices < min_ctas so that small batches still fill the GPU.
+inline int pick_nv(Params p, bool backward, int64_t min_ctas) {
+  int nv = 16;
+  while (nv < kMaxNv && nv < p.Dv) nv *= 2;
+  for (;; nv /= 2) {
+    p.nv = nv;
+    const bool fits = smem_bytes(p, backward) <= kSmemLimit;
+    const bool wide_enough = int64_t(p.B) * p.H * ceil_div(p.Dv, nv) >= min_ctas;
+    if (nv == 16 || (fits && wide_enough)) return nv;
+  }
+}
+
+// The normalizer pass's slicing depends on the shapes only, so work_size can size its partials.
+inline int dot_nv(const cpu::LinearRecurrence<float>& r) {
+  Params p = base_params(r);
+  return pick_nv(p, false, 0);
+}
+
+template <class Kernel>
+void launch(const Context& ctx, Kernel kernel, dim3 grid, const Params& p, size_t bytes) {
+  SL_CHECK(bytes <= ctx.max_shared_per_block,
+           "linear recurrence (chunkwise): needs " + std::to_string(bytes) +
+               " bytes of shared memory per block, the device allows " +
+               std::to_string(ctx.max_shared_per_block));
+  SL_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  kernel<<<grid, kThreads, bytes, ctx.stream>>>(p);
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+inline void check_supported(const cpu::LinearRecurrence<float>& r) {
+  SL_CHECK_SHAPE(supports(r),
+                 "linear recurrence (chunkwise): unsupported shapes Dk=" + std::to_string(r.Dk) +
+                     " Dv=" + std::to_string(r.Dv) + " chunk=" + std::to_string(r.chunk) +
+                     " (needs Dk <= " + std::to_string(kMaxDk) +
+                     ", Dv <= " + std::to_string(kMaxDv) + ", " + std::to_string(kMinChunk) +
+                     " <= chunk <= " + std::to_string(kL) + ")");
+  SL_CHECK_SHAPE(r.q.data && r.k.data && r.v.data && r.a && r.c && r.y.data,
+                 "linear recurrence (chunkwise): q, k, v, a, c and y are required");
+  SL_CHECK_SHAPE(r.y.head != 0,
+                 "linear recurrence (chunkwise): the output cannot be shared across heads");
+  SL_CHECK_SHAPE(!(r.floor && r.b),
+                 "linear recurrence (chunkwise): a normalizer with a delta term is not defined");
+}
+
+// The delta rule's transitions wait in y (see linear_recurrence_chunk_parallel.cu).
+inline bool transition_fits(const Params& p) { return !p.delta || p.Dk * p.Dk <= p.chunk * p.Dv; }
+
+// forward_kernel over `grid` with p's slicing (linear_recurrence_chunkwise.cu).
+void launch_forward(const Context& ctx, const Params& p, dim3 grid);
+
+// The chunk-parallel forward's first two steps (linear_recurrence_chunk_parallel.cu): after it
+// boundary slot c holds the state at the start of chunk c. Refuses shapes it cannot take.
+void scan_chunk_states(const Context& ctx, const Params& p);
+
+}  // namespace statelab::cuda::chunkwise::internal

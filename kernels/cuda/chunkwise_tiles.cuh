@@ -1,0 +1,128 @@
+// Building blocks of the chunkwise linear recurrence's kernels (linear_recurrence_chunkwise.cu,
+// its _bwd twin and linear_recurrence_chunk_parallel.cu): a warp's 16 × 16 tile products on the
+// tensor cores (TF32, or 3xTF32 for fp32) and the asynchronous global → shared copies.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace statelab::cuda::chunkwise::internal {
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core tiles. A warp computes a 16 × 16 tile of C = A·B as two m16n8k8 TF32 products per
+// k-step; A(r, k) and B(k, n) are accessors into shared memory that fold in masks and scales.
+// kSplit: 3xTF32 (x = hi + lo, products hi·hi + hi·lo + lo·hi), fp32-level accuracy. bf16 runs
+// the single-TF32 path too: it is well inside bf16's tolerance, and one fragment layout serves.
+
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+
+__device__ __forceinline__ void mma_tf32(float* d, const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// acc += A[m0 .. m0+15, k0 .. k1) · B[k0 .. k1, n0 .. n0+15], k0 and k1 multiples of 8.
+// acc[i] holds row m0 + g + 8·((i >> 1) & 1), column n0 + 8·(i >> 2) + 2·t + (i & 1), with
+// g = lane / 4 and t = lane % 4 (the mma C-fragment layout).
+template <bool kSplit, class AFn, class BFn>
+__device__ __forceinline__ void mma_tile(float (&acc)[8], const AFn& A, const BFn& B, int m0,
+                                         int n0, int k0, int k1) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  for (int k = k0; k < k1; k += 8) {
+    const float af[4] = {A(m0 + g, k + t), A(m0 + g + 8, k + t), A(m0 + g, k + t + 4),
+                         A(m0 + g + 8, k + t + 4)};
+    const float bf[4] = {B(k + t, n0 + g), B(k + t + 4, n0 + g), B(k + t, n0 + 8 + g),
+                         B(k + t + 4, n0 + 8 + g)};
+    uint32_t ah[4], bh[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      ah[i] = to_tf32(af[i]);
+      bh[i] = to_tf32(bf[i]);
+    }
+    if constexpr (kSplit) {
+      uint32_t al[4], bl[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        al[i] = to_tf32(af[i] - __uint_as_float(ah[i]));
+        bl[i] = to_tf32(bf[i] - __uint_as_float(bh[i]));
+      }
+      mma_tf32(acc, al, bh[0], bh[1]);
+      mma_tf32(acc + 4, al, bh[2], bh[3]);
+      mma_tf32(acc, ah, bl[0], bl[1]);
+      mma_tf32(acc + 4, ah, bl[2], bl[3]);
+    }
+    mma_tf32(acc, ah, bh[0], bh[1]);
+    mma_tf32(acc + 4, ah, bh[2], bh[3]);
+  }
+}
+
+// fn(row, column, entry) over the 8 entries this lane holds of a 16 × 16 tile.
+template <class Fn>
+__device__ __forceinline__ void for_acc(float (&acc)[8], int m0, int n0, Fn&& fn) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    fn(m0 + g + 8 * ((i >> 1) & 1), n0 + 8 * (i >> 2) + 2 * t + (i & 1), acc[i]);
+}
+
+// out[row] += Σ over the tile's columns of fn(row, column, entry).
+template <class Fn>
+__device__ __forceinline__ void add_row_sums(float (&acc)[8], int m0, int n0, float* out, Fn&& fn) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  float s[2] = {0.f, 0.f};
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    s[(i >> 1) & 1] += fn(m0 + g + 8 * ((i >> 1) & 1), n0 + 8 * (i >> 2) + 2 * t + (i & 1), acc[i]);
+  atomicAdd(out + m0 + g, s[0]);
+  atomicAdd(out + m0 + g + 8, s[1]);
+}
+
+// out[column] += Σ over the tile's rows of fn(row, column, entry).
+template <class Fn>
+__device__ __forceinline__ void add_col_sums(float (&acc)[8], int m0, int n0, float* out, Fn&& fn) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  float s[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    s[2 * (i >> 2) + (i & 1)] +=
+        fn(m0 + g + 8 * ((i >> 1) & 1), n0 + 8 * (i >> 2) + 2 * t + (i & 1), acc[i]);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) atomicAdd(out + n0 + 8 * (j >> 1) + 2 * t + (j & 1), s[j]);
+}
+
+__device__ __forceinline__ void zero_tile(float* out, int ld, int m0, int n0) {
+  float acc[8];
+  for_acc(acc, m0, n0, [&](int r, int c, float&) { out[r * ld + c] = 0.f; });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Copies global → shared (cp.async); `valid` false writes zeros and reads nothing.
+
+__device__ __forceinline__ void copy4(float* dst, const float* src, bool valid) {
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src),
+               "r"(valid ? 4 : 0));
+}
+
+__device__ __forceinline__ void copy16(float* dst, const float* src, bool valid) {
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;"); }
+
+template <int kPending>
+__device__ __forceinline__ void copy_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(kPending));
+}
+
+}  // namespace statelab::cuda::chunkwise::internal

@@ -1,0 +1,332 @@
+// The chunk-parallel forward's first two steps for the chunkwise linear recurrence on CUDA (the
+// third is the forward kernel, in linear_recurrence_chunkwise.cu): every chunk's own contribution
+// to its end state at once, then a scan over the chunks that leaves in each boundary slot the
+// state at its chunk's start. Checked, through the forward, against the CPU twin by
+// kernels/selftest/linear_recurrence.cpp.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "kernels/cuda/chunkwise_common.cuh"
+
+namespace statelab::cuda::chunkwise::internal {
+
+namespace {
+
+// The chunk-parallel forward. A chunk's end state is affine in its start state,
+//   S_end = S0 M + Δ,  M = γ_last I − Kᵀ diag(bγ) Z,  Δ = Vᵀ diag(c) Z,  Z = Tinvᵀ diag(D_last,·) K
+// (the forward's U and S_end with S0 factored out; without a delta term M = γ_last I and
+// Δ = Vᵀ diag(w) K, w_t = c_t Π_{t<l≤last} a_l). Three launches replace the walk over chunks:
+//   1. one CTA per chunk but the last: Δ into the boundary slot after the chunk, and for the delta
+//      rule M into the chunk's rows of y, which nothing reads before step 3 writes them;
+//   2. a scan over the chunks per (b, h): S_{c+1} = S_c M_c + Δ_c in place, γ_c S_c + Δ_c for
+//      scalar decay (one thread per state element), the matrix product for the delta rule (a CTA
+//      per 8 state rows, M_c and Δ_c staged two chunks ahead);
+//   3. forward_kernel from the boundary: every chunk's outputs at once, the last one's end state.
+// It moves the boundary states through memory twice more than the walk does, but its parallelism
+// is B·H·chunks instead of B·H·value slices, so few long sequences stop being latency-bound.
+
+// Where M_c's entry i (row-major Dk × Dk) waits in y: row t0 + i / Dv, column i % Dv of chunk c.
+__device__ __forceinline__ float* transition_entry(const Params& p, int bb, int h, int c, int i) {
+  const int64_t token = int64_t(bb) * p.T + int64_t(c) * p.chunk + i / p.Dv;
+  return p.y.p + token * p.y.row + h * p.y.head + i % p.Dv;
+}
+
+// K, V (p.nv columns) and the gates of this CTA's chunk blockIdx.y of (b, h) = blockIdx.x, a full
+// one (step 1 never takes the last chunk), ready to read.
+__device__ void load_chunk(const Params& p, float* K, int ldk, float* V, int ldv, float* gates) {
+  const int bb = blockIdx.x / p.H, h = blockIdx.x % p.H, t0 = blockIdx.y * p.chunk;
+  const int64_t token0 = int64_t(bb) * p.T + t0;
+  load_tile(K, ldk, p.dkp, p.k, token0, h, p.chunk, 0, p.Dk);
+  load_tile(V, ldv, p.nv, p.v, token0, h, p.chunk, 0, p.Dv);
+  load_gates(gates, p, bb, h, t0, p.chunk);
+  copy_commit();
+  copy_wait<0>();
+  __syncthreads();
+}
+
+// Shared memory of chunk_state_kernel: K and V tiles (V as wide as p.nv), the gates, w.
+size_t chunk_state_smem(const Params& p) {
+  return size_t(kL * (p.dkp + 4) + kL * (p.nv + 4) + 5 * kL) * sizeof(float);
+}
+
+template <bool kSplit>
+__global__ void __launch_bounds__(kThreads) chunk_state_kernel(const Params p) {
+  extern __shared__ __align__(16) float smem[];
+  const int ldk = p.dkp + 4, ldv = p.nv + 4;
+  float* K = smem;
+  float* V = K + kL * ldk;
+  float* gates = V + kL * ldv;
+  float* w = gates + 4 * kL;
+  const int bb = blockIdx.x / p.H, h = blockIdx.x % p.H, c = blockIdx.y;
+  load_chunk(p, K, ldk, V, ldv, gates);
+  if (threadIdx.x == 0) {
+    float after = 1.f;  // Π of a after t; padding steps are identities (a = 1, c = 0)
+#pragma unroll 16
+    for (int t = kL - 1; t >= 0; --t) {
+      w[t] = gates[2 * kL + t] * after;
+      after *= gates[t];
+    }
+  }
+  __syncthreads();
+  float* slot = boundary_slot(p, bb, h, c + 1);
+  const int vt = p.nv / 16, kt = p.dkp / 16, warp = threadIdx.x >> 5;
+  for (int job = warp; job < vt * kt; job += kWarps) {
+    const int m0 = 16 * (job % vt), n0 = 16 * (job / vt);
+    float acc[8] = {};
+    mma_tile<kSplit>(
+        acc, [&](int r, int k) { return V[k * ldv + r] * w[k]; },
+        [&](int k, int j) { return K[k * ldk + j]; }, m0, n0, 0, kL);
+    for_acc(acc, m0, n0, [&](int r, int j, float& v) {
+      if (r < p.Dv && j < p.Dk) slot[int64_t(r) * p.Dk + j] = v;
+    });
+  }
+  if (p.normalized)
+    for (int k = threadIdx.x; k < p.Dk; k += kThreads) {
+      float s = 0.f;
+      for (int t = 0; t < kL; ++t) s += w[t] * K[t * ldk + k];
+      slot[int64_t(p.Dv) * p.Dk + k] = s;
+    }
+}
+
+// The delta rule's step 1: K, V (p.nv = Dv rounded up to 16) and Z tiles, the gates, the decays
+// and the inverse with its scratch (offsets in floats, multiples of 4).
+struct TransitionLayout {
+  int ldk, ldv, k, v, z, gates, D, KK, A, Tinv, scratch, vec, total;
+};
+
+__host__ __device__ inline TransitionLayout make_transition_layout(const Params& p) {
+  TransitionLayout l{};
+  l.ldk = p.dkp + 4;
+  l.ldv = p.nv + 4;
+  Offsets o;
+  l.k = o.take(kL * l.ldk);
+  l.v = o.take(kL * l.ldv);
+  l.z = o.take(kL * l.ldk);
+  l.gates = o.take(4 * kL);
+  l.D = o.take(kL * kLdL);
+  l.KK = o.take(kL * kLdL);
+  l.A = o.take(kL * kLdL);
+  l.Tinv = o.take(kL * kLdL);
+  l.scratch = o.take(32 * kScratchLd);
+  static_assert(kGamma < 3 && kRho < 3 && kSigma < 3, "the decays' vectors come first");
+  l.vec = o.take(3 * kL);
+  l.total = o.at;
+  return l;
+}
+
+template <bool kSplit>
+__global__ void __launch_bounds__(kThreads) chunk_transition_kernel(const Params p) {
+  extern __shared__ __align__(16) float smem[];
+  const TransitionLayout L = make_transition_layout(p);
+  const int tid = threadIdx.x, warp = tid >> 5, ldk = L.ldk, ldv = L.ldv;
+  const int vt = p.nv / 16, kt = p.dkp / 16;
+  const int bb = blockIdx.x / p.H, h = blockIdx.x % p.H, c = blockIdx.y;
+  float *Z = smem + L.z, *K = smem + L.k, *V = smem + L.v, *ga = smem + L.gates;
+  const float *gb = ga + kL, *gc = ga + 2 * kL;
+  float *D = smem + L.D, *KK = smem + L.KK, *A = smem + L.A, *Tinv = smem + L.Tinv;
+  float* vec = smem + L.vec;
+  float *gamma = vec + kGamma * kL, *rho = vec + kRho * kL, *sigma = vec + kSigma * kL;
+  load_chunk(p, K, ldk, V, ldv, ga);
+
+  if (tid < kL) decay_diagonal(D, rho, sigma, ga);
+  for (int job = warp; job < 16; job += kWarps) {  // K Kᵀ, lower blocks
+    const int m0 = 16 * (job >> 2), n0 = 16 * (job & 3);
+    if (n0 > m0) {
+      zero_tile(KK, kLdL, m0, n0);
+      continue;
+    }
+    float acc[8] = {};
+    mma_tile<kSplit>(
+        acc, [&](int r, int k) { return K[r * ldk + k]; },
+        [&](int k, int j) { return K[j * ldk + k]; }, m0, n0, 0, p.dkp);
+    for_acc(acc, m0, n0, [&](int r, int j, float& v) { KK[r * kLdL + j] = v; });
+  }
+  __syncthreads();
+  decay_rest(D, gamma, rho, sigma, A, gb, KK);
+  if (tid < kL) invert_diagonal(Tinv, gb, D, KK, tid);
+  zero_upper_blocks(Tinv);
+  __syncthreads();
+  invert_levels(Tinv, A, smem + L.scratch);
+
+  // Z = Tinvᵀ diag(D_last,·) K; Tinv is lower, so only rows s >= t of it reach Z's row t.
+  for (int job = warp; job < 4 * kt; job += kWarps) {
+    const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
+    float acc[8] = {};
+    mma_tile<kSplit>(
+        acc, [&](int r, int k) { return Tinv[k * kLdL + r] * D[(kL - 1) * kLdL + k]; },
+        [&](int k, int j) { return K[k * ldk + j]; }, m0, n0, m0, kL);
+    for_acc(acc, m0, n0, [&](int r, int j, float& v) { Z[r * ldk + j] = v; });
+  }
+  __syncthreads();
+
+  // Δ = Vᵀ diag(c) Z into the slot after the chunk; M = γ_last I − Kᵀ diag(bγ) Z into y.
+  float* slot = boundary_slot(p, bb, h, c + 1);
+  for (int job = warp; job < (vt + kt) * kt; job += kWarps) {
+    const bool is_m = job >= vt * kt;
+    const int i = is_m ? job - vt * kt : job;
+    const int rt = is_m ? kt : vt, m0 = 16 * (i % rt), n0 = 16 * (i / rt);
+    float acc[8] = {};
+    if (is_m) {
+      mma_tile<kSplit>(
+          acc, [&](int r, int k) { return K[k * ldk + r] * gb[k] * gamma[k]; },
+          [&](int k, int j) { return Z[k * ldk + j]; }, m0, n0, 0, kL);
+      for_acc(acc, m0, n0, [&](int r, int j, float& v) {
+        if (r < p.Dk && j < p.Dk)
+          *transition_entry(p, bb, h, c, r * p.Dk + j) = (r == j ? gamma[kL - 1] : 0.f) - v;
+      });
+    } else {
+      mma_tile<kSplit>(
+          acc, [&](int r, int k) { return V[k * ldv + r] * gc[k]; },
+          [&](int k, int j) { return Z[k * ldk + j]; }, m0, n0, 0, kL);
+      for_acc(acc, m0, n0, [&](int r, int j, float& v) {
+        if (r < p.Dv && j < p.Dk) slot[int64_t(r) * p.Dk + j] = v;
+      });
+    }
+  }
+}
+
+constexpr int kScanThreads = 256;
+constexpr int kScanWindow = 64;  // chunks whose products of a are staged at once
+constexpr int kScanAhead = 16;   // slot loads in flight ahead of the dependent updates
+
+// Scalar decay: boundary slot c + 1 holds Δ_c on entry and S_{c+1} on exit.
+__global__ void __launch_bounds__(kScanThreads) chunk_scan_kernel(const Params p) {
+  __shared__ float steps[kScanWindow * kL];
+  __shared__ float gamma[kScanWindow];
+  const int bb = blockIdx.y / p.H, h = blockIdx.y % p.H;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t e = int64_t(blockIdx.x) * kScanThreads + threadIdx.x;
+  const int kept = p.nchunks - 1;  // chunks whose end state is a boundary slot
+  float S = 0.f;
+  for (int w0 = 0; w0 < kept; w0 += kScanWindow) {
+    const int w1 = min(kept, w0 + kScanWindow);
+    __syncthreads();  // the previous window's products have been read
+    for (int i = threadIdx.x; i < (w1 - w0) * kL; i += kScanThreads) {
+      const int j = i % kL, t = (w0 + i / kL) * p.chunk + j;
+      steps[i] = j < p.chunk ? p.a[(int64_t(bb) * p.T + t) * p.H + h] : 1.f;
+    }
+    __syncthreads();
+    for (int c = warp; c < w1 - w0; c += kScanThreads / 32) {
+      float g = steps[c * kL + lane] * steps[c * kL + lane + 32];
+      for (int o = 16; o > 0; o >>= 1) g *= __shfl_xor_sync(0xffffffffu, g, o);
+      if (lane == 0) gamma[c] = g;
+    }
+    __syncthreads();
+    if (e >= state_size(p)) continue;
+    for (int c0 = w0; c0 < w1; c0 += kScanAhead) {
+      float x[kScanAhead];
+#pragma unroll
+      for (int i = 0; i < kScanAhead; ++i)
+        x[i] = c0 + i < w1 ? boundary_slot(p, bb, h, c0 + i + 1)[e] : 0.f;
+#pragma unroll
+      for (int i = 0; i < kScanAhead; ++i)
+        if (c0 + i < w1) {
+          S = gamma[c0 + i - w0] * S + x[i];
+          boundary_slot(p, bb, h, c0 + i + 1)[e] = S;
+        }
+    }
+  }
+}
+
+constexpr int kTransitionRows = 8;    // state rows per CTA of the delta rule's scan
+constexpr int kTransitionStages = 3;  // chunks whose M_c and Δ_c are in flight at once
+constexpr int kTransitionPer = kTransitionRows * kMaxDk / kScanThreads;  // entries per thread
+
+// S_c's rows, then per stage M_c (Dk × Dk) and Δ_c's rows.
+size_t transition_scan_smem(const Params& p) {
+  const int rows = kTransitionRows * p.Dk;
+  return size_t(rows + kTransitionStages * (p.Dk * p.Dk + rows)) * sizeof(float);
+}
+
+// The delta rule: S_{c+1} = S_c M_c + Δ_c for rows r0 .. r0+7 of the state, from S_1 = Δ_0 (slot
+// c + 1 holds Δ_c on entry and S_{c+1} on exit). The chunks' transitions are the c = 1 .. n−2.
+__global__ void __launch_bounds__(kScanThreads) chunk_transition_scan_kernel(const Params p) {
+  extern __shared__ __align__(16) float smem[];
+  const int bb = blockIdx.y / p.H, h = blockIdx.y % p.H, r0 = blockIdx.x * kTransitionRows;
+  const int Dk = p.Dk, entries = min(kTransitionRows, p.Dv - r0) * Dk, msize = Dk * Dk;
+  const int stage_size = msize + kTransitionRows * Dk, last = p.nchunks - 2;
+  float* S = smem;  // [kTransitionRows][Dk]
+  auto stage_of = [&](int c) {
+    return smem + kTransitionRows * Dk + (c % kTransitionStages) * stage_size;
+  };
+  auto rows_of = [&](int c) { return boundary_slot(p, bb, h, c) + int64_t(r0) * Dk; };
+  auto stage = [&](int c) {
+    float* dst = stage_of(c);
+    for (int i = threadIdx.x; i < msize; i += kScanThreads)
+      copy4(dst + i, transition_entry(p, bb, h, c, i), true);
+    for (int e = threadIdx.x; e < entries; e += kScanThreads)
+      copy4(dst + msize + e, rows_of(c + 1) + e, true);
+    copy_commit();
+  };
+  for (int e = threadIdx.x; e < entries; e += kScanThreads) S[e] = rows_of(1)[e];
+  for (int c = 1; c <= min(last, kTransitionStages - 1); ++c) stage(c);
+  for (int c = 1; c <= last; ++c) {
+    if (c + kTransitionStages - 1 <= last) stage(c + kTransitionStages - 1);
+    const int ahead = min(last - c, kTransitionStages - 1);  // groups newer than chunk c's
+    if (ahead >= 2)
+      copy_wait<2>();
+    else if (ahead == 1)
+      copy_wait<1>();
+    else
+      copy_wait<0>();
+    __syncthreads();  // chunk c is staged and S_c written
+    const float* Mc = stage_of(c);
+    const float* delta = Mc + msize;
+    float out[kTransitionPer];
+#pragma unroll
+    for (int k = 0; k < kTransitionPer; ++k) {
+      const int e = threadIdx.x + k * kScanThreads, i = e / Dk, j = e % Dk;
+      float s = 0.f;
+      if (e < entries) {
+        s = delta[e];
+        for (int l = 0; l < Dk; ++l) s = fmaf(S[i * Dk + l], Mc[l * Dk + j], s);
+      }
+      out[k] = s;
+    }
+    __syncthreads();  // S_c and chunk c's stage have been read
+    float* slot = rows_of(c + 1);
+#pragma unroll
+    for (int k = 0; k < kTransitionPer; ++k) {
+      const int e = threadIdx.x + k * kScanThreads;
+      if (e < entries) S[e] = slot[e] = out[k];
+    }
+  }
+}
+
+}  // namespace
+
+void scan_chunk_states(const Context& ctx, const Params& p) {
+  SL_CHECK_SHAPE(transition_fits(p),
+                 "linear recurrence (chunk-parallel): the delta rule keeps each chunk's Dk × Dk "
+                 "transition in the chunk's outputs, which needs Dk² <= chunk·Dv (Dk=" +
+                     std::to_string(p.Dk) + " Dv=" + std::to_string(p.Dv) +
+                     " chunk=" + std::to_string(p.chunk) + ")");
+  SL_CHECK_SHAPE(p.boundary || p.nchunks == 1,
+                 "linear recurrence (chunk-parallel): the boundary states are required to pass "
+                 "states between its " +
+                     std::to_string(p.nchunks) + " chunks");
+  if (p.nchunks == 1) return;
+  const bool split = ctx.precision == Precision::fp32;
+  Params s = p;
+  s.nv = int(ceil_div(p.Dv, 16) * 16);
+  const dim3 chunks(unsigned(p.B * p.H), unsigned(p.nchunks - 1));
+  if (p.delta) {
+    launch(ctx, split ? chunk_transition_kernel<true> : chunk_transition_kernel<false>, chunks, s,
+           size_t(make_transition_layout(s).total) * sizeof(float));
+    if (p.nchunks > 2)
+      launch(ctx, chunk_transition_scan_kernel,
+             dim3(unsigned(ceil_div(p.Dv, kTransitionRows)), unsigned(p.B * p.H)), p,
+             transition_scan_smem(p));
+  } else {
+    launch(ctx, split ? chunk_state_kernel<true> : chunk_state_kernel<false>, chunks, s,
+           chunk_state_smem(s));
+    const dim3 grid(unsigned(ceil_div(state_size(p), kScanThreads)), unsigned(p.B * p.H));
+    chunk_scan_kernel<<<grid, kScanThreads, 0, ctx.stream>>>(p);
+    SL_CUDA_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace statelab::cuda::chunkwise::internal
