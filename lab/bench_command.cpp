@@ -286,7 +286,8 @@ json bench_ops(const cuda::Context& ctx, const std::string& filter, int reps,
 
 // What --linear-kernel takes, in the order of cuda::LinearKernel.
 const std::vector<std::string>& linear_kernel_names() {
-  static const std::vector<std::string> names = {"automatic", "recurrent", "chunkwise"};
+  static const std::vector<std::string> names = {"automatic", "recurrent", "chunkwise",
+                                                 "chunk-parallel"};
   return names;
 }
 
@@ -374,14 +375,16 @@ int run_bench(const BenchOptions& o) {
   const auto named = std::find(kernels.begin(), kernels.end(), o.linear_kernel);
   if (named == kernels.end())
     throw ConfigError("--linear-kernel " + o.linear_kernel +
-                      ": expected \"automatic\", \"recurrent\" or \"chunkwise\"");
+                      ": expected \"automatic\", \"recurrent\", \"chunkwise\" or "
+                      "\"chunk-parallel\"");
   const ComputeDevice device =
       open_device(o.device, precision_from_name(o.precision), "--device");
   std::printf("bench on %s, commit %s\n", device.description.c_str(), STATELAB_COMMIT);
   json out = {{"device", device.description}, {"commit", STATELAB_COMMIT},
               {"precision", o.precision}, {"linear_kernel", o.linear_kernel}};
 #ifdef STATELAB_HAVE_CUDA
-  static_assert(int(cuda::LinearKernel::recurrent) == 1 && int(cuda::LinearKernel::chunkwise) == 2,
+  static_assert(int(cuda::LinearKernel::recurrent) == 1 && int(cuda::LinearKernel::chunkwise) == 2 &&
+                    int(cuda::LinearKernel::chunk_parallel) == 3,
                 "linear_kernel_names() lists the kernels in the enum's order");
   const auto linear = static_cast<cuda::LinearKernel>(named - kernels.begin());
   if (device.on_cuda()) out["ops"] = bench_ops(*device.exec.cuda, o.filter, o.reps, linear);

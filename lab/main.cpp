@@ -150,7 +150,8 @@ int main(int argc, char** argv) {
   b->add_option("--json", bench.json_out, "Also write every figure as JSON to this file");
   b->add_option("--reps", bench.reps, "Timed repetitions per op")->capture_default_str();
   b->add_option("--linear-kernel", bench.linear_kernel,
-                "The linear cells' op benchmarks: automatic, recurrent or chunkwise")
+                "The linear cells' op benchmarks: automatic, recurrent, chunkwise or "
+                "chunk-parallel")
       ->capture_default_str();
 
   try {

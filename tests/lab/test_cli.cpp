@@ -201,7 +201,8 @@ TEST_F(LabCommand, MalformedOrMissingDevicesAreRefusedNamingThem) {
 
 TEST_F(LabCommand, BenchRefusesAnUnknownLinearKernelAndTooFewRepsNamingThem) {
   expect_error(lab("bench --device cpu --linear-kernel fast"),
-               "--linear-kernel fast: expected \"automatic\", \"recurrent\" or \"chunkwise\"");
+               "--linear-kernel fast: expected \"automatic\", \"recurrent\", \"chunkwise\" or "
+               "\"chunk-parallel\"");
   expect_error(lab("bench --device cpu --reps 0"), "--reps 0: expected >= 1");
 }
 
