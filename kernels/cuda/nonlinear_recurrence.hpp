@@ -16,13 +16,14 @@ namespace statelab::cuda {
 // per SM, 1056 on a 132-SM H100) rather than launching a grid that could not be co-resident.
 void nonlinear_recurrence_fwd(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
 
-// Scratch elements backward uses: exactly (B·T + 3·B)·H·Dh + 4·H·Dh·Dh, what the blocks reserve.
-// It holds h shifted by one step for the dR GEMM and, while the loop runs, the dh_rec partials of
-// heads split over a cooperative grid (the kernel runs as many groups at once as fit).
+// Scratch elements backward uses, what the blocks reserve: while the loop runs, the dh_rec
+// partials of heads split over a cooperative grid (within (B·T + 3·B)·H·Dh + 4·H·Dh·Dh; the kernel
+// runs as many groups at once as fit), then h shifted by one step for dR and the partial dR of
+// each slice of its rows (H · slices · 4·Dh·Dh, up to 32 slices of at least 256 rows).
 int64_t nonlinear_recurrence_work_size(const cpu::NonlinearRecurrence<float>& p);
 
 // dh [B, T, H, Dh] read-only; dpre [B, T, H, 4, Dh] overwritten; dR [H, Dh, 4, Dh] accumulated
-// through one cuBLAS GEMM in ctx.precision (fp32: CUBLAS_COMPUTE_32F).
+// through cuBLAS GEMMs in ctx.precision (fp32: CUBLAS_COMPUTE_32F) over slices of the rows.
 void nonlinear_recurrence_bwd(const Context& ctx, const cpu::NonlinearRecurrence<float>& p,
                               const float* dh, float* dpre, float* dR, float* work);
 

@@ -164,6 +164,8 @@ std::vector<Case> nonlinear_recurrence_cases() {
         // The S shapes (d = 128), and the heads of the M sLSTM (H = 8, Dh = 64).
         Shape{slstm, false, 128, 64, 4, 32, 1}, Shape{lstm, false, 128, 64, 1, 128, 1},
         Shape{slstm, false, 4, 9, 8, 64, 1},
+        // dR's rows in slices: 555 rows make two slices of 277 and one row past them.
+        Shape{slstm, false, 5, 111, 2, 16, 1}, Shape{lstm, false, 5, 111, 1, 24, 1},
         // Heads split over CTAs: a cluster (Dh = 128, 200) and a cooperative grid (Dh = 384);
         // B = 200 leaves more (head, batch tile) groups than can be resident, so the grid's
         // CTAs loop over passes (T even: the last step's partials share a parity with the first).
