@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "kernels/cuda/chunkwise_tiles.cuh"
 #include "kernels/cuda/linear_recurrence_chunkwise.hpp"
@@ -422,8 +423,28 @@ inline void check_supported(const cpu::LinearRecurrence<float>& r) {
                  "linear recurrence (chunkwise): a normalizer with a delta term is not defined");
 }
 
-// The delta rule's transitions wait in y (see linear_recurrence_chunk_parallel.cu).
+// The delta rule's transitions wait in y (see linear_recurrence_chunk_parallel.cu): room for
+// Dk² entries in a chunk's rows ...
 inline bool transition_fits(const Params& p) { return !p.delta || p.Dk * p.Dk <= p.chunk * p.Dv; }
+
+// ... and no input in y's memory, which they would overwrite before step 3 reads it.
+inline bool y_apart_from_inputs(const Params& p) {
+  if (!p.delta) return true;
+  const int64_t rows = int64_t(p.B) * p.T;
+  auto span = [&](const float* base, int64_t row, int64_t head, int width) {
+    const uintptr_t first = reinterpret_cast<uintptr_t>(base);
+    return std::pair<uintptr_t, uintptr_t>(
+        first, first + sizeof(float) * uintptr_t((rows - 1) * row + (p.H - 1) * head + width));
+  };
+  const auto y = span(p.y.p, p.y.row, p.y.head, p.Dv);
+  const std::pair<uintptr_t, uintptr_t> inputs[] = {
+      span(p.q.p, p.q.row, p.q.head, p.Dk), span(p.k.p, p.k.row, p.k.head, p.Dk),
+      span(p.v.p, p.v.row, p.v.head, p.Dv), span(p.a, p.H, 1, 1), span(p.b, p.H, 1, 1),
+      span(p.c, p.H, 1, 1)};
+  for (const auto& in : inputs)
+    if (in.first < y.second && y.first < in.second) return false;
+  return true;
+}
 
 // forward_kernel over `grid` with p's slicing (linear_recurrence_chunkwise.cu).
 void launch_forward(const Context& ctx, const Params& p, dim3 grid);

@@ -304,6 +304,9 @@ void scan_chunk_states(const Context& ctx, const Params& p) {
                  "transition in the chunk's outputs, which needs Dk² <= chunk·Dv (Dk=" +
                      std::to_string(p.Dk) + " Dv=" + std::to_string(p.Dv) +
                      " chunk=" + std::to_string(p.chunk) + ")");
+  SL_CHECK_SHAPE(y_apart_from_inputs(p),
+                 "linear recurrence (chunk-parallel): the delta rule keeps each chunk's transition "
+                 "in y, which here overlaps an input");
   SL_CHECK_SHAPE(p.boundary || p.nchunks == 1,
                  "linear recurrence (chunk-parallel): the boundary states are required to pass "
                  "states between its " +

@@ -272,7 +272,7 @@ namespace {
 // The walk keeps B·H·⌈Dv / 16⌉ CTAs at most, each latency-bound through the chunks in order:
 // below two per SM, with chunks enough to share out, the chunk-parallel form fills the GPU.
 bool chunk_parallel_pays(const Context& ctx, const Params& p) {
-  return transition_fits(p) && p.boundary && p.nchunks >= 8 &&
+  return transition_fits(p) && y_apart_from_inputs(p) && p.boundary && p.nchunks >= 8 &&
          int64_t(p.B) * p.H * ceil_div(p.Dv, 16) < 2 * int64_t(ctx.sm_count);
 }
 
