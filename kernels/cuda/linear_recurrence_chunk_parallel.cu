@@ -299,6 +299,7 @@ __global__ void __launch_bounds__(kScanThreads) chunk_transition_scan_kernel(con
 }  // namespace
 
 void scan_chunk_states(const Context& ctx, const Params& p) {
+  if (p.nchunks == 1) return;  // the one chunk starts from zero
   SL_CHECK_SHAPE(transition_fits(p),
                  "linear recurrence (chunk-parallel): the delta rule keeps each chunk's Dk × Dk "
                  "transition in the chunk's outputs, which needs Dk² <= chunk·Dv (Dk=" +
@@ -307,11 +308,10 @@ void scan_chunk_states(const Context& ctx, const Params& p) {
   SL_CHECK_SHAPE(y_apart_from_inputs(p),
                  "linear recurrence (chunk-parallel): the delta rule keeps each chunk's transition "
                  "in y, which here overlaps an input");
-  SL_CHECK_SHAPE(p.boundary || p.nchunks == 1,
+  SL_CHECK_SHAPE(p.boundary,
                  "linear recurrence (chunk-parallel): the boundary states are required to pass "
                  "states between its " +
                      std::to_string(p.nchunks) + " chunks");
-  if (p.nchunks == 1) return;
   const bool split = ctx.precision == Precision::fp32;
   Params s = p;
   s.nv = int(ceil_div(p.Dv, 16) * 16);
