@@ -31,13 +31,14 @@ static_assert(kL % 16 == 0 && kLdL % 8 == 4, "16 × 16 warp tiles over conflict-
 static_assert(kStateTiles * kWarps * 256 == kMaxNv * kMaxDk,
               "the widest state slice in 16 × 16 tiles");
 
-// Per-chunk vectors of kL entries in shared memory.
+// Per-chunk vectors of kL entries in shared memory; the forward's come first.
 enum Vector {
   kGamma,   // γ_t = Π_{l≤t} a_l
   kRho,     // Π of a over t's 16-block up to t
   kSigma,   // Π of a over j's 16-block after j
   kZsum,    // Σ_j M_tj c_j
   kQn0,     // q_t · n0
+  kRdot,    // dy_t · (S_t q_t) over all value columns
   kKnu,     // k_t · ν_end
   kInvDen,  // 1 / divisor
   kDz,      // ∂L/∂(nᵀq)
@@ -47,10 +48,10 @@ enum Vector {
   kGh,      // g_t · h_t, h_t = S_{t−1} k_t
   kDc,      // ∂L/∂c_t
   kT4,      // the decay gradient's pair term
-  kRdot,    // dy_t · (S_t q_t) over all value columns
   kScalar,  // [0]: ⟨G_end, S0⟩ + ν_end·n0
   kVectors
 };
+constexpr int kForwardVectors = kRdot + 1;
 
 struct In {  // a strided [B, T, H, width] input, as cpu::Rows
   const float* p;
@@ -124,7 +125,7 @@ __host__ __device__ inline Layout make_layout(const Params& p, bool backward) {
   l.nu = backward ? o.take(p.dkp) : -1;
   l.D = o.take(square);
   l.M = o.take(square);  // backward keeps Q Kᵀ unmasked here
-  l.U = o.take(tile_v);
+  l.U = backward || p.delta ? o.take(tile_v) : -1;  // the forward reads c ⊙ V without a delta
   l.KK = l.A = l.Tinv = l.P1 = l.P2 = l.scratch = l.KS = l.RHS = l.X = l.Gm = -1;
   if (backward) {
     l.P1 = o.take(square);
@@ -144,7 +145,7 @@ __host__ __device__ inline Layout make_layout(const Params& p, bool backward) {
       l.scratch = o.take(32 * kScratchLd);  // forward keeps K S0ᵀ in the RHS slot
     }
   }
-  l.vec = o.take(kVectors * kL);
+  l.vec = o.take((backward ? kVectors : kForwardVectors) * kL);
   l.total = o.at;
   return l;
 }
