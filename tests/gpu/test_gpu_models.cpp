@@ -126,6 +126,10 @@ TEST_P(GpuChunkwiseModel, LongSequencesMatchTheCpuInDouble) {
   expect_gpu_matches_cpu(ctx, cfg, Pass{2, 16 * 12 + 5});
 }
 
+std::string case_name(const ::testing::TestParamInfo<StackCase>& info) {
+  return testing::stack_test_name(info.param.blocks, info.param.range);
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryCellAndStack, GpuModel,
                          ::testing::Values(StackCase{"l", "01"}, StackCase{"s", "01"},
                                            StackCase{"m", "01"}, StackCase{"m", "pm1"},
@@ -133,20 +137,14 @@ INSTANTIATE_TEST_SUITE_P(EveryCellAndStack, GpuModel,
                                            StackCase{"g", "01"}, StackCase{"g", "pm1"},
                                            StackCase{"t", "01"}, StackCase{"ms", "01"},
                                            StackCase{"lsmMgt", "01"}),
-                         [](const auto& param_info) {
-                           return testing::stack_test_name(param_info.param.blocks,
-                                                           param_info.param.range);
-                         });
+                         case_name);
 
 INSTANTIATE_TEST_SUITE_P(EveryLinearCell, GpuChunkwiseModel,
                          ::testing::Values(StackCase{"m", "01"}, StackCase{"m", "pm1"},
                                            StackCase{"M", "01"}, StackCase{"M", "pm1"},
                                            StackCase{"g", "01"}, StackCase{"g", "pm1"},
                                            StackCase{"mMg", "01"}),
-                         [](const auto& param_info) {
-                           return testing::stack_test_name(param_info.param.blocks,
-                                                           param_info.param.range);
-                         });
+                         case_name);
 
 RunConfig parity_run(const std::string& device) {
   RunConfig c;
