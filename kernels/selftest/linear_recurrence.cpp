@@ -102,6 +102,14 @@ void normalize(std::vector<double>& x, const View& v, int64_t B, int64_t T, int6
 // those outputs, the largest, would dominate the comparison.
 struct Gates {
   std::vector<double> a, b, c, floor;
+
+  // Into the CPU reference of a cell: b only for the delta rule, the floor and eps for mLSTM.
+  void wire(cpu::LinearRecurrence<double>& pd, Cell cell) const {
+    pd.a = a.data(), pd.c = c.data();
+    pd.b = cell == Cell::gdn ? b.data() : nullptr;
+    pd.floor = cell == Cell::mlstm ? floor.data() : nullptr;
+    pd.eps = cell == Cell::mlstm ? 1e-6 : 0;
+  }
 };
 
 Gates make_gates(const RecurrenceShape& sh, uint64_t salt) {
@@ -201,10 +209,7 @@ Case recurrence_case(const RecurrenceShape& sh, LinearKernel kernel, uint64_t s)
             pd.B = B, pd.T = T, pd.H = H, pd.Dk = Dk, pd.Dv = Dv, pd.chunk = sh.chunk;
             pd.q = qv.rows<const double>(q.data()), pd.k = kv.rows(kbuf.data()),
             pd.v = vv.rows(v.data());
-            pd.a = gates.a.data(), pd.c = gates.c.data();
-            pd.b = gdn ? gates.b.data() : nullptr;
-            pd.floor = mlstm ? gates.floor.data() : nullptr;
-            pd.eps = mlstm ? 1e-6 : 0;
+            gates.wire(pd, sh.cell);
             auto y = zeros(yv.size(B, T));
             auto boundary = zeros(cpu::linear_recurrence_boundary_size(pd));
             auto final_state = zeros(B * H * (Dv * Dk + (mlstm ? Dk : 0)));
@@ -306,10 +311,7 @@ Case probe_case(const RecurrenceShape& sh, uint64_t s) {
             pd.B = B, pd.T = T, pd.H = H, pd.Dk = Dk, pd.Dv = Dv, pd.chunk = sh.chunk;
             pd.q = qk.rows<const double>(q.data()), pd.k = qk.rows<const double>(k.data());
             pd.v = vy.rows<const double>(v.data());
-            pd.a = gates.a.data(), pd.c = gates.c.data();
-            pd.b = gdn ? gates.b.data() : nullptr;
-            pd.floor = mlstm ? gates.floor.data() : nullptr;
-            pd.eps = mlstm ? 1e-6 : 0;
+            gates.wire(pd, sh.cell);
             auto y = zeros(vy.size(B, T));
             auto boundary = zeros(cpu::linear_recurrence_boundary_size(pd));
             pd.y = vy.rows(y.data());
