@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/tf32_mma.cuh"
+
 namespace statelab::cuda::chunkwise::internal {
 
 // ---------------------------------------------------------------------------------------------
@@ -14,20 +16,6 @@ namespace statelab::cuda::chunkwise::internal {
 // k-step; A(r, k) and B(k, n) are accessors into shared memory that fold in masks and scales.
 // kSplit: 3xTF32 (x = hi + lo, products hi·hi + hi·lo + lo·hi), fp32-level accuracy. bf16 runs
 // the single-TF32 path too: it is well inside bf16's tolerance, and one fragment layout serves.
-
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
-}
-
-__device__ __forceinline__ void mma_tf32(float* d, const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // acc += A[m0 .. m0+15, k0 .. k1) · B[k0 .. k1, n0 .. n0+15], k0 and k1 multiples of 8.
 // acc[i] holds row m0 + g + 8·((i >> 1) & 1), column n0 + 8·(i >> 2) + 2·t + (i & 1), with

@@ -2,9 +2,10 @@
 // kernel per direction loops over all T steps with its slice of R and the cell state on chip. A
 // CTA owns batch rows × units with all four gates of a unit, so the non-linearity is local; a head
 // too wide for one CTA is split over a cluster (h_t exchanged through distributed shared memory)
-// or, beyond a cluster's shared memory, over a cooperative grid (through L2). R·h is FFMA in every
-// precision; dR is cuBLAS GEMMs after the loop. Checked against the CPU twin by
-// kernels/selftest/nonlinear_recurrence.cpp.
+// or, beyond a cluster's shared memory, over a cooperative grid (through L2). R·h is FFMA here;
+// the forward of heads up to 128 units runs on the tensor cores instead
+// (nonlinear_recurrence_mma.cu). dR is cuBLAS GEMMs after the loop. Checked against the CPU twin
+// by kernels/selftest/nonlinear_recurrence.cpp.
 #include "kernels/cuda/nonlinear_recurrence.hpp"
 
 #include <cooperative_groups.h>
@@ -15,6 +16,9 @@
 #include <cmath>
 #include <string>
 #include <vector>
+
+#include "kernels/cuda/nonlinear_cell.cuh"
+#include "kernels/cuda/nonlinear_recurrence_mma.hpp"
 
 namespace statelab::cuda {
 
@@ -56,13 +60,6 @@ struct Geometry {
   Exchange exchange = Exchange::local;
   bool slstm = false, exp_forget = false;
 };
-
-__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
-
-// log σ(x) without overflow for large |x|
-__device__ __forceinline__ float log_sigmoid(float x) {
-  return -(fmaxf(-x, 0.f) + log1pf(expf(-fabsf(x))));
-}
 
 __device__ __forceinline__ float4 fma4(float a, const float4& b, const float4& c) {
   return make_float4(fmaf(a, b.x, c.x), fmaf(a, b.y, c.y), fmaf(a, b.z, c.z), fmaf(a, b.w, c.w));
@@ -117,12 +114,7 @@ struct FwdParams {
   Geometry g;
   const float* pre;  // [B, T, H, 4, Dh]
   const float* R;    // [H, Dh, 4, Dh]
-  float* raw;        // [B, T, H, 4, Dh]
-  float* gates;      // [B, T, H, 4, Dh]
-  float* c;          // [B, T, H, Dh]
-  float* n;          // [B, T, H, Dh] (sLSTM)
-  float* m;          // [B, T, H, Dh] (sLSTM)
-  float* h;          // [B, T, H, Dh]
+  CellOutputs out;
 };
 
 // Σ_k h_{t-1}[k] · R[k][gate][unit] for the four gates of one (row, unit): R column from shared
@@ -153,7 +145,7 @@ __device__ void gather_h(float* hbuf, const FwdParams& p, const Work& w, int t) 
   for (int r = threadIdx.x >> 5; r < g.rows; r += warps) {
     const int b = w.b0 + r;
     if (b >= g.B) break;
-    const float* src = p.h + (int64_t(b) * g.T + t) * D + int64_t(w.hd) * g.Dh;
+    const float* src = p.out.h + (int64_t(b) * g.T + t) * D + int64_t(w.hd) * g.Dh;
     for (int k = lane; k < g.Dh; k += 32) hbuf[r * g.sh + k] = __ldcg(src + k);
   }
 }
@@ -198,7 +190,7 @@ __global__ void __launch_bounds__(kMaxThreads) nonlinear_recurrence_fwd_kernel(c
       pre0 = load_pre(0);
       if (g.T > 1) pre1 = load_pre(1);
     }
-    float c = 0.f, n = 0.f, m = 0.f;
+    CellState state;
     for (int t = 0; t < g.T; ++t) {
       const float4 pre_t = pre0;
       pre0 = pre1;
@@ -207,53 +199,18 @@ __global__ void __launch_bounds__(kMaxThreads) nonlinear_recurrence_fwd_kernel(c
         float4 acc = zero4();
         if (t > 0)
           acc = recurrent_gates(Rs + ul, hs + ((t - 1) & 1) * hbuf + bl * g.sh, g.kp, g.up);
-        const float ri = acc.x + pre_t.x, rf = acc.y + pre_t.y;
-        const float rz = acc.z + pre_t.z, ro = acc.w + pre_t.w;
-        const int64_t gi = gate0 + t * gate_step, si = state0 + t * D;
-        p.raw[gi] = ri;
-        p.raw[gi + g.Dh] = rf;
-        p.raw[gi + 2 * g.Dh] = rz;
-        p.raw[gi + 3 * g.Dh] = ro;
-        const float z = tanhf(rz), o = sigmoid(ro);
-        float i_g, f_g, hv;
-        if (!g.slstm) {
-          i_g = sigmoid(ri);
-          f_g = sigmoid(rf);
-          c = f_g * c + i_g * z;
-          hv = o * tanhf(c);
-        } else {
-          // m_0 = −∞: the first step takes i' = 1, f' = 0 (the CPU twin's rule).
-          const float log_f = g.exp_forget ? rf : log_sigmoid(rf);
-          if (t == 0) {
-            m = ri;
-            i_g = 1.f;
-            f_g = 0.f;
-          } else {
-            const float m_new = fmaxf(log_f + m, ri);
-            i_g = expf(ri - m_new);
-            f_g = expf(log_f + m - m_new);
-            m = m_new;
-          }
-          c = f_g * c + i_g * z;
-          n = f_g * n + i_g;
-          hv = o * c / n;
-          p.n[si] = n;
-          p.m[si] = m;
-        }
-        p.gates[gi] = i_g;
-        p.gates[gi + g.Dh] = f_g;
-        p.gates[gi + 2 * g.Dh] = z;
-        p.gates[gi + 3 * g.Dh] = o;
-        p.c[si] = c;
-        p.h[si] = hv;
+        const float4 raw =
+            make_float4(acc.x + pre_t.x, acc.y + pre_t.y, acc.z + pre_t.z, acc.w + pre_t.w);
+        const CellStep step = cell_step(g.slstm, g.exp_forget, t == 0, raw, state);
+        store_step(p.out, gate0 + t * gate_step, state0 + t * D, g.Dh, g.slstm, raw, step, state);
         // h_t into the other parity buffer of every CTA of the head (grid mode gathers it from
         // global memory after the barrier instead).
         float* dst = hs + (t & 1) * hbuf + bl * g.sh + j;
         if (g.exchange == Exchange::local) {
-          *dst = hv;
+          *dst = step.h;
         } else if (g.exchange == Exchange::cluster) {
           cg::cluster_group cluster = cg::this_cluster();
-          for (int r = 0; r < g.nsplit; ++r) *cluster.map_shared_rank(dst, r) = hv;
+          for (int r = 0; r < g.nsplit; ++r) *cluster.map_shared_rank(dst, r) = step.h;
         }
       }
       // Buffer t & 1 was last read by the product of step t − 1, which every thread of the group
@@ -752,10 +709,21 @@ cublasComputeType_t compute_type(Precision p) {
 
 }  // namespace
 
-void nonlinear_recurrence_fwd(const Context& ctx, const NonlinearRecurrence<float>& p) {
+void nonlinear_recurrence_fwd(const Context& ctx, const NonlinearRecurrence<float>& p,
+                              NonlinearKernel kernel) {
   if (!check_shapes(p, "nonlinear_recurrence_fwd")) return;
+  if (kernel == NonlinearKernel::tensor_core ||
+      (kernel == NonlinearKernel::automatic && nonlinear_mma::pays(p))) {
+    const std::string unfit = nonlinear_mma::unfit_reason(ctx, p);
+    if (unfit.empty()) {
+      nonlinear_mma::forward(ctx, p);
+      return;
+    }
+    SL_CHECK_SHAPE(kernel == NonlinearKernel::automatic,
+                   "nonlinear_recurrence_fwd: the tensor-core kernel does not fit: " + unfit);
+  }
   const Plan pl = plan_recurrence(ctx, p, Direction::forward);
-  const FwdParams params{pl.g, p.pre, p.R, p.raw, p.gates, p.c, p.n, p.m, p.h};
+  const FwdParams params{pl.g, p.pre, p.R, {p.raw, p.gates, p.c, p.n, p.m, p.h}};
   launch(ctx, nonlinear_recurrence_fwd_kernel, pl, params);
 }
 

@@ -11,10 +11,19 @@
 
 namespace statelab::cuda {
 
-// Writes raw, gates, c, h (and n, m for sLSTM) as the CPU twin does. R·h is FFMA whatever
-// ctx.precision says. Throws ShapeError when a head's R cannot be kept on chip (Dh above 8 units
-// per SM, 1056 on a 132-SM H100) rather than launching a grid that could not be co-resident.
-void nonlinear_recurrence_fwd(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
+// Which forward kernel runs. automatic: the tensor-core kernel for heads of 65 to 128 units
+// where it fits, the FFMA kernels otherwise; fma and tensor_core force one, for tests and benches
+// that compare them.
+enum class NonlinearKernel { automatic, fma, tensor_core };
+constexpr int kTensorCoreMaxDh = 128;  // the widest head the tensor-core forward takes
+
+// Writes raw, gates, c, h (and n, m for sLSTM) as the CPU twin does. On the tensor cores R·h is
+// TF32 in tf32 and bf16 precision and 3xTF32 (fp32 accuracy) in fp32; FFMA is fp32. Throws
+// ShapeError when a forced tensor_core kernel does not fit, saying why, and when a head's R
+// cannot be kept on chip (Dh above 8 units per SM, 1056 on a 132-SM H100) rather than launching
+// a grid that could not be co-resident.
+void nonlinear_recurrence_fwd(const Context& ctx, const cpu::NonlinearRecurrence<float>& p,
+                              NonlinearKernel kernel = NonlinearKernel::automatic);
 
 // Scratch elements backward uses, what the blocks reserve: while the loop runs, the dh_rec
 // partials of heads split over a cooperative grid (within (B·T + 3·B)·H·Dh + 4·H·Dh·Dh; the kernel

@@ -2,8 +2,9 @@
 // in double: LSTM and sLSTM (σ and exp forget gates) on shapes that break the CTA tiles (T = 1,
 // B = 1, Dh = 1, odd Dh, B not a multiple of the row tile), the S shapes, heads wide enough to be
 // split over a cluster or a cooperative grid, and pre-activations up to |x| = 6 that saturate the
-// gates. Backward gets the reference forward's saved tensors (rounded to float), so each
-// direction is checked on its own; dR starts from random values, so accumulation is proven.
+// gates. Heads the tensor-core forward takes run through it and through the FFMA forward.
+// Backward gets the reference forward's saved tensors (rounded to float), so each direction is
+// checked on its own; dR starts from random values, so accumulation is proven.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -27,12 +28,14 @@ struct Shape {
   double pre_range;  // pre-activations uniform in ±pre_range
 };
 
-std::string describe(const Shape& s) {
+std::string describe(const Shape& s, cuda::NonlinearKernel kernel) {
   const bool slstm = s.cell == cpu::NonlinearCell::slstm;
   std::string d = "B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) +
                   " H=" + std::to_string(s.H) + " Dh=" + std::to_string(s.Dh);
   d += slstm ? (s.exp_forget ? " slstm exp-forget" : " slstm sigmoid-forget") : " lstm";
   d += " |pre|<" + std::to_string(int(s.pre_range));
+  if (kernel == cuda::NonlinearKernel::fma) d += " fma forward";
+  if (kernel == cuda::NonlinearKernel::tensor_core) d += " tensor-core forward";
   return d;
 }
 
@@ -47,9 +50,9 @@ cpu::NonlinearRecurrence<S> recurrence(const Shape& s, const S* pre, const S* R)
   return p;
 }
 
-Case recurrence_case(const Shape& s, uint64_t salt) {
+Case recurrence_case(const Shape& s, uint64_t salt, cuda::NonlinearKernel kernel) {
   return {
-      "nonlinear_recurrence fwd+bwd", describe(s), [=](const cuda::Context& ctx) {
+      "nonlinear_recurrence fwd+bwd", describe(s, kernel), [=](const cuda::Context& ctx) {
         const bool slstm = s.cell == cpu::NonlinearCell::slstm;
         const int64_t G = 4 * s.Dh, ng = s.B * s.T * s.H * G, ns = s.B * s.T * s.H * s.Dh;
         const int64_t nr = s.H * s.Dh * G;
@@ -87,7 +90,7 @@ Case recurrence_case(const Shape& s, uint64_t salt) {
         fwd.raw = d_raw.data(), fwd.gates = d_gates.data(), fwd.c = d_c.data();
         fwd.h = d_h.data();
         if (slstm) fwd.n = d_n.data(), fwd.m = d_m.data();
-        cuda::nonlinear_recurrence_fwd(ctx, fwd);
+        cuda::nonlinear_recurrence_fwd(ctx, fwd, kernel);
 
         // CUDA backward on the reference's saved tensors.
         auto d_raw_in = to_device(ctx, to_float(raw_in));
@@ -106,8 +109,9 @@ Case recurrence_case(const Shape& s, uint64_t salt) {
                                        d_work.data());
         cuda::synchronize(ctx);
 
-        // R·h is FFMA in every precision; only dR goes through cuBLAS in ctx.precision.
-        const double lim = limit_for(ctx.precision, false);
+        // The FFMA forward's R·h is fp32 whatever the precision, the tensor cores' follows it;
+        // backward's dh_rec is FFMA, its dR goes through cuBLAS in ctx.precision.
+        const double lim = limit_for(ctx.precision, kernel == cuda::NonlinearKernel::tensor_core);
         CaseResult r{{compare("raw", d_raw.download(ctx), raw, lim),
                       compare("gates", d_gates.download(ctx), gates, lim),
                       compare("c", d_c.download(ctx), c, lim)}};
@@ -116,7 +120,8 @@ Case recurrence_case(const Shape& s, uint64_t salt) {
           r.checks.push_back(compare("m", d_m.download(ctx), m, lim));
         }
         r.checks.push_back(compare("h", d_h.download(ctx), h, lim));
-        r.checks.push_back(compare("dpre", d_dpre.download(ctx), dpre, lim));
+        r.checks.push_back(
+            compare("dpre", d_dpre.download(ctx), dpre, limit_for(ctx.precision, false)));
         r.checks.push_back(compare("dR", d_dR.download(ctx), dR, limit_for(ctx.precision, true)));
         return r;
       }};
@@ -172,8 +177,17 @@ std::vector<Case> nonlinear_recurrence_cases() {
         Shape{lstm, false, 5, 7, 1, 200, 1}, Shape{lstm, false, 3, 6, 1, 128, 6},
         Shape{lstm, false, 8, 12, 1, 384, 1}, Shape{lstm, false, 1, 3, 1, 384, 6},
         Shape{slstm, true, 2, 5, 2, 384, 1}, Shape{slstm, false, 2, 6, 2, 384, 1},
-        Shape{lstm, false, 200, 4, 1, 384, 1}})
-    cases.push_back(recurrence_case(s, salt++));
+        Shape{lstm, false, 200, 4, 1, 384, 1},
+        // The tensor-core forward: the L shape's head over a cluster of 4 with exactly its 16
+        // rows, and a head whose last CTA has units past Dh beside a batch tile of one row.
+        Shape{lstm, false, 16, 30, 1, 128, 1}, Shape{lstm, false, 17, 9, 1, 100, 6}}) {
+    if (s.Dh <= cuda::kTensorCoreMaxDh) {
+      cases.push_back(recurrence_case(s, salt, cuda::NonlinearKernel::tensor_core));
+      cases.push_back(recurrence_case(s, salt++, cuda::NonlinearKernel::fma));
+    } else {
+      cases.push_back(recurrence_case(s, salt++, cuda::NonlinearKernel::automatic));
+    }
+  }
   cases.push_back(empty_case());
   return cases;
 }

@@ -1,0 +1,280 @@
+// LSTM / sLSTM forward with R·h on the tensor cores, for heads of up to 128 units. A CTA owns 16
+// batch rows (the mma's M) and a slice of units with all four gates of each. Per step:
+//   1. each warp runs ⌈Dh / 8⌉ m16n8k8 products of h_{t-1} (shared memory) with its 8 columns of
+//      R (two units' gates), kept as TF32 fragments in registers for the whole sequence (hi and
+//      lo parts for 3xTF32), and parks the accumulators in shared memory;
+//   2. after a CTA barrier, thread (row, unit) in row-major order adds the pre-activations, runs
+//      the cell and writes its outputs, so every global access is a run of consecutive units;
+//   3. h_t goes into the shared memory of every CTA of the head (a cluster when the head is
+//      wider than one CTA), published by a barrier whose wait the global stores run before.
+// A thread of the FFMA kernel runs 4·Dh dependent FMAs per step instead, which at 16 batch rows
+// left each SM one warp per scheduler, latency-bound. Checked against the CPU twin by
+// kernels/selftest/nonlinear_recurrence.cpp.
+#include "kernels/cuda/nonlinear_recurrence_mma.hpp"
+
+#include <cooperative_groups.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "kernels/cuda/nonlinear_cell.cuh"
+#include "kernels/cuda/nonlinear_recurrence.hpp"
+#include "kernels/cuda/tf32_mma.cuh"
+#include "kernels/error.hpp"
+
+namespace statelab::cuda::nonlinear_mma {
+
+namespace {
+
+namespace cg = cooperative_groups;
+
+constexpr int kRows = 16;   // batch rows per CTA: the mma's M
+constexpr int kKGroup = 4;  // k-steps of 8 per group: R·h runs over whole groups of 32 columns
+constexpr int kMaxKSteps = kTensorCoreMaxDh / 8;
+static_assert(kTensorCoreMaxDh % (8 * kKGroup) == 0, "whole groups of k-steps");
+// Two units per warp. Up to 8 warps per CTA spread a 128-unit head over 8 SMs (a portable
+// cluster): a step's instructions are issue-bound on an SM, so fewer warps on each finish sooner.
+constexpr int kMaxWarps = 8;
+constexpr int kMaxCluster = 8;
+static_assert(2 * kMaxWarps * kMaxCluster >= kTensorCoreMaxDh, "a cluster holds the widest head");
+constexpr int kMaxGridY = 65535;
+// The most shared memory a CTA takes (3xTF32 h buffers at Dh = 128 beside the widest R·h tile)
+// stays inside the 48 KB a launch gets without opting in.
+static_assert(4 * (2 * 2 * kRows * (kTensorCoreMaxDh + 8) + kRows * (8 * kMaxWarps + 8)) <=
+                  48 * 1024,
+              "no dynamic shared memory opt-in needed");
+
+struct Params {
+  int B, T, H, Dh;
+  int kgroups;  // ⌈Dh / 32⌉ groups of kKGroup k-steps; columns past Dh are zero
+  int units;    // units per CTA, two per warp: the CTA is kRows · units threads
+  int nsplit;   // CTAs per head, one cluster
+  int tiles;    // batch tiles of kRows rows per head
+  int sh;       // float stride of an h buffer's rows, 32·kgroups + 8: float2 reads hit 32 banks
+  int sr;       // float stride of the R·h tile's rows, 4·units up to ≡ 8 (mod 32), the same
+  bool slstm, exp_forget;
+  const float* pre;  // [B, T, H, 4, Dh]
+  const float* R;    // [H, Dh, 4, Dh]
+  CellOutputs out;
+};
+
+// Where column k of h sits in its row: each 8 columns as (0 4 1 5 2 6 3 7), so the two entries of
+// an A fragment a thread reads from one row (k = t and t + 4 of a k-step) are one float2.
+__device__ __forceinline__ int h_slot(int k) { return (k & ~7) | ((k & 3) << 1) | ((k >> 2) & 1); }
+
+__device__ __forceinline__ uint32_t bits(float x) { return __float_as_uint(x); }
+
+// Shared memory in floats: the h buffers, [step parity][hi, lo][kRows][sh], then the R·h tile,
+// [kRows][sr] with a unit's four gates side by side.
+__host__ __device__ inline int h_buffers_size(const Params& p, bool split) {
+  return 2 * (split ? 2 : 1) * kRows * p.sh;
+}
+
+// kSplit: 3xTF32, R and h as hi + lo and products hi·hi + hi·lo + lo·hi.
+template <bool kSplit>
+__global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Params p) {
+  constexpr int kParts = kSplit ? 2 : 1;
+  extern __shared__ __align__(16) float smem[];
+  float* hs = smem;
+  float* rec = smem + h_buffers_size(p, kSplit);
+  const int part = kRows * p.sh, parity = kParts * part;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int rank = blockIdx.x;  // the cluster spans gridDim.x
+  const int hd = blockIdx.y / p.tiles, b0 = (blockIdx.y % p.tiles) * kRows;
+  const int j0 = rank * p.units;  // the CTA's first unit within the head
+  const int64_t G = 4 * int64_t(p.Dh);
+
+  // The warp's 8 columns of R as B fragments: column g is gate g % 4 of unit 2·warp + g / 4 of
+  // the CTA, so lane (g, t) accumulates gates 2·(t % 2) and 2·(t % 2) + 1 of unit 2·warp + t / 2.
+  uint32_t rh[kMaxKSteps][2], rl[kMaxKSteps][2];
+  {
+    const int jn = j0 + 2 * warp + (g >> 2);
+    const float* Rg = p.R + int64_t(hd) * p.Dh * G + (g & 3) * p.Dh + jn;
+#pragma unroll
+    for (int ks = 0; ks < kMaxKSteps; ++ks)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int k = 8 * ks + t + 4 * e;
+        const float r = k < p.Dh && jn < p.Dh ? Rg[k * G] : 0.f;
+        rh[ks][e] = to_tf32(r);
+        rl[ks][e] = to_tf32(r - __uint_as_float(rh[ks][e]));
+      }
+  }
+  float* rec_out = rec + (2 * warp + (t >> 1)) * 4 + 2 * (t & 1);  // + row · sr
+  // Rows past B and columns past Dh are never written, so they stay zero in every product.
+  // Cluster peers push into these buffers: they must be zero first.
+  for (int i = threadIdx.x; i < 2 * parity; i += blockDim.x) hs[i] = 0.f;
+  if (p.nsplit > 1)
+    cg::this_cluster().sync();
+  else
+    __syncthreads();
+
+  // The cell's thread: row and unit in row-major order.
+  const int row = threadIdx.x / p.units, jl = threadIdx.x - row * p.units;
+  const int j = j0 + jl, b = b0 + row;
+  const bool live = b < p.B && j < p.Dh;
+  const int64_t D = int64_t(p.H) * p.Dh, gate_step = p.H * G;
+  // (b, step 0, hd, gate i, j) and (b, step 0, hd, j); a thread with no cell points nowhere new
+  const int64_t gate0 = live ? (int64_t(b) * p.T * p.H + hd) * G + j : 0;
+  const int64_t state0 = live ? (int64_t(b) * p.T * p.H + hd) * p.Dh + j : 0;
+  CellOutputs out = p.out;  // at this thread's (row, unit) of the current step
+  out.advance(gate0, state0);
+  auto load_pre = [&](int s) {
+    if (!live || s >= p.T) return make_float4(0.f, 0.f, 0.f, 0.f);
+    const float* q = p.pre + gate0 + s * gate_step;
+    return make_float4(q[0], q[p.Dh], q[2 * p.Dh], q[3 * p.Dh]);
+  };
+  // pre of three steps in flight: a step is much shorter than a DRAM round trip.
+  float4 pre0 = load_pre(0), pre1 = load_pre(1), pre2 = load_pre(2);
+  const int slot = row * p.sh + h_slot(j);
+  CellState state;
+  for (int s = 0; s < p.T; ++s) {
+    // 1. R·h_{s-1} for rows g and g + 8 of the warp's columns; even and odd k-steps accumulate
+    // apart, which halves the dependent chain of products.
+    float acc[2][4] = {};
+    if (s > 0) {
+      const float* hp = hs + ((s - 1) & 1) * parity + g * p.sh + 2 * t;
+#pragma unroll
+      for (int ks = 0; ks < kMaxKSteps; ++ks) {
+        if (ks % kKGroup == 0 && ks >= kKGroup * p.kgroups) break;
+        const float2 x0 = *reinterpret_cast<const float2*>(hp + 8 * ks);
+        const float2 x1 = *reinterpret_cast<const float2*>(hp + 8 * p.sh + 8 * ks);
+        const uint32_t ah[4] = {bits(x0.x), bits(x1.x), bits(x0.y), bits(x1.y)};
+        float* d = acc[ks & 1];
+        if constexpr (kSplit) {
+          const float2 y0 = *reinterpret_cast<const float2*>(hp + part + 8 * ks);
+          const float2 y1 = *reinterpret_cast<const float2*>(hp + part + 8 * p.sh + 8 * ks);
+          const uint32_t al[4] = {bits(y0.x), bits(y1.x), bits(y0.y), bits(y1.y)};
+          mma_tf32(d, al, rh[ks][0], rh[ks][1]);
+          mma_tf32(d, ah, rl[ks][0], rl[ks][1]);
+        }
+        mma_tf32(d, ah, rh[ks][0], rh[ks][1]);
+      }
+    }
+    *reinterpret_cast<float2*>(rec_out + g * p.sr) =
+        make_float2(acc[0][0] + acc[1][0], acc[0][1] + acc[1][1]);
+    *reinterpret_cast<float2*>(rec_out + (g + 8) * p.sr) =
+        make_float2(acc[0][2] + acc[1][2], acc[0][3] + acc[1][3]);
+    __syncthreads();
+
+    // 2. The cell of (row, unit). The R·h tile is next written after this step's last barrier.
+    const float4 pre_s = pre0;
+    pre0 = pre1;
+    pre1 = pre2;
+    pre2 = load_pre(s + 3);
+    const float4 r = *reinterpret_cast<const float4*>(rec + row * p.sr + 4 * jl);
+    const float4 raw = make_float4(r.x + pre_s.x, r.y + pre_s.y, r.z + pre_s.z, r.w + pre_s.w);
+    CellStep step{};
+    if (live) {
+      step = cell_step(p.slstm, p.exp_forget, s == 0, raw, state);
+      // 3. h_s into the other parity buffer of every CTA of the head, rounded for the products.
+      const float hi = __uint_as_float(to_tf32(step.h));
+      const float lo = __uint_as_float(to_tf32(step.h - hi));
+      float* dst = hs + (s & 1) * parity + slot;
+      if (p.nsplit == 1) {
+        dst[0] = hi;
+        if (kSplit) dst[part] = lo;
+      } else {
+        cg::cluster_group cluster = cg::this_cluster();
+        for (int q = 0; q < p.nsplit; ++q) {
+          float* peer = cluster.map_shared_rank(dst, q);
+          peer[0] = hi;
+          if (kSplit) peer[part] = lo;
+        }
+      }
+    }
+    // Buffer s & 1 was last read by the products of step s − 1, which every thread of the head
+    // finished before that step's last barrier; this one publishes it for step s + 1.
+    if (p.nsplit > 1) cg::this_cluster().barrier_arrive();
+    if (live) store_step(out, 0, 0, p.Dh, p.slstm, raw, step, state);
+    out.advance(gate_step, D);
+    if (p.nsplit > 1)
+      cg::this_cluster().barrier_wait();
+    else
+      __syncthreads();
+  }
+}
+
+Params make_params(const cpu::NonlinearRecurrence<float>& r) {
+  Params p{};
+  p.B = int(r.B), p.T = int(r.T), p.H = int(r.H), p.Dh = int(r.Dh);
+  p.kgroups = (p.Dh + 8 * kKGroup - 1) / (8 * kKGroup);
+  p.nsplit = std::min(kMaxCluster, (p.Dh + 2 * kMaxWarps - 1) / (2 * kMaxWarps));
+  const int warps = (p.Dh + 2 * p.nsplit - 1) / (2 * p.nsplit);
+  p.units = 2 * warps;
+  p.tiles = (p.B + kRows - 1) / kRows;
+  p.sh = 8 * kKGroup * p.kgroups + 8;
+  p.sr = (4 * p.units + 23) / 32 * 32 + 8;
+  p.slstm = r.cell == cpu::NonlinearCell::slstm;
+  p.exp_forget = r.exp_forget;
+  p.pre = r.pre;
+  p.R = r.R;
+  p.out = {r.raw, r.gates, r.c, r.n, r.m, r.h};
+  return p;
+}
+
+size_t smem_bytes(const Params& p, bool split) {
+  return sizeof(float) * (size_t(h_buffers_size(p, split)) + size_t(kRows) * p.sr);
+}
+
+cudaLaunchConfig_t launch_config(const Context& ctx, const Params& p, bool split,
+                                 cudaLaunchAttribute* attr) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(unsigned(p.nsplit), unsigned(p.H * p.tiles), 1);
+  cfg.blockDim = dim3(unsigned(kRows * p.units), 1, 1);
+  cfg.dynamicSmemBytes = smem_bytes(p, split);
+  cfg.stream = ctx.stream;
+  if (p.nsplit > 1) {
+    attr->id = cudaLaunchAttributeClusterDimension;
+    attr->val.clusterDim.x = unsigned(p.nsplit);
+    attr->val.clusterDim.y = 1;
+    attr->val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+  }
+  return cfg;
+}
+
+using Kernel = void (*)(Params);
+
+Kernel kernel_for(const Context& ctx) {
+  return ctx.precision == Precision::fp32 ? mma_forward_kernel<true> : mma_forward_kernel<false>;
+}
+
+}  // namespace
+
+bool pays(const cpu::NonlinearRecurrence<float>& r) { return r.Dh > 64; }
+
+std::string unfit_reason(const Context& ctx, const cpu::NonlinearRecurrence<float>& r) {
+  if (r.Dh > kTensorCoreMaxDh)
+    return "Dh=" + std::to_string(r.Dh) + " is above the " + std::to_string(kTensorCoreMaxDh) +
+           " units whose R columns a warp keeps in registers";
+  const Params p = make_params(r);
+  if (int64_t(p.H) * p.tiles > kMaxGridY)
+    return "H·⌈B/16⌉=" + std::to_string(int64_t(p.H) * p.tiles) + " is above " +
+           std::to_string(kMaxGridY) + " CTAs per grid column";
+  if (p.nsplit == 1) return "";
+  const bool split = ctx.precision == Precision::fp32;
+  cudaLaunchAttribute attr{};
+  const cudaLaunchConfig_t cfg = launch_config(ctx, p, split, &attr);
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel_for(ctx), &cfg) != cudaSuccess) {
+    (void)cudaGetLastError();
+    clusters = 0;
+  }
+  if (clusters < 1)
+    return "a cluster of " + std::to_string(p.nsplit) + " CTAs of " +
+           std::to_string(kRows * p.units) + " threads cannot be scheduled on this GPU";
+  return "";
+}
+
+void forward(const Context& ctx, const cpu::NonlinearRecurrence<float>& r) {
+  const Params p = make_params(r);
+  const bool split = ctx.precision == Precision::fp32;
+  cudaLaunchAttribute attr{};
+  const cudaLaunchConfig_t cfg = launch_config(ctx, p, split, &attr);
+  SL_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel_for(ctx), p));
+  SL_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace statelab::cuda::nonlinear_mma

@@ -1,0 +1,25 @@
+// The LSTM / sLSTM forward with R·h on the tensor cores (nonlinear_recurrence_mma.cu), for heads
+// of up to 128 units: what nonlinear_recurrence_fwd runs when the shapes fit, the FFMA kernels
+// of nonlinear_recurrence.cu otherwise.
+#pragma once
+
+#include <string>
+
+#include "kernels/cpu/nonlinear_recurrence.hpp"
+#include "kernels/cuda/context.hpp"
+
+namespace statelab::cuda::nonlinear_mma {
+
+// Whether automatic selection takes the tensor-core forward: heads wider than 64 units. Below
+// that the FFMA thread's chain of 4·Dh FMAs is short and the FFMA forward measured as fast or
+// faster (H200, tf32: sLSTM Dh = 32 at L 16.2 against 22.2 ms, Dh = 64 at M 1.18 against 1.23).
+bool pays(const cpu::NonlinearRecurrence<float>& p);
+
+// Empty when the tensor-core forward runs these shapes on this GPU, else why not.
+std::string unfit_reason(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
+
+// R·h in TF32 (tf32 and bf16 precision) or 3xTF32 (fp32: products to fp32 accuracy); the gates
+// and states in fp32. Needs unfit_reason(ctx, p) empty and non-empty shapes.
+void forward(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
+
+}  // namespace statelab::cuda::nonlinear_mma
