@@ -134,7 +134,8 @@ float* scratch(OpBench& b, int64_t n) {
   return hold(b, std::make_shared<cuda::DeviceBuffer<float>>(std::max<int64_t>(n, 1)))->data();
 }
 
-OpBench nonlinear_bench(const cuda::Context& ctx, const OpShape& s, cpu::NonlinearCell cell) {
+OpBench nonlinear_bench(const cuda::Context& ctx, const OpShape& s, cpu::NonlinearCell cell,
+                        cuda::NonlinearKernel kernel) {
   OpBench b;
   b.op = cell == cpu::NonlinearCell::lstm ? "lstm" : "slstm";
   const int64_t H = cell == cpu::NonlinearCell::lstm ? 1 : s.H, Dh = s.d / H, N = s.B * s.T;
@@ -152,8 +153,8 @@ OpBench nonlinear_bench(const cuda::Context& ctx, const OpShape& s, cpu::Nonline
   b.bytes = 4.0 * N * s.d * (4 + 11 + (s.backward ? 11 + 1 + 4 : 0));
   b.flops = 2.0 * N * 4 * Dh * s.d * (s.backward ? 3 : 1);
   const bool bwd = s.backward;
-  b.run = [&ctx, r, dh, dpre, dR, work, bwd] {
-    cuda::nonlinear_recurrence_fwd(ctx, r);
+  b.run = [&ctx, r, dh, dpre, dR, work, bwd, kernel] {
+    cuda::nonlinear_recurrence_fwd(ctx, r, kernel);
     if (bwd) cuda::nonlinear_recurrence_bwd(ctx, r, dh, dpre, dR, work);
   };
   return b;
@@ -237,15 +238,15 @@ double peak_bandwidth(const cuda::Context& ctx) {
 }
 
 json bench_ops(const cuda::Context& ctx, const std::string& filter, int reps,
-               cuda::LinearKernel linear) {
+               cuda::LinearKernel linear, cuda::NonlinearKernel nonlinear) {
   json rows = json::array();
   const double peak = peak_bandwidth(ctx);
   std::printf("%-10s %-3s %10s %10s %12s %9s %9s %7s\n", "op", "cfg", "graph ms", "eager ms",
               "tokens/s", "GB/s", "TFLOP/s", "HBM %");
   for (const OpShape& s : op_shapes()) {
     std::vector<std::function<OpBench()>> makers = {
-        [&] { return nonlinear_bench(ctx, s, cpu::NonlinearCell::lstm); },
-        [&] { return nonlinear_bench(ctx, s, cpu::NonlinearCell::slstm); },
+        [&] { return nonlinear_bench(ctx, s, cpu::NonlinearCell::lstm, nonlinear); },
+        [&] { return nonlinear_bench(ctx, s, cpu::NonlinearCell::slstm, nonlinear); },
         [&] { return linear_bench(ctx, s, LinearCell::mlstm, linear); },
         [&] { return linear_bench(ctx, s, LinearCell::mamba2, linear); },
         [&] { return linear_bench(ctx, s, LinearCell::gdn, linear); },
@@ -284,11 +285,28 @@ json bench_ops(const cuda::Context& ctx, const std::string& filter, int reps,
 
 #endif  // STATELAB_HAVE_CUDA
 
-// What --linear-kernel takes, in the order of cuda::LinearKernel.
+// What --linear-kernel and --nonlinear-kernel take, in the order of cuda::LinearKernel and
+// cuda::NonlinearKernel.
 const std::vector<std::string>& linear_kernel_names() {
   static const std::vector<std::string> names = {"automatic", "recurrent", "chunkwise",
                                                  "chunk-parallel"};
   return names;
+}
+
+const std::vector<std::string>& nonlinear_kernel_names() {
+  static const std::vector<std::string> names = {"automatic", "fma", "tensor-core"};
+  return names;
+}
+
+// The position of `value` among `names`, or a ConfigError naming the option and the choices.
+int choice_index(const std::string& option, const std::string& value,
+                 const std::vector<std::string>& names) {
+  const auto named = std::find(names.begin(), names.end(), value);
+  if (named != names.end()) return int(named - names.begin());
+  std::string expected;
+  for (size_t i = 0; i < names.size(); ++i)
+    expected += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + ("\"" + names[i] + "\"");
+  throw ConfigError(option + " " + value + ": expected " + expected);
 }
 
 // A training step of a 2-block model of each cell at the S config, as lab train runs it.
@@ -371,23 +389,28 @@ json bench_models(const ComputeDevice& device, const std::string& filter, int st
 
 int run_bench(const BenchOptions& o) {
   if (o.reps < 1) throw ConfigError("--reps " + std::to_string(o.reps) + ": expected >= 1");
-  const auto& kernels = linear_kernel_names();
-  const auto named = std::find(kernels.begin(), kernels.end(), o.linear_kernel);
-  if (named == kernels.end())
-    throw ConfigError("--linear-kernel " + o.linear_kernel +
-                      ": expected \"automatic\", \"recurrent\", \"chunkwise\" or "
-                      "\"chunk-parallel\"");
+  // Checked on every device, used on CUDA only.
+  [[maybe_unused]] const int linear_index =
+      choice_index("--linear-kernel", o.linear_kernel, linear_kernel_names());
+  [[maybe_unused]] const int nonlinear_index =
+      choice_index("--nonlinear-kernel", o.nonlinear_kernel, nonlinear_kernel_names());
   const ComputeDevice device =
       open_device(o.device, precision_from_name(o.precision), "--device");
   std::printf("bench on %s, commit %s\n", device.description.c_str(), STATELAB_COMMIT);
   json out = {{"device", device.description}, {"commit", STATELAB_COMMIT},
-              {"precision", o.precision}, {"linear_kernel", o.linear_kernel}};
+              {"precision", o.precision}, {"linear_kernel", o.linear_kernel},
+              {"nonlinear_kernel", o.nonlinear_kernel}};
 #ifdef STATELAB_HAVE_CUDA
   static_assert(int(cuda::LinearKernel::recurrent) == 1 && int(cuda::LinearKernel::chunkwise) == 2 &&
                     int(cuda::LinearKernel::chunk_parallel) == 3,
                 "linear_kernel_names() lists the kernels in the enum's order");
-  const auto linear = static_cast<cuda::LinearKernel>(named - kernels.begin());
-  if (device.on_cuda()) out["ops"] = bench_ops(*device.exec.cuda, o.filter, o.reps, linear);
+  static_assert(int(cuda::NonlinearKernel::fma) == 1 &&
+                    int(cuda::NonlinearKernel::tensor_core) == 2,
+                "nonlinear_kernel_names() lists the kernels in the enum's order");
+  if (device.on_cuda())
+    out["ops"] = bench_ops(*device.exec.cuda, o.filter, o.reps,
+                           static_cast<cuda::LinearKernel>(linear_index),
+                           static_cast<cuda::NonlinearKernel>(nonlinear_index));
 #endif
   if (!device.on_cuda()) std::printf("(per-op benchmarks need a CUDA device; models only)\n");
   out["models"] = bench_models(device, o.filter, device.on_cuda() ? 50 : 3);

@@ -65,7 +65,8 @@ struct BenchOptions {
   std::string filter;    // only benchmarks whose name contains it ("slstm", "M", "model")
   std::string json_out;  // also write every figure here
   int reps = 30;         // timed repetitions per op (the median is reported)
-  std::string linear_kernel = "automatic";  // the linear cells' op benchmarks' kernel
+  std::string linear_kernel = "automatic";     // the linear cells' op benchmarks' kernel
+  std::string nonlinear_kernel = "automatic";  // LSTM's and sLSTM's op benchmarks' forward
 };
 int run_bench(const BenchOptions& o);
 

@@ -153,6 +153,9 @@ int main(int argc, char** argv) {
                 "The linear cells' op benchmarks: automatic, recurrent, chunkwise or "
                 "chunk-parallel")
       ->capture_default_str();
+  b->add_option("--nonlinear-kernel", bench.nonlinear_kernel,
+                "LSTM's and sLSTM's op benchmarks' forward: automatic, fma or tensor-core")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);

@@ -199,10 +199,12 @@ TEST_F(LabCommand, MalformedOrMissingDevicesAreRefusedNamingThem) {
   expect_error(lab("eval " + path("nowhere") + " --device cuda:x"), "--device cuda:x");
 }
 
-TEST_F(LabCommand, BenchRefusesAnUnknownLinearKernelAndTooFewRepsNamingThem) {
+TEST_F(LabCommand, BenchRefusesAnUnknownKernelAndTooFewRepsNamingThem) {
   expect_error(lab("bench --device cpu --linear-kernel fast"),
                "--linear-kernel fast: expected \"automatic\", \"recurrent\", \"chunkwise\" or "
                "\"chunk-parallel\"");
+  expect_error(lab("bench --device cpu --nonlinear-kernel mma"),
+               "--nonlinear-kernel mma: expected \"automatic\", \"fma\" or \"tensor-core\"");
   expect_error(lab("bench --device cpu --reps 0"), "--reps 0: expected >= 1");
 }
 
