@@ -6,7 +6,9 @@
 //   2. after a CTA barrier, thread (row, unit) in row-major order adds the pre-activations, runs
 //      the cell and writes its outputs, so every global access is a run of consecutive units;
 //   3. h_t goes into the shared memory of every CTA of the head (a cluster when the head is
-//      wider than one CTA), published by a barrier whose wait the global stores run before.
+//      wider than one CTA) as st.async stores counted on the receiver's mbarrier, which the
+//      next step's products wait for: no cluster barrier per step. A head in one CTA keeps h_t
+//      in its own shared memory behind a second CTA barrier (st.async needs a real cluster).
 // A thread of the FFMA kernel runs 4·Dh dependent FMAs per step instead, which at 16 batch rows
 // left each SM one warp per scheduler, latency-bound. Checked against the CPU twin by
 // kernels/selftest/nonlinear_recurrence.cpp.
@@ -38,9 +40,9 @@ constexpr int kMaxWarps = 8;
 constexpr int kMaxCluster = 8;
 static_assert(2 * kMaxWarps * kMaxCluster >= kTensorCoreMaxDh, "a cluster holds the widest head");
 constexpr int kMaxGridY = 65535;
-// The most shared memory a CTA takes (3xTF32 h buffers at Dh = 128 beside the widest R·h tile)
-// stays inside the 48 KB a launch gets without opting in.
-static_assert(4 * (2 * 2 * kRows * (kTensorCoreMaxDh + 8) + kRows * (8 * kMaxWarps + 8)) <=
+// The most shared memory a CTA takes (the mbarriers, 3xTF32 h buffers at Dh = 128 and two of the
+// widest R·h tiles) stays inside the 48 KB a launch gets without opting in.
+static_assert(4 * (4 + 2 * 2 * kRows * (kTensorCoreMaxDh + 8) + 2 * kRows * (8 * kMaxWarps + 8)) <=
                   48 * 1024,
               "no dynamic shared memory opt-in needed");
 
@@ -64,8 +66,59 @@ __device__ __forceinline__ int h_slot(int k) { return (k & ~7) | ((k & 3) << 1) 
 
 __device__ __forceinline__ uint32_t bits(float x) { return __float_as_uint(x); }
 
-// Shared memory in floats: the h buffers, [step parity][hi, lo][kRows][sh], then the R·h tile,
-// [kRows][sr] with a unit's four gates side by side.
+// ---------------------------------------------------------------------------------------------
+// The h exchange: every thread with a cell stores its h_t into each CTA of the cluster with
+// st.async, which counts the bytes on the receiver's mbarrier of that step parity; a CTA reads
+// h_t once its mbarrier has seen all of them. No cluster barrier per step: a CTA waits only for
+// the data it reads, and the release of each store is the receiver's, not a fence on all of the
+// sender's outstanding stores.
+
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// The address of the same shared-memory location in CTA `rank` of the cluster.
+__device__ __forceinline__ uint32_t in_rank(uint32_t address, int rank) {
+  uint32_t r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(address), "r"(rank));
+  return r;
+}
+
+__device__ __forceinline__ void mbarrier_init(uint32_t bar, int arrivals) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(arrivals) : "memory");
+}
+
+// The one arrival of a phase, announcing the bytes it completes with.
+__device__ __forceinline__ void mbarrier_expect(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t phase) {
+  uint32_t done = 0;
+  while (!done)
+    asm volatile(
+        "{\n .reg .pred p;\n"
+        " mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+        " selp.u32 %0, 1, 0, p;\n}"
+        : "=r"(done)
+        : "r"(bar), "r"(phase)
+        : "memory");
+}
+
+__device__ __forceinline__ void store_async(uint32_t address, float v, uint32_t bar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];" ::"r"(
+                   address),
+               "r"(__float_as_uint(v)), "r"(bar)
+               : "memory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kernel
+
+// Shared memory in floats: the two mbarriers (4 floats), the h buffers, [step parity][hi, lo][kRows][sh], then the R·h tile,
+// [step parity][kRows][sr] with a unit's four gates side by side.
+constexpr int kBarrierFloats = 4;
 __host__ __device__ inline int h_buffers_size(const Params& p, bool split) {
   return 2 * (split ? 2 : 1) * kRows * p.sh;
 }
@@ -75,8 +128,9 @@ template <bool kSplit>
 __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Params p) {
   constexpr int kParts = kSplit ? 2 : 1;
   extern __shared__ __align__(16) float smem[];
-  float* hs = smem;
-  float* rec = smem + h_buffers_size(p, kSplit);
+  const uint32_t bars = shared_address(smem);  // h_t of step parity q counted at bars + 8·q
+  float* hs = smem + kBarrierFloats;
+  float* rec = hs + h_buffers_size(p, kSplit);
   const int part = kRows * p.sh, parity = kParts * part;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int rank = blockIdx.x;  // the cluster spans gridDim.x
@@ -100,11 +154,20 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Param
         rl[ks][e] = to_tf32(r - __uint_as_float(rh[ks][e]));
       }
   }
-  float* rec_out = rec + (2 * warp + (t >> 1)) * 4 + 2 * (t & 1);  // + row · sr
+  float* rec_out = rec + (2 * warp + (t >> 1)) * 4 + 2 * (t & 1);  // + parity, row
+  // Every cell of the head's rows stores its h_t here: the bytes a step's mbarrier waits for.
+  const uint32_t step_bytes = uint32_t(min(kRows, p.B - b0)) * p.Dh * kParts * sizeof(float);
+  const bool clustered = p.nsplit > 1;  // else h_t stays in the CTA, behind a CTA barrier
+  if (clustered && threadIdx.x == 0) {
+    mbarrier_init(bars, 1);
+    mbarrier_init(bars + 8, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    if (p.T > 1) mbarrier_expect(bars, step_bytes);  // h_0
+  }
   // Rows past B and columns past Dh are never written, so they stay zero in every product.
-  // Cluster peers push into these buffers: they must be zero first.
+  // Cluster peers store into these buffers: they must be zero, and the mbarriers set, first.
   for (int i = threadIdx.x; i < 2 * parity; i += blockDim.x) hs[i] = 0.f;
-  if (p.nsplit > 1)
+  if (clustered)
     cg::this_cluster().sync();
   else
     __syncthreads();
@@ -129,9 +192,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Param
   const int slot = row * p.sh + h_slot(j);
   CellState state;
   for (int s = 0; s < p.T; ++s) {
-    // 1. R·h_{s-1} for rows g and g + 8 of the warp's columns; even and odd k-steps accumulate
-    // apart, which halves the dependent chain of products.
-    float acc[2][4] = {};
+    // 1. R·h_{s-1} for rows g and g + 8 of the warp's columns; even and odd k-steps, and 3xTF32's
+    // correction terms, accumulate apart, which shortens the dependent chains of products.
+    float acc[4][4] = {};
+    if (clustered && s > 0) mbarrier_wait(bars + 8 * ((s - 1) & 1), ((s - 1) >> 1) & 1);
+    // h_{s+1}'s bytes go to the mbarrier whose phase of h_{s-1} just completed; no peer stores
+    // them before this CTA's cells have stored h_s, which comes after the barrier below.
+    if (clustered && threadIdx.x == 0 && s + 2 < p.T)
+      mbarrier_expect(bars + 8 * ((s + 1) & 1), step_bytes);
     if (s > 0) {
       const float* hp = hs + ((s - 1) & 1) * parity + g * p.sh + 2 * t;
 #pragma unroll
@@ -140,59 +208,62 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Param
         const float2 x0 = *reinterpret_cast<const float2*>(hp + 8 * ks);
         const float2 x1 = *reinterpret_cast<const float2*>(hp + 8 * p.sh + 8 * ks);
         const uint32_t ah[4] = {bits(x0.x), bits(x1.x), bits(x0.y), bits(x1.y)};
-        float* d = acc[ks & 1];
         if constexpr (kSplit) {
           const float2 y0 = *reinterpret_cast<const float2*>(hp + part + 8 * ks);
           const float2 y1 = *reinterpret_cast<const float2*>(hp + part + 8 * p.sh + 8 * ks);
           const uint32_t al[4] = {bits(y0.x), bits(y1.x), bits(y0.y), bits(y1.y)};
-          mma_tf32(d, al, rh[ks][0], rh[ks][1]);
-          mma_tf32(d, ah, rl[ks][0], rl[ks][1]);
+          mma_tf32(acc[2 + (ks & 1)], al, rh[ks][0], rh[ks][1]);
+          mma_tf32(acc[2 + (ks & 1)], ah, rl[ks][0], rl[ks][1]);
         }
-        mma_tf32(d, ah, rh[ks][0], rh[ks][1]);
+        mma_tf32(acc[ks & 1], ah, rh[ks][0], rh[ks][1]);
       }
     }
-    *reinterpret_cast<float2*>(rec_out + g * p.sr) =
-        make_float2(acc[0][0] + acc[1][0], acc[0][1] + acc[1][1]);
-    *reinterpret_cast<float2*>(rec_out + (g + 8) * p.sr) =
-        make_float2(acc[0][2] + acc[1][2], acc[0][3] + acc[1][3]);
+    float sum[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) sum[i] = (acc[2][i] + acc[3][i]) + (acc[0][i] + acc[1][i]);
+    float* rec_s = rec_out + (s & 1) * kRows * p.sr;
+    *reinterpret_cast<float2*>(rec_s + g * p.sr) = make_float2(sum[0], sum[1]);
+    *reinterpret_cast<float2*>(rec_s + (g + 8) * p.sr) = make_float2(sum[2], sum[3]);
+    // Its R·h tile is next written at step s + 2, after this barrier of step s + 1, which every
+    // reader below reaches after reading it.
     __syncthreads();
 
-    // 2. The cell of (row, unit). The R·h tile is next written after this step's last barrier.
+    // 2. The cell of (row, unit).
     const float4 pre_s = pre0;
     pre0 = pre1;
     pre1 = pre2;
     pre2 = load_pre(s + 3);
-    const float4 r = *reinterpret_cast<const float4*>(rec + row * p.sr + 4 * jl);
+    const float4 r =
+        *reinterpret_cast<const float4*>(rec + ((s & 1) * kRows + row) * p.sr + 4 * jl);
     const float4 raw = make_float4(r.x + pre_s.x, r.y + pre_s.y, r.z + pre_s.z, r.w + pre_s.w);
     CellStep step{};
     if (live) {
       step = cell_step(p.slstm, p.exp_forget, s == 0, raw, state);
-      // 3. h_s into the other parity buffer of every CTA of the head, rounded for the products.
+      // 3. h_s into the parity buffer of every CTA of the head, rounded for the products. It
+      // was last read by the products of step s − 1: this CTA's finished before the barrier
+      // above, and a peer's before it stored h_{s-1}, which this CTA waited for.
       const float hi = __uint_as_float(to_tf32(step.h));
       const float lo = __uint_as_float(to_tf32(step.h - hi));
-      float* dst = hs + (s & 1) * parity + slot;
-      if (p.nsplit == 1) {
-        dst[0] = hi;
-        if (kSplit) dst[part] = lo;
-      } else {
-        cg::cluster_group cluster = cg::this_cluster();
+      float* dst_local = hs + (s & 1) * parity + slot;
+      if (!clustered) {
+        dst_local[0] = hi;
+        if (kSplit) dst_local[part] = lo;
+      } else if (s + 1 < p.T) {
+        const uint32_t dst = shared_address(dst_local);
+        const uint32_t bar = bars + 8 * (s & 1);
         for (int q = 0; q < p.nsplit; ++q) {
-          float* peer = cluster.map_shared_rank(dst, q);
-          peer[0] = hi;
-          if (kSplit) peer[part] = lo;
+          const uint32_t peer = in_rank(dst, q), peer_bar = in_rank(bar, q);
+          store_async(peer, hi, peer_bar);
+          if (kSplit) store_async(peer + sizeof(float) * part, lo, peer_bar);
         }
       }
+      store_step(out, 0, 0, p.Dh, p.slstm, raw, step, state);
     }
-    // Buffer s & 1 was last read by the products of step s − 1, which every thread of the head
-    // finished before that step's last barrier; this one publishes it for step s + 1.
-    if (p.nsplit > 1) cg::this_cluster().barrier_arrive();
-    if (live) store_step(out, 0, 0, p.Dh, p.slstm, raw, step, state);
     out.advance(gate_step, D);
-    if (p.nsplit > 1)
-      cg::this_cluster().barrier_wait();
-    else
-      __syncthreads();
+    if (!clustered) __syncthreads();  // publishes h_s; its buffer is next written at step s + 2
   }
+  // Nothing is stored into a CTA after its last wait (no h of the last step is sent), so each
+  // may leave when done.
 }
 
 Params make_params(const cpu::NonlinearRecurrence<float>& r) {
@@ -214,7 +285,7 @@ Params make_params(const cpu::NonlinearRecurrence<float>& r) {
 }
 
 size_t smem_bytes(const Params& p, bool split) {
-  return sizeof(float) * (size_t(h_buffers_size(p, split)) + size_t(kRows) * p.sr);
+  return sizeof(float) * (kBarrierFloats + size_t(h_buffers_size(p, split)) + 2 * kRows * p.sr);
 }
 
 cudaLaunchConfig_t launch_config(const Context& ctx, const Params& p, bool split,
