@@ -69,7 +69,10 @@ struct CellOutputs {
     gates += gates_by;
     c += states_by;
     h += states_by;
-    if (n) n += states_by, m += states_by;  // sLSTM only
+    if (n) {  // sLSTM only
+      n += states_by;
+      m += states_by;
+    }
   }
 };
 

@@ -22,7 +22,6 @@
 #include "kernels/cuda/nonlinear_cell.cuh"
 #include "kernels/cuda/nonlinear_recurrence.hpp"
 #include "kernels/cuda/tf32_mma.cuh"
-#include "kernels/error.hpp"
 
 namespace statelab::cuda::nonlinear_mma {
 

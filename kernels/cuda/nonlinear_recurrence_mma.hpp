@@ -12,7 +12,8 @@ namespace statelab::cuda::nonlinear_mma {
 
 // Whether automatic selection takes the tensor-core forward: heads wider than 64 units. Below
 // that the FFMA thread's chain of 4·Dh FMAs is short and the FFMA forward measured as fast or
-// faster (H200, tf32: sLSTM Dh = 32 at L 16.2 against 22.2 ms, Dh = 64 at M 1.18 against 1.23).
+// faster (H200, tf32, sLSTM op fwd+bwd: Dh = 32 at L 16.2 against 19.5 ms and at S 0.187 against
+// 0.197; Dh = 64 at M 1.18 against 1.17).
 bool pays(const cpu::NonlinearRecurrence<float>& p);
 
 // Empty when the tensor-core forward runs these shapes on this GPU, else why not.
