@@ -115,8 +115,9 @@ __device__ __forceinline__ void store_async(uint32_t address, float v, uint32_t 
 // ---------------------------------------------------------------------------------------------
 // The kernel
 
-// Shared memory in floats: the two mbarriers (4 floats), the h buffers, [step parity][hi, lo][kRows][sh], then the R·h tile,
-// [step parity][kRows][sr] with a unit's four gates side by side.
+// Shared memory in floats: the two mbarriers (4 floats), the h buffers,
+// [step parity][hi, lo][kRows][sh], then the R·h tiles, [step parity][kRows][sr] with a unit's
+// four gates side by side.
 constexpr int kBarrierFloats = 4;
 __host__ __device__ inline int h_buffers_size(const Params& p, bool split) {
   return 2 * (split ? 2 : 1) * kRows * p.sh;

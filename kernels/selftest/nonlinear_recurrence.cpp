@@ -178,7 +178,7 @@ std::vector<Case> nonlinear_recurrence_cases() {
         Shape{lstm, false, 8, 12, 1, 384, 1}, Shape{lstm, false, 1, 3, 1, 384, 6},
         Shape{slstm, true, 2, 5, 2, 384, 1}, Shape{slstm, false, 2, 6, 2, 384, 1},
         Shape{lstm, false, 200, 4, 1, 384, 1},
-        // The tensor-core forward: the L shape's head over a cluster of 4 with exactly its 16
+        // The tensor-core forward: the L shape's head over a cluster of 8 with exactly its 16
         // rows, and a head whose last CTA has units past Dh beside a batch tile of one row.
         Shape{lstm, false, 16, 30, 1, 128, 1}, Shape{lstm, false, 17, 9, 1, 100, 6}}) {
     if (s.Dh <= cuda::kTensorCoreMaxDh) {
