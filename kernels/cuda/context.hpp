@@ -48,6 +48,20 @@ struct Context {
 // be used (no driver, no such device), with the runtime's reason.
 std::unique_ptr<Context> make_context(int device, Precision precision);
 
+// The cuBLAS compute type of a matrix-product precision: fp32 exact, tf32 or bf16 tensor cores on
+// fp32 storage.
+inline cublasComputeType_t cublas_compute_type(Precision p) {
+  switch (p) {
+    case Precision::fp32:
+      return CUBLAS_COMPUTE_32F;
+    case Precision::tf32:
+      return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case Precision::bf16:
+      return CUBLAS_COMPUTE_32F_FAST_16BF;
+  }
+  return CUBLAS_COMPUTE_32F;
+}
+
 // Blocks the host until the context's stream has finished; rethrows an asynchronous error.
 void synchronize(const Context& ctx);
 

@@ -13,18 +13,6 @@ namespace statelab::cuda {
 
 namespace {
 
-cublasComputeType_t compute_type(Precision p) {
-  switch (p) {
-    case Precision::fp32:
-      return CUBLAS_COMPUTE_32F;
-    case Precision::tf32:
-      return CUBLAS_COMPUTE_32F_FAST_TF32;
-    case Precision::bf16:
-      return CUBLAS_COMPUTE_32F_FAST_16BF;
-  }
-  return CUBLAS_COMPUTE_32F;
-}
-
 cublasLtMatrixLayout_t layout(int64_t rows, int64_t cols, int64_t ld) {
   cublasLtMatrixLayout_t l = nullptr;
   SL_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, CUDA_R_32F, uint64_t(rows), uint64_t(cols), ld));
@@ -97,7 +85,7 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, 
     return;
   }
   GemmKey key{trans_a, trans_b, bias != nullptr, m, n, k, lda, ldb, ldc, 0, 0, 0, 0};
-  key.compute = int(compute_type(ctx.precision));
+  key.compute = int(cublas_compute_type(ctx.precision));
   key.align_a = alignment(A), key.align_b = alignment(B), key.align_c = alignment(C);
   const GemmPlan& plan = plan_for(ctx, key);
   if (bias)

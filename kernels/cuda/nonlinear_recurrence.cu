@@ -701,12 +701,6 @@ void launch(const Context& ctx, void (*kernel)(Params), const Plan& pl, const Pa
   SL_CUDA_LAUNCH_CHECK();
 }
 
-cublasComputeType_t compute_type(Precision p) {
-  if (p == Precision::tf32) return CUBLAS_COMPUTE_32F_FAST_TF32;
-  if (p == Precision::bf16) return CUBLAS_COMPUTE_32F_FAST_16BF;
-  return CUBLAS_COMPUTE_32F;
-}
-
 }  // namespace
 
 void nonlinear_recurrence_fwd(const Context& ctx, const NonlinearRecurrence<float>& p,
@@ -756,7 +750,7 @@ void nonlinear_recurrence_bwd(const Context& ctx, const NonlinearRecurrence<floa
   const float one = 1.f, zero = 0.f;
   const int G = int(4 * p.Dh);
   const int64_t size = int64_t(G) * p.Dh;
-  const cublasComputeType_t type = compute_type(ctx.precision);
+  const cublasComputeType_t type = cublas_compute_type(ctx.precision);
   const int slices = dr_slices(p);
   const int64_t span = slices > 1 ? rows / slices : 0, rest = rows - slices * span;
   if (rest > 0)
