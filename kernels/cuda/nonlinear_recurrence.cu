@@ -4,8 +4,8 @@
 // too wide for one CTA is split over a cluster (h_t exchanged through distributed shared memory)
 // or, beyond a cluster's shared memory, over a cooperative grid (through L2). R·h is FFMA here;
 // the forward of heads up to 128 units runs on the tensor cores instead
-// (nonlinear_recurrence_mma.cu). dR is cuBLAS GEMMs after the loop. Checked against the CPU twin
-// by kernels/selftest/nonlinear_recurrence.cpp.
+// (nonlinear_recurrence_mma.cu). dR is cuBLAS GEMMs after the loop (nonlinear_recurrence_dr.cu).
+// Checked against the CPU twin by kernels/selftest/nonlinear_recurrence.cpp.
 #include "kernels/cuda/nonlinear_recurrence.hpp"
 
 #include <cooperative_groups.h>
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/cuda/nonlinear_cell.cuh"
+#include "kernels/cuda/nonlinear_recurrence_dr.hpp"
 #include "kernels/cuda/nonlinear_recurrence_mma.hpp"
 
 namespace statelab::cuda {
@@ -413,30 +414,6 @@ __global__ void __launch_bounds__(kMaxThreads) nonlinear_recurrence_bwd_kernel(c
   }
 }
 
-// dst[b, t] = t > 0 ? src[b, t − 1] : 0 over rows of D elements: h_{t-1} aligned with dpre_t, so
-// dR is a GEMM over all B·T rows.
-__global__ void shift_time_kernel(float* dst, const float* src, int64_t rows, int T, int64_t D) {
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const bool first = r % T == 0;
-    for (int64_t k = threadIdx.x; k < D; k += blockDim.x)
-      dst[r * D + k] = first ? 0.f : src[(r - 1) * D + k];
-  }
-}
-
-// dR[h][e] += Σ_s partial[h][s][e] over `size` = 4·Dh·Dh entries per head.
-__global__ void add_slices_kernel(float* dR, const float* partial, int H, int slices,
-                                  int64_t size) {
-  const int64_t total = H * size;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
-       e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t h = e / size, i = e - h * size;
-    const float* src = partial + h * slices * size + i;
-    float sum = 0.f;
-    for (int s = 0; s < slices; ++s) sum += src[s * size];
-    dR[e] += sum;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Host: choosing a tiling
 
@@ -484,31 +461,9 @@ int64_t exchange_bound(const NonlinearRecurrence<float>& p) {
   return (p.B * p.T + 3 * p.B) * p.H * p.Dh + 4 * p.H * p.Dh * p.Dh;
 }
 
-// dR's sum over the B·T rows in slices of at least kMinSliceRows, as separate GEMMs whose partial
-// sums are then added: one GEMM per head of K = B·T would give a GPU only the few CTAs of its
-// small output (4·Dh × Dh) to run, each through all the rows. Enough slices for about
-// kTargetTiles output tiles of 128 × 128; depends on the shapes only, so work_size can bound it.
-constexpr int kMaxSlices = 32;
-constexpr int64_t kMinSliceRows = 256;
-constexpr int64_t kTargetTiles = 512;
-
-int dr_slices(const NonlinearRecurrence<float>& p) {
-  const int64_t tiles = p.H * ((4 * p.Dh + 127) / 128) * ((p.Dh + 127) / 128);
-  const int64_t wanted = (kTargetTiles + tiles - 1) / tiles;
-  const int64_t most = std::min(int64_t(kMaxSlices), p.B * p.T / kMinSliceRows);
-  return int(std::max<int64_t>(1, std::min(wanted, most)));
-}
-
-// After the loop: h shifted by one step (B·T·H·Dh), then the slices' partial dR (H · slices ·
-// 4·Dh · Dh) when there is more than one slice.
-int64_t dr_bound(const NonlinearRecurrence<float>& p) {
-  const int slices = dr_slices(p);
-  return p.B * p.T * p.H * p.Dh + (slices > 1 ? p.H * slices * 4 * p.Dh * p.Dh : 0);
-}
-
 // The scratch the backward may use, as promised by nonlinear_recurrence_work_size.
 int64_t work_bound(const NonlinearRecurrence<float>& p) {
-  return std::max(exchange_bound(p), dr_bound(p));
+  return std::max(exchange_bound(p), nonlinear_dr::work_size(p));
 }
 
 int64_t exchange_per_group(const Geometry& g) {
@@ -736,42 +691,8 @@ void nonlinear_recurrence_bwd(const Context& ctx, const NonlinearRecurrence<floa
     launch(ctx, nonlinear_recurrence_bwd_kernel<kSplitRows>, pl, params);
   else
     launch(ctx, nonlinear_recurrence_bwd_kernel<1>, pl, params);
-  if (p.T < 2) return;  // no step has a predecessor: dR gains nothing
-
-  // dR_h += Σ_{b,t} h_{t-1}[b, h]ᵀ · dpre_t[b, h]. Column-major cuBLAS sees the row-major dR_h
-  // as dR_hᵀ (4Dh × Dh, ld 4Dh) = dpre_hᵀ (stored 4Dh × BT, ld 4HDh, op N) · hs_h (stored
-  // Dh × BT, ld HDh, op T). The rows go in `slices` equal slices (one batched GEMM per head, a
-  // partial dR per slice, added afterwards); the rows past them, one batch entry per head, go
-  // straight into dR.
-  const int64_t D = p.H * p.Dh, rows = p.B * p.T;
-  const int blocks = int(std::min<int64_t>(rows, int64_t(std::max(ctx.sm_count, 1)) * 16));
-  shift_time_kernel<<<blocks, 128, 0, ctx.stream>>>(work, p.h, rows, int(p.T), D);
-  SL_CUDA_LAUNCH_CHECK();
-  const float one = 1.f, zero = 0.f;
-  const int G = int(4 * p.Dh);
-  const int64_t size = int64_t(G) * p.Dh;
-  const cublasComputeType_t type = cublas_compute_type(ctx.precision);
-  const int slices = dr_slices(p);
-  const int64_t span = slices > 1 ? rows / slices : 0, rest = rows - slices * span;
-  if (rest > 0)
-    SL_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-        ctx.blas, CUBLAS_OP_N, CUBLAS_OP_T, G, int(p.Dh), int(rest), &one,
-        dpre + slices * span * 4 * D, CUDA_R_32F, int(4 * D), G, work + slices * span * D,
-        CUDA_R_32F, int(D), p.Dh, &one, dR, CUDA_R_32F, G, size, int(p.H), type,
-        CUBLAS_GEMM_DEFAULT));
-  if (span == 0) return;
-  float* partial = work + rows * D;
-  for (int64_t h = 0; h < p.H; ++h)
-    SL_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-        ctx.blas, CUBLAS_OP_N, CUBLAS_OP_T, G, int(p.Dh), int(span), &one, dpre + h * G,
-        CUDA_R_32F, int(4 * D), span * 4 * D, work + h * p.Dh, CUDA_R_32F, int(D), span * D,
-        &zero, partial + h * slices * size, CUDA_R_32F, G, size, slices, type,
-        CUBLAS_GEMM_DEFAULT));
-  const int64_t total = p.H * size;
-  const int add_blocks = int(std::min<int64_t>((total + 255) / 256, int64_t(ctx.sm_count) * 8));
-  add_slices_kernel<<<std::max(add_blocks, 1), 256, 0, ctx.stream>>>(dR, partial, int(p.H), slices,
-                                                                     size);
-  SL_CUDA_LAUNCH_CHECK();
+  // With one step no h_{t-1} exists: dR gains nothing.
+  if (p.T > 1) nonlinear_dr::accumulate(ctx, p, dpre, dR, work);
 }
 
 }  // namespace statelab::cuda
