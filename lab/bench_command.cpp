@@ -155,7 +155,7 @@ OpBench nonlinear_bench(const cuda::Context& ctx, const OpShape& s, cpu::Nonline
   const bool bwd = s.backward;
   b.run = [&ctx, r, dh, dpre, dR, work, bwd, kernel] {
     cuda::nonlinear_recurrence_fwd(ctx, r, kernel);
-    if (bwd) cuda::nonlinear_recurrence_bwd(ctx, r, dh, dpre, dR, work);
+    if (bwd) cuda::nonlinear_recurrence_bwd(ctx, r, dh, dpre, dR, work, kernel);
   };
   return b;
 }

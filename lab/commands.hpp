@@ -66,7 +66,7 @@ struct BenchOptions {
   std::string json_out;  // also write every figure here
   int reps = 30;         // timed repetitions per op (the median is reported)
   std::string linear_kernel = "automatic";     // the linear cells' op benchmarks' kernel
-  std::string nonlinear_kernel = "automatic";  // LSTM's and sLSTM's op benchmarks' forward
+  std::string nonlinear_kernel = "automatic";  // LSTM's and sLSTM's op benchmarks' kernels
 };
 int run_bench(const BenchOptions& o);
 

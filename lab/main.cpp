@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
                 "chunk-parallel")
       ->capture_default_str();
   b->add_option("--nonlinear-kernel", bench.nonlinear_kernel,
-                "LSTM's and sLSTM's op benchmarks' forward: automatic, fma or tensor-core")
+                "LSTM's and sLSTM's op benchmarks' kernels: automatic, fma or tensor-core")
       ->capture_default_str();
 
   try {

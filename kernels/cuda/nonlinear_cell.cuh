@@ -1,7 +1,7 @@
-// One step of the LSTM / sLSTM cell for one (batch row, unit), as the CUDA forward kernels
-// (nonlinear_recurrence.cu, nonlinear_recurrence_mma.cu) run it after R·h: the gate
-// non-linearities, the state update and the stores of what backward reads. The equations are
-// kernels/cpu/nonlinear_recurrence.cpp's.
+// One step of the LSTM / sLSTM cell for one (batch row, unit), as the CUDA kernels
+// (nonlinear_recurrence.cu, nonlinear_recurrence_mma*.cu) run it beside R·h: forward, the gate
+// non-linearities, the state update and the stores of what backward reads; backward, the step's
+// pre-activation gradient from those. The equations are kernels/cpu/nonlinear_recurrence.cpp's.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -94,6 +94,74 @@ __device__ __forceinline__ void store_step(const CellOutputs& o, int64_t gi, int
     o.m[si] = s.m;
   }
   o.h[si] = step.h;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward
+
+// The saved tensors backward reads, in CellOutputs' layouts; dh is [B, T, H, Dh].
+struct CellSaved {
+  const float *raw, *gates, *c, *n, *dh;
+};
+
+// What step t of one (row, unit) reads besides the carried state.
+struct StepInputs {
+  float dh = 0.f, i = 0.f, f = 0.f, z = 0.f, o = 0.f;
+  float c_prev = 0.f, n_prev = 0.f;
+  float rf = 0.f;  // raw forget pre-activation (sLSTM with σ forget gate)
+};
+
+// gi, si as store_step's; D: the state stride of a step (H · Dh); `first`: step 0, which has no
+// previous state.
+__device__ __forceinline__ StepInputs load_step_inputs(const CellSaved& s, int64_t gi, int64_t si,
+                                                       int64_t D, int Dh, bool first, bool slstm,
+                                                       bool exp_forget) {
+  StepInputs in;
+  in.dh = s.dh[si];
+  in.i = s.gates[gi];
+  in.f = s.gates[gi + Dh];
+  in.z = s.gates[gi + 2 * Dh];
+  in.o = s.gates[gi + 3 * Dh];
+  if (!first) in.c_prev = s.c[si - D];
+  if (slstm && !first) in.n_prev = s.n[si - D];
+  if (slstm && !exp_forget) in.rf = s.raw[gi + Dh];
+  return in;
+}
+
+// ∂L/∂c and ∂L/∂n carried into the step before.
+struct CellCarry {
+  float dc = 0.f, dn = 0.f;
+};
+
+// ∂L/∂(ĩ, f̃, z̃, õ) of one step from gh = ∂L/∂h_t (external and recurrent), the step's inputs and
+// its states c_t, n_t; updates the carry for step t − 1.
+__device__ __forceinline__ float4 cell_step_backward(bool slstm, bool exp_forget, float gh,
+                                                     const StepInputs& in, float c_t, float n_t,
+                                                     CellCarry& carry) {
+  float4 d;
+  if (!slstm) {
+    const float tc = tanhf(c_t);
+    const float dc = carry.dc + gh * in.o * (1.f - tc * tc);
+    d.x = dc * in.z * in.i * (1.f - in.i);
+    d.y = dc * in.c_prev * in.f * (1.f - in.f);
+    d.z = dc * in.i * (1.f - in.z * in.z);
+    d.w = gh * tc * in.o * (1.f - in.o);
+    carry.dc = dc * in.f;
+    return d;
+  }
+  const float dc = carry.dc + gh * in.o / n_t;
+  const float dn = carry.dn - gh * in.o * c_t / (n_t * n_t);
+  const float d_f = dc * in.c_prev + dn * in.n_prev;
+  const float d_i = dc * in.z + dn;
+  const float d_log_f = d_f * in.f;
+  d.x = d_i * in.i;
+  // 1 − σ(f̃) as σ(−f̃): no cancellation when the gate saturates
+  d.y = exp_forget ? d_log_f : d_log_f * sigmoid(-in.rf);
+  d.z = dc * in.i * (1.f - in.z * in.z);
+  d.w = gh * (c_t / n_t) * in.o * (1.f - in.o);
+  carry.dc = dc * in.f;
+  carry.dn = dn * in.f;
+  return d;
 }
 
 }  // namespace statelab::cuda

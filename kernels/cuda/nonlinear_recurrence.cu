@@ -2,9 +2,9 @@
 // kernel per direction loops over all T steps with its slice of R and the cell state on chip. A
 // CTA owns batch rows × units with all four gates of a unit, so the non-linearity is local; a head
 // too wide for one CTA is split over a cluster (h_t exchanged through distributed shared memory)
-// or, beyond a cluster's shared memory, over a cooperative grid (through L2). R·h is FFMA here;
-// the forward of heads up to 128 units runs on the tensor cores instead
-// (nonlinear_recurrence_mma.cu). dR is cuBLAS GEMMs after the loop (nonlinear_recurrence_dr.cu).
+// or, beyond a cluster's shared memory, over a cooperative grid (through L2). The recurrent
+// products are FFMA here; heads of up to 128 units run them on the tensor cores instead
+// (nonlinear_recurrence_mma*.cu). dR is cuBLAS GEMMs after the loop (nonlinear_recurrence_dr.cu).
 // Checked against the CPU twin by kernels/selftest/nonlinear_recurrence.cpp.
 #include "kernels/cuda/nonlinear_recurrence.hpp"
 
@@ -230,23 +230,12 @@ __global__ void __launch_bounds__(kMaxThreads) nonlinear_recurrence_fwd_kernel(c
 
 struct BwdParams {
   Geometry g;
-  const float* R;      // [H, Dh, 4, Dh]
-  const float* raw;    // [B, T, H, 4, Dh]
-  const float* gates;  // [B, T, H, 4, Dh]
-  const float* c;      // [B, T, H, Dh]
-  const float* n;      // [B, T, H, Dh] (sLSTM)
-  const float* dh;     // [B, T, H, Dh]
-  float* dpre;         // [B, T, H, 4, Dh]
+  const float* R;  // [H, Dh, 4, Dh]
+  CellSaved saved;
+  float* dpre;  // [B, T, H, 4, Dh]
   // Grid mode: dh_rec partials, [gridDim.y][receiver][parity][sender][rows][units] with nsplit
   // receivers and senders and 2 step parities
   float* exchange;
-};
-
-// What step t of one (row, unit) reads besides the carried state.
-struct StepInputs {
-  float dh = 0.f, i = 0.f, f = 0.f, z = 0.f, o = 0.f;
-  float c_prev = 0.f, n_prev = 0.f;
-  float rf = 0.f;  // raw forget pre-activation (sLSTM with σ forget gate)
 };
 
 // Per step: (1) every thread turns dh_t + dh_rec into dpre_t of its (row, unit) and parks it in
@@ -290,17 +279,8 @@ __global__ void __launch_bounds__(kMaxThreads) nonlinear_recurrence_bwd_kernel(c
     const int64_t gate0 = (int64_t(b) * g.T * g.H + w.hd) * G + j;
     const int64_t state0 = (int64_t(b) * g.T * g.H + w.hd) * g.Dh + j;
     auto load_step = [&](int t) {
-      const int64_t gi = gate0 + t * gate_step, si = state0 + t * D;
-      StepInputs in;
-      in.dh = p.dh[si];
-      in.i = p.gates[gi];
-      in.f = p.gates[gi + g.Dh];
-      in.z = p.gates[gi + 2 * g.Dh];
-      in.o = p.gates[gi + 3 * g.Dh];
-      if (t > 0) in.c_prev = p.c[si - D];
-      if (g.slstm && t > 0) in.n_prev = p.n[si - D];
-      if (g.slstm && !g.exp_forget) in.rf = p.raw[gi + g.Dh];
-      return in;
+      return load_step_inputs(p.saved, gate0 + t * gate_step, state0 + t * D, D, g.Dh, t == 0,
+                              g.slstm, g.exp_forget);
     };
     // Inputs of steps t and t − 1 in flight, as in forward.
     StepInputs in0, in1;
@@ -308,10 +288,10 @@ __global__ void __launch_bounds__(kMaxThreads) nonlinear_recurrence_bwd_kernel(c
     if (live) {
       in0 = load_step(g.T - 1);
       if (g.T > 1) in1 = load_step(g.T - 2);
-      c_t = p.c[state0 + int64_t(g.T - 1) * D];
-      if (g.slstm) n_t = p.n[state0 + int64_t(g.T - 1) * D];
+      c_t = p.saved.c[state0 + int64_t(g.T - 1) * D];
+      if (g.slstm) n_t = p.saved.n[state0 + int64_t(g.T - 1) * D];
     }
-    float dc_carry = 0.f, dn_carry = 0.f;
+    CellCarry carry;
     float rec_self = 0.f;  // this CTA's own share of dh_rec for (row, unit), from the last step
     for (int t = g.T - 1; t >= 0; --t) {
       const StepInputs in = in0;
@@ -334,28 +314,7 @@ __global__ void __launch_bounds__(kMaxThreads) nonlinear_recurrence_bwd_kernel(c
               if (r != rank) gh += __ldcg(src + int64_t(r) * slot);
           }
         }
-        if (!g.slstm) {
-          const float tc = tanhf(c_t);
-          const float dc = dc_carry + gh * in.o * (1.f - tc * tc);
-          d.x = dc * in.z * in.i * (1.f - in.i);
-          d.y = dc * in.c_prev * in.f * (1.f - in.f);
-          d.z = dc * in.i * (1.f - in.z * in.z);
-          d.w = gh * tc * in.o * (1.f - in.o);
-          dc_carry = dc * in.f;
-        } else {
-          const float dc = dc_carry + gh * in.o / n_t;
-          const float dn = dn_carry - gh * in.o * c_t / (n_t * n_t);
-          const float d_f = dc * in.c_prev + dn * in.n_prev;
-          const float d_i = dc * in.z + dn;
-          const float d_log_f = d_f * in.f;
-          d.x = d_i * in.i;
-          // 1 − σ(f̃) as σ(−f̃): no cancellation when the gate saturates
-          d.y = g.exp_forget ? d_log_f : d_log_f * sigmoid(-in.rf);
-          d.z = dc * in.i * (1.f - in.z * in.z);
-          d.w = gh * (c_t / n_t) * in.o * (1.f - in.o);
-          dc_carry = dc * in.f;
-          dn_carry = dn * in.f;
-        }
+        d = cell_step_backward(g.slstm, g.exp_forget, gh, in, c_t, n_t, carry);
         const int64_t gi = gate0 + t * gate_step;
         p.dpre[gi] = d.x;
         p.dpre[gi + g.Dh] = d.y;
@@ -656,6 +615,17 @@ void launch(const Context& ctx, void (*kernel)(Params), const Plan& pl, const Pa
   SL_CUDA_LAUNCH_CHECK();
 }
 
+// The FFMA backward's loop over time: dpre from dh and the saved tensors.
+void fma_backward(const Context& ctx, const NonlinearRecurrence<float>& p, const float* dh,
+                  float* dpre, float* work) {
+  const Plan pl = plan_recurrence(ctx, p, Direction::backward);
+  const BwdParams params{pl.g, p.R, {p.raw, p.gates, p.c, p.n, dh}, dpre, work};
+  if (pl.g.nsplit >= kSplitRows)
+    launch(ctx, nonlinear_recurrence_bwd_kernel<kSplitRows>, pl, params);
+  else
+    launch(ctx, nonlinear_recurrence_bwd_kernel<1>, pl, params);
+}
+
 }  // namespace
 
 void nonlinear_recurrence_fwd(const Context& ctx, const NonlinearRecurrence<float>& p,
@@ -681,16 +651,23 @@ int64_t nonlinear_recurrence_work_size(const NonlinearRecurrence<float>& p) {
 }
 
 void nonlinear_recurrence_bwd(const Context& ctx, const NonlinearRecurrence<float>& p,
-                              const float* dh, float* dpre, float* dR, float* work) {
+                              const float* dh, float* dpre, float* dR, float* work,
+                              NonlinearKernel kernel) {
   if (!check_shapes(p, "nonlinear_recurrence_bwd")) return;
   SL_CHECK_SHAPE(dh && dpre && dR && work,
                  "nonlinear_recurrence_bwd: dh, dpre, dR and work are required");
-  const Plan pl = plan_recurrence(ctx, p, Direction::backward);
-  const BwdParams params{pl.g, p.R, p.raw, p.gates, p.c, p.n, dh, dpre, work};
-  if (pl.g.nsplit >= kSplitRows)
-    launch(ctx, nonlinear_recurrence_bwd_kernel<kSplitRows>, pl, params);
+  bool on_tensor_cores = false;
+  if (kernel == NonlinearKernel::tensor_core ||
+      (kernel == NonlinearKernel::automatic && nonlinear_mma::pays(p))) {
+    const std::string unfit = nonlinear_mma::backward_unfit_reason(ctx, p);
+    SL_CHECK_SHAPE(unfit.empty() || kernel == NonlinearKernel::automatic,
+                   "nonlinear_recurrence_bwd: the tensor-core kernel does not fit: " + unfit);
+    on_tensor_cores = unfit.empty();
+  }
+  if (on_tensor_cores)
+    nonlinear_mma::backward(ctx, p, dh, dpre);
   else
-    launch(ctx, nonlinear_recurrence_bwd_kernel<1>, pl, params);
+    fma_backward(ctx, p, dh, dpre, work);
   // With one step no h_{t-1} exists: dR gains nothing.
   if (p.T > 1) nonlinear_dr::accumulate(ctx, p, dpre, dR, work);
 }

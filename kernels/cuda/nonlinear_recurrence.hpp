@@ -11,11 +11,11 @@
 
 namespace statelab::cuda {
 
-// Which forward kernel runs. automatic: the tensor-core kernel for heads of 65 to 128 units
-// where it fits, the FFMA kernels otherwise; fma and tensor_core force one, for tests and benches
-// that compare them.
+// Which kernels run. automatic: the tensor-core kernels for heads of 65 to 128 units where they
+// fit, the FFMA kernels otherwise; fma and tensor_core force them, for tests and benches that
+// compare them.
 enum class NonlinearKernel { automatic, fma, tensor_core };
-constexpr int kTensorCoreMaxDh = 128;  // the widest head the tensor-core forward takes
+constexpr int kTensorCoreMaxDh = 128;  // the widest head the tensor-core kernels take
 
 // Writes raw, gates, c, h (and n, m for sLSTM) as the CPU twin does. On the tensor cores R·h is
 // TF32 in tf32 and bf16 precision and 3xTF32 (fp32 accuracy) in fp32; FFMA is fp32. Throws
@@ -32,8 +32,10 @@ void nonlinear_recurrence_fwd(const Context& ctx, const cpu::NonlinearRecurrence
 int64_t nonlinear_recurrence_work_size(const cpu::NonlinearRecurrence<float>& p);
 
 // dh [B, T, H, Dh] read-only; dpre [B, T, H, 4, Dh] overwritten; dR [H, Dh, 4, Dh] accumulated
-// through cuBLAS GEMMs in ctx.precision (fp32: CUBLAS_COMPUTE_32F) over slices of the rows.
+// through cuBLAS GEMMs in ctx.precision (fp32: CUBLAS_COMPUTE_32F) over slices of the rows. The
+// recurrent product dpre · Rᵀ is FFMA or on the tensor cores as in forward.
 void nonlinear_recurrence_bwd(const Context& ctx, const cpu::NonlinearRecurrence<float>& p,
-                              const float* dh, float* dpre, float* dR, float* work);
+                              const float* dh, float* dpre, float* dR, float* work,
+                              NonlinearKernel kernel = NonlinearKernel::automatic);
 
 }  // namespace statelab::cuda

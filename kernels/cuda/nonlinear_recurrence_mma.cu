@@ -17,9 +17,9 @@
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 
 #include "kernels/cuda/nonlinear_cell.cuh"
+#include "kernels/cuda/nonlinear_mma_common.cuh"
 #include "kernels/cuda/nonlinear_recurrence.hpp"
 #include "kernels/cuda/tf32_mma.cuh"
 
@@ -28,17 +28,12 @@ namespace statelab::cuda::nonlinear_mma {
 namespace {
 
 namespace cg = cooperative_groups;
+using namespace internal;  // the spread over CTAs and the cluster exchange
 
-constexpr int kRows = 16;   // batch rows per CTA: the mma's M
 constexpr int kKGroup = 4;  // k-steps of 8 per group: R·h runs over whole groups of 32 columns
 constexpr int kMaxKSteps = kTensorCoreMaxDh / 8;
 static_assert(kTensorCoreMaxDh % (8 * kKGroup) == 0, "whole groups of k-steps");
-// Two units per warp. Up to 8 warps per CTA spread a 128-unit head over 8 SMs (a portable
-// cluster): a step's instructions are issue-bound on an SM, so fewer warps on each finish sooner.
-constexpr int kMaxWarps = 8;
-constexpr int kMaxCluster = 8;
 static_assert(2 * kMaxWarps * kMaxCluster >= kTensorCoreMaxDh, "a cluster holds the widest head");
-constexpr int kMaxGridY = 65535;
 // The most shared memory a CTA takes (the mbarriers, 3xTF32 h buffers at Dh = 128 and two of the
 // widest R·h tiles) stays inside the 48 KB a launch gets without opting in.
 static_assert(4 * (4 + 2 * 2 * kRows * (kTensorCoreMaxDh + 8) + 2 * kRows * (8 * kMaxWarps + 8)) <=
@@ -58,62 +53,6 @@ struct Params {
   const float* R;    // [H, Dh, 4, Dh]
   CellOutputs out;
 };
-
-// Where column k of h sits in its row: each 8 columns as (0 4 1 5 2 6 3 7), so the two entries of
-// an A fragment a thread reads from one row (k = t and t + 4 of a k-step) are one float2.
-__device__ __forceinline__ int h_slot(int k) { return (k & ~7) | ((k & 3) << 1) | ((k >> 2) & 1); }
-
-__device__ __forceinline__ uint32_t bits(float x) { return __float_as_uint(x); }
-
-// ---------------------------------------------------------------------------------------------
-// The h exchange: every thread with a cell stores its h_t into each CTA of the cluster with
-// st.async, which counts the bytes on the receiver's mbarrier of that step parity; a CTA reads
-// h_t once its mbarrier has seen all of them. No cluster barrier per step: a CTA waits only for
-// the data it reads, and the release of each store is the receiver's, not a fence on all of the
-// sender's outstanding stores.
-
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// The address of the same shared-memory location in CTA `rank` of the cluster.
-__device__ __forceinline__ uint32_t in_rank(uint32_t address, int rank) {
-  uint32_t r;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(address), "r"(rank));
-  return r;
-}
-
-__device__ __forceinline__ void mbarrier_init(uint32_t bar, int arrivals) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(arrivals) : "memory");
-}
-
-// The one arrival of a phase, announcing the bytes it completes with.
-__device__ __forceinline__ void mbarrier_expect(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes)
-               : "memory");
-}
-
-__device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t phase) {
-  uint32_t done = 0;
-  while (!done)
-    asm volatile(
-        "{\n .reg .pred p;\n"
-        " mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
-        " selp.u32 %0, 1, 0, p;\n}"
-        : "=r"(done)
-        : "r"(bar), "r"(phase)
-        : "memory");
-}
-
-__device__ __forceinline__ void store_async(uint32_t address, float v, uint32_t bar) {
-  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];" ::"r"(
-                   address),
-               "r"(__float_as_uint(v)), "r"(bar)
-               : "memory");
-}
-
-// ---------------------------------------------------------------------------------------------
-// The kernel
 
 // Shared memory in floats: the two mbarriers (4 floats), the h buffers,
 // [step parity][hi, lo][kRows][sh], then the R·h tiles, [step parity][kRows][sr] with a unit's
@@ -189,7 +128,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Param
   };
   // pre of three steps in flight: a step is much shorter than a DRAM round trip.
   float4 pre0 = load_pre(0), pre1 = load_pre(1), pre2 = load_pre(2);
-  const int slot = row * p.sh + h_slot(j);
+  const int slot = row * p.sh + a_slot(j);
   CellState state;
   for (int s = 0; s < p.T; ++s) {
     // 1. R·h_{s-1} for rows g and g + 8 of the warp's columns; even and odd k-steps, and 3xTF32's
@@ -270,10 +209,10 @@ Params make_params(const cpu::NonlinearRecurrence<float>& r) {
   Params p{};
   p.B = int(r.B), p.T = int(r.T), p.H = int(r.H), p.Dh = int(r.Dh);
   p.kgroups = (p.Dh + 8 * kKGroup - 1) / (8 * kKGroup);
-  p.nsplit = std::min(kMaxCluster, (p.Dh + 2 * kMaxWarps - 1) / (2 * kMaxWarps));
-  const int warps = (p.Dh + 2 * p.nsplit - 1) / (2 * p.nsplit);
-  p.units = 2 * warps;
-  p.tiles = (p.B + kRows - 1) / kRows;
+  const Spread spread = spread_of(r);
+  p.nsplit = spread.nsplit;
+  p.units = spread.units;
+  p.tiles = spread.tiles;
   p.sh = 8 * kKGroup * p.kgroups + 8;
   p.sr = (4 * p.units + 23) / 32 * 32 + 8;
   p.slstm = r.cell == cpu::NonlinearCell::slstm;
@@ -290,20 +229,7 @@ size_t smem_bytes(const Params& p, bool split) {
 
 cudaLaunchConfig_t launch_config(const Context& ctx, const Params& p, bool split,
                                  cudaLaunchAttribute* attr) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(unsigned(p.nsplit), unsigned(p.H * p.tiles), 1);
-  cfg.blockDim = dim3(unsigned(kRows * p.units), 1, 1);
-  cfg.dynamicSmemBytes = smem_bytes(p, split);
-  cfg.stream = ctx.stream;
-  if (p.nsplit > 1) {
-    attr->id = cudaLaunchAttributeClusterDimension;
-    attr->val.clusterDim.x = unsigned(p.nsplit);
-    attr->val.clusterDim.y = 1;
-    attr->val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-  }
-  return cfg;
+  return spread_launch(ctx, {p.nsplit, p.units, p.tiles}, p.H, smem_bytes(p, split), attr);
 }
 
 using Kernel = void (*)(Params);
@@ -321,22 +247,10 @@ std::string unfit_reason(const Context& ctx, const cpu::NonlinearRecurrence<floa
     return "Dh=" + std::to_string(r.Dh) + " is above the " + std::to_string(kTensorCoreMaxDh) +
            " units whose R columns a warp keeps in registers";
   const Params p = make_params(r);
-  if (int64_t(p.H) * p.tiles > kMaxGridY)
-    return "H·⌈B/16⌉=" + std::to_string(int64_t(p.H) * p.tiles) + " is above " +
-           std::to_string(kMaxGridY) + " CTAs per grid column";
-  if (p.nsplit == 1) return "";
-  const bool split = ctx.precision == Precision::fp32;
   cudaLaunchAttribute attr{};
-  const cudaLaunchConfig_t cfg = launch_config(ctx, p, split, &attr);
-  int clusters = 0;
-  if (cudaOccupancyMaxActiveClusters(&clusters, kernel_for(ctx), &cfg) != cudaSuccess) {
-    (void)cudaGetLastError();
-    clusters = 0;
-  }
-  if (clusters < 1)
-    return "a cluster of " + std::to_string(p.nsplit) + " CTAs of " +
-           std::to_string(kRows * p.units) + " threads cannot be scheduled on this GPU";
-  return "";
+  const cudaLaunchConfig_t cfg = launch_config(ctx, p, ctx.precision == Precision::fp32, &attr);
+  return spread_unfit_reason({p.nsplit, p.units, p.tiles}, p.H,
+                             reinterpret_cast<const void*>(kernel_for(ctx)), cfg);
 }
 
 void forward(const Context& ctx, const cpu::NonlinearRecurrence<float>& r) {

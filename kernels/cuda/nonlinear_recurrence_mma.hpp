@@ -1,6 +1,6 @@
-// The LSTM / sLSTM forward with R·h on the tensor cores (nonlinear_recurrence_mma.cu), for heads
-// of up to 128 units: what nonlinear_recurrence_fwd runs when the shapes fit, the FFMA kernels
-// of nonlinear_recurrence.cu otherwise.
+// The LSTM / sLSTM recurrence with its products on the tensor cores (nonlinear_recurrence_mma.cu
+// and its _bwd twin), for heads of up to 128 units: what nonlinear_recurrence_fwd and _bwd run
+// when the shapes fit, the FFMA kernels of nonlinear_recurrence.cu otherwise.
 #pragma once
 
 #include <string>
@@ -10,7 +10,7 @@
 
 namespace statelab::cuda::nonlinear_mma {
 
-// Whether automatic selection takes the tensor-core forward: heads wider than 64 units. Below
+// Whether automatic selection takes the tensor-core kernels: heads wider than 64 units. Below
 // that the FFMA thread's chain of 4·Dh FMAs is short and the FFMA forward measured as fast or
 // faster (H200, tf32, sLSTM op fwd+bwd: Dh = 32 at L 16.2 against 19.5 ms and at S 0.187 against
 // 0.197; Dh = 64 at M 1.18 against 1.17).
@@ -22,5 +22,11 @@ std::string unfit_reason(const Context& ctx, const cpu::NonlinearRecurrence<floa
 // R·h in TF32 (tf32 and bf16 precision) or 3xTF32 (fp32: products to fp32 accuracy); the gates
 // and states in fp32. Needs unfit_reason(ctx, p) empty and non-empty shapes.
 void forward(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
+
+// The backward's counterparts: dpre (overwritten) from dh and the saved raw, gates, c (and n),
+// the recurrent product dpre · Rᵀ in the forward's precision. dR is left to the caller.
+std::string backward_unfit_reason(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
+void backward(const Context& ctx, const cpu::NonlinearRecurrence<float>& p, const float* dh,
+              float* dpre);
 
 }  // namespace statelab::cuda::nonlinear_mma
