@@ -39,6 +39,28 @@ inline Spread spread_of(const cpu::NonlinearRecurrence<float>& r) {
   return s;
 }
 
+// The thread that runs the cell of (row, unit) of its CTA, in row-major order (consecutive
+// threads, consecutive units), and where that cell's step 0 sits in the [B, T, H, 4, Dh] gate and
+// [B, T, H, Dh] state tensors; a thread without a cell (past B or Dh) points at 0.
+struct CellThread {
+  int row, jl, j;  // j = j0 + jl, the unit within the head
+  bool live;
+  int64_t gate0, state0;
+};
+
+__device__ inline CellThread cell_thread(int units, int j0, int b0, int hd, int B, int T, int H,
+                                         int Dh) {
+  CellThread c;
+  c.row = threadIdx.x / units;
+  c.jl = threadIdx.x - c.row * units;
+  c.j = j0 + c.jl;
+  const int b = b0 + c.row;
+  c.live = b < B && c.j < Dh;
+  c.gate0 = c.live ? (int64_t(b) * T * H + hd) * 4 * Dh + c.j : 0;
+  c.state0 = c.live ? (int64_t(b) * T * H + hd) * Dh + c.j : 0;
+  return c;
+}
+
 // A cluster launch of the spread's grid; attr must outlive cfg.
 inline cudaLaunchConfig_t spread_launch(const Context& ctx, const Spread& s, int64_t H, size_t smem,
                                         cudaLaunchAttribute* attr) {
@@ -102,8 +124,12 @@ __device__ __forceinline__ uint32_t in_rank(uint32_t address, int rank) {
   return r;
 }
 
-__device__ __forceinline__ void mbarrier_init(uint32_t bar, int arrivals) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(arrivals) : "memory");
+// The two mbarriers at bars and bars + 8, one per step parity, each completed by one arrival
+// and the bytes it announces; made visible to the cluster's later st.async.
+__device__ __forceinline__ void init_step_barriers(uint32_t bars) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bars) : "memory");
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bars + 8) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
 }
 
 // The one arrival of a phase, announcing the bytes it completes with.

@@ -98,9 +98,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Param
   const uint32_t step_bytes = uint32_t(min(kRows, p.B - b0)) * p.Dh * kParts * sizeof(float);
   const bool clustered = p.nsplit > 1;  // else h_t stays in the CTA, behind a CTA barrier
   if (clustered && threadIdx.x == 0) {
-    mbarrier_init(bars, 1);
-    mbarrier_init(bars + 8, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    init_step_barriers(bars);
     if (p.T > 1) mbarrier_expect(bars, step_bytes);  // h_0
   }
   // Rows past B and columns past Dh are never written, so they stay zero in every product.
@@ -111,14 +109,11 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Param
   else
     __syncthreads();
 
-  // The cell's thread: row and unit in row-major order.
-  const int row = threadIdx.x / p.units, jl = threadIdx.x - row * p.units;
-  const int j = j0 + jl, b = b0 + row;
-  const bool live = b < p.B && j < p.Dh;
+  const CellThread cell = cell_thread(p.units, j0, b0, hd, p.B, p.T, p.H, p.Dh);
+  const int row = cell.row, jl = cell.jl, j = cell.j;
+  const bool live = cell.live;
+  const int64_t gate0 = cell.gate0, state0 = cell.state0;
   const int64_t D = int64_t(p.H) * p.Dh, gate_step = p.H * G;
-  // (b, step 0, hd, gate i, j) and (b, step 0, hd, j); a thread with no cell points nowhere new
-  const int64_t gate0 = live ? (int64_t(b) * p.T * p.H + hd) * G + j : 0;
-  const int64_t state0 = live ? (int64_t(b) * p.T * p.H + hd) * p.Dh + j : 0;
   CellOutputs out = p.out;  // at this thread's (row, unit) of the current step
   out.advance(gate0, state0);
   auto load_pre = [&](int s) {

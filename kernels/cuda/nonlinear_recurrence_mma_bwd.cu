@@ -105,9 +105,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
       uint32_t(p.nsplit) * min(kRows, p.B - b0) * units_live * uint32_t(sizeof(float));
   const bool clustered = p.nsplit > 1;  // else the shares stay in the CTA, behind a CTA barrier
   if (clustered && threadIdx.x == 0) {
-    mbarrier_init(bars, 1);
-    mbarrier_init(bars + 8, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    init_step_barriers(bars);
     if (p.T > 1) mbarrier_expect(bars + 8 * ((p.T - 1) & 1), step_bytes);  // sent at T − 1
   }
   if (clustered)
@@ -115,14 +113,11 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
   else
     __syncthreads();
 
-  // The cell's thread: row and unit in row-major order.
-  const int row = threadIdx.x / p.units, jl = threadIdx.x - row * p.units;
-  const int j = j0 + jl, b = b0 + row;
-  const bool live = b < p.B && j < p.Dh;
+  const CellThread cell = cell_thread(p.units, j0, b0, hd, p.B, p.T, p.H, p.Dh);
+  const int row = cell.row, jl = cell.jl;
+  const bool live = cell.live;
+  const int64_t gate0 = cell.gate0, state0 = cell.state0;
   const int64_t D = int64_t(p.H) * p.Dh, gate_step = p.H * G;
-  // (b, step 0, hd, gate i, j) and (b, step 0, hd, j); a thread with no cell reads nothing
-  const int64_t gate0 = live ? (int64_t(b) * p.T * p.H + hd) * G + j : 0;
-  const int64_t state0 = live ? (int64_t(b) * p.T * p.H + hd) * p.Dh + j : 0;
   auto load_step = [&](int s) {
     return load_step_inputs(p.saved, gate0 + s * gate_step, state0 + s * D, D, p.Dh, s == 0,
                             p.slstm, p.exp_forget);
