@@ -580,10 +580,13 @@ std::vector<Case> linear_recurrence_cases() {
     push({Cell::gdn, true, 1, 64 * 70 + 5, 1, 16, 16, 64});
     push({Cell::gdn, false, 2, 32 * 20 + 9, 2, 32, 64, 32});
   }
-  // Automatic dispatch, below and above the switch to the chunkwise kernels (there, to the
-  // chunk-parallel forward: few rows, many chunks).
+  // Automatic dispatch on both sides of the switch to the chunkwise kernels: the delta rule
+  // short of its four chunks, mLSTM past its one whole chunk, and many chunks (there, the
+  // chunk-parallel forward: few rows).
   cases.push_back(
       recurrence_case({Cell::gdn, true, 2, 40, 2, 32, 32, 16}, LinearKernel::automatic, salt++));
+  cases.push_back(
+      recurrence_case({Cell::mlstm, true, 2, 40, 2, 32, 32, 16}, LinearKernel::automatic, salt++));
   cases.push_back(recurrence_case({Cell::mamba2, false, 2, 300, 2, 32, 32, 16},
                                   LinearKernel::automatic, salt++));
   cases.push_back(
