@@ -3,6 +3,7 @@
 // read transposed; the bias rides in the GEMM's epilogue. The precision picks the compute type:
 // fp32 exact, tf32 or bf16 tensor cores on fp32 storage. Bias gradients and the embedding are
 // small reductions of our own (atomics per block). Checked by kernels/selftest/dense.cpp.
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -97,17 +98,26 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, 
                                  ctx.stream));
 }
 
-constexpr int kColumnThreads = 256;
-constexpr int kRowsPerBlock = 256;
+constexpr int kColumnTile = 32;  // a warp reads one row's 32 consecutive columns
+constexpr int kRowLanes = 8;     // warps per block, each on every 8th row of the block's rows
+constexpr int64_t kMinRowsPerBlock = 64;
 
-// db[o] += Σ_n dy[n, o]: each block sums kRowsPerBlock rows of a column tile, then one atomic.
-__global__ void column_sums_kernel(float* db, const float* dy, int64_t N, int64_t O) {
-  const int64_t o = int64_t(blockIdx.x) * kColumnThreads + threadIdx.x;
-  if (o >= O) return;
-  const int64_t first = int64_t(blockIdx.y) * kRowsPerBlock;
-  const int64_t last = min(first + kRowsPerBlock, N);
+// db[o] += Σ_n dy[n, o]: a block sums `rows` rows of a 32-column tile, its warps over rows
+// apart, then one atomic per column. Blocks split the rows as well as the columns: with the
+// columns alone, a narrow layer (O = 128) would give the GPU a handful of blocks, each through
+// every row.
+__global__ void __launch_bounds__(kColumnTile * kRowLanes)
+    column_sums_kernel(float* db, const float* dy, int64_t N, int64_t O, int64_t rows) {
+  __shared__ float partial[kRowLanes][kColumnTile];
+  const int64_t o = int64_t(blockIdx.x) * kColumnTile + threadIdx.x;
+  const int64_t first = int64_t(blockIdx.y) * rows, last = min(first + rows, N);
   float sum = 0;
-  for (int64_t n = first; n < last; ++n) sum += dy[n * O + o];
+  if (o < O)
+    for (int64_t n = first + threadIdx.y; n < last; n += kRowLanes) sum += dy[n * O + o];
+  partial[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || o >= O) return;
+  for (int y = 1; y < kRowLanes; ++y) sum += partial[y][threadIdx.x];
   atomicAdd(db + o, sum);
 }
 
@@ -150,9 +160,14 @@ void linear_bwd(const Context& ctx, float* dx, float* dW, float* db, const float
   // dWᵀ[I×O] += xᵀ[I×N] · dy[N×O]
   gemm(ctx, false, true, I, O, N, x, I, dy, O, 1.0f, dW, I, nullptr);
   if (db) {
-    const dim3 grid(unsigned((O + kColumnThreads - 1) / kColumnThreads),
-                    unsigned((N + kRowsPerBlock - 1) / kRowsPerBlock));
-    column_sums_kernel<<<grid, kColumnThreads, 0, ctx.stream>>>(db, dy, N, O);
+    // About four blocks per SM, of at least kMinRowsPerBlock rows each.
+    const int64_t tiles = (O + kColumnTile - 1) / kColumnTile;
+    const int64_t wanted = (4 * int64_t(std::max(ctx.sm_count, 1)) + tiles - 1) / tiles;
+    const int64_t splits =
+        std::max<int64_t>(1, std::min(wanted, (N + kMinRowsPerBlock - 1) / kMinRowsPerBlock));
+    const int64_t rows = (N + splits - 1) / splits;
+    const dim3 grid(unsigned(tiles), unsigned((N + rows - 1) / rows));
+    column_sums_kernel<<<grid, dim3(kColumnTile, kRowLanes), 0, ctx.stream>>>(db, dy, N, O, rows);
     SL_CUDA_LAUNCH_CHECK();
   }
 }
