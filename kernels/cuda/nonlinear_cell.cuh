@@ -10,7 +10,9 @@
 
 namespace statelab::cuda {
 
-__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+// The quotient by the fast reciprocal (2 ulp): the IEEE division's range checks and slow path,
+// three per cell, cost the LSTM and sLSTM forwards at L 4% of their time.
+__device__ __forceinline__ float sigmoid(float x) { return __fdividef(1.f, 1.f + expf(-x)); }
 
 // log σ(x) without overflow for large |x|
 __device__ __forceinline__ float log_sigmoid(float x) {

@@ -185,7 +185,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Param
       } else if (s + 1 < p.T) {
         const uint32_t dst = shared_address(dst_local);
         const uint32_t bar = bars + 8 * (s & 1);
-        for (int q = 0; q < p.nsplit; ++q) {
+        // Unrolled to the largest cluster: as a loop of nsplit trips it cost LSTM L 6% more.
+#pragma unroll
+        for (int q = 0; q < kMaxCluster; ++q) {
+          if (q >= p.nsplit) break;
           const uint32_t peer = in_rank(dst, q), peer_bar = in_rank(bar, q);
           store_async(peer, hi, peer_bar);
           if (kSplit) store_async(peer + sizeof(float) * part, lo, peer_bar);

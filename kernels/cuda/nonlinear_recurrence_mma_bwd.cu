@@ -153,7 +153,11 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
       float gh = in.dh;
       if (s + 1 < p.T) {
         const float* src = recv + ((s + 1) & 1) * recv_parity + row * p.units + jl;
-        for (int q = 0; q < p.nsplit; ++q) gh += src[q * share];
+#pragma unroll
+        for (int q = 0; q < kMaxCluster; ++q) {
+          if (q >= p.nsplit) break;
+          gh += src[q * share];
+        }
       }
       d = cell_step_backward(p.slstm, p.exp_forget, gh, in, c_s, n_s, carry);
       float* out = p.dpre + gate0 + s * gate_step;
