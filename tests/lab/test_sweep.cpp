@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -265,7 +266,17 @@ TEST(SweepRun, AStoppedSweepRecordsNoRunItStoppedAsFailedAndExits130) {
   const std::string out = dir / "out";
   const pid_t pid = start_sweep(sweep, out, dir / "first.log");
   ASSERT_GE(pid, 0);
-  // SIGTERM reaches the runs wherever they are: starting up, training or evaluating.
+  // The sweep takes SIGTERM from its header line on (before it, the signal's default action
+  // ends it, under sanitizers sometimes past 300 ms); from there it reaches the runs wherever
+  // they are: starting up, training or evaluating.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto started = [&] {
+    std::ifstream log(dir / "first.log");
+    const std::string text{std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>()};
+    return text.find("grid cells") != std::string::npos;
+  };
+  while (!started() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   kill(pid, SIGTERM);
   int status = 0;
