@@ -1,8 +1,9 @@
-// Selftest cases for causal attention and RoPE: kernels/cuda/attention.cu against the CPU twin
-// run in double. Attention shapes break the 64-row tiles (T = 1, 7, 33, 65, 130, 1500), reach every
-// head-width instantiation with and without padding (Dh = 1, 2, 5, 16, 32, 33, 64, 100, 128) and
-// include the S and M training shapes; q and k up to ±4 make the softmax peaked. RoPE runs in place
-// and out of place up to T = 16384, where angles are large; odd Dh and over-wide heads must throw.
+// Selftest cases for causal attention and RoPE: kernels/cuda/attention.cu and rope.cu against the
+// CPU twins run in double. Attention shapes break the 64-row tiles (T = 1, 7, 33, 65, 130, 1500),
+// reach every head-width instantiation with and without padding (Dh = 1, 2, 5, 16, 32, 33, 64, 100,
+// 128) and include the S and M training shapes; q and k up to ±4 make the softmax peaked. RoPE runs
+// in place and out of place up to T = 16384, where angles are large; odd Dh and over-wide heads
+// must throw.
 #include "kernels/selftest/harness.hpp"
 
 #include <cmath>
