@@ -1,13 +1,17 @@
 // LayerNorm (headwise: G groups of Dg per row), RMSNorm and L2 normalisation on CUDA, twins of
 // kernels/cpu/norm.cpp. The three share one forward and one backward kernel: each normalises a
 // segment (a row, or a group of a row) with L lanes, a power of two up to a warp for short
-// segments (several segments per warp) or the whole block for segments over 1024. Statistics
-// are fp32 and two-pass (mean, then Σ(x − mean)²) for stability. Parameter gradients come from
-// a column-parallel kernel with per-block partial sums and one atomicAdd per column per block
-// (non-deterministic summation order). Checked by kernels/selftest/norm.cpp.
+// segments (several segments per warp) or the whole block for segments over 1024. Segments of
+// at most 512 elements in aligned float4 take register-resident twins of the two kernels,
+// which read their inputs once. Statistics are fp32 and two-pass (mean, then Σ(x − mean)²) for
+// stability. Parameter gradients come from a column-parallel kernel with per-block partial sums
+// and one atomicAdd per column per block (non-deterministic summation order). Checked by
+// kernels/selftest/norm.cpp.
 #include "kernels/cuda/norm.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "kernels/cuda/lane_sum.cuh"
@@ -124,6 +128,111 @@ __global__ void __launch_bounds__(kThreads) norm_bwd_kernel(NormBwdParams p) {
   }
 }
 
+// The register-resident twins, for segments of at most kVecLen elements, a multiple of four,
+// every buffer 16-byte aligned: a segment's group of `lanes` lanes (a power of two, at most a
+// warp) holds it in kVec float4 per lane, so each input is read from memory once. The generic
+// kernels re-read x for every pass and give a 32-unit head one warp that loads a float a lane.
+constexpr int kVec = 4;
+constexpr int64_t kVecLen = 4 * kVec * 32;
+
+__device__ float4 zero4() { return make_float4(0.f, 0.f, 0.f, 0.f); }
+__device__ float sum4(float4 v) { return (v.x + v.y) + (v.z + v.w); }
+
+__global__ void __launch_bounds__(kThreads) norm_fwd_vec_kernel(NormFwdParams p) {
+  const int lanes = p.lanes, lane = threadIdx.x % lanes;
+  const int per_block = kThreads / lanes;
+  const int64_t quads = p.len / 4;
+  const auto* x4 = reinterpret_cast<const float4*>(p.x);
+  const auto* w4 = reinterpret_cast<const float4*>(p.w);
+  const auto* b4 = reinterpret_cast<const float4*>(p.b);
+  auto* y4 = reinterpret_cast<float4*>(p.y);
+  for (int64_t first = int64_t(blockIdx.x) * per_block; first < p.segments;
+       first += int64_t(gridDim.x) * per_block) {
+    const int64_t s = first + threadIdx.x / lanes;
+    const bool live = s < p.segments;  // dead lanes still join the reductions
+    float4 v[kVec];
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) {
+      const int64_t c = lane + int64_t(i) * lanes;
+      v[i] = live && c < quads ? x4[s * quads + c] : zero4();
+      sum += sum4(v[i]);
+    }
+    const float mu = p.centre ? lane_group_sum<kWarps>(sum, lanes, nullptr) / float(p.len) : 0.f;
+    float sq = 0.f;
+#pragma unroll
+    for (int i = 0; i < kVec; ++i)
+      if (lane + int64_t(i) * lanes < quads) {
+        const float4 d = make_float4(v[i].x - mu, v[i].y - mu, v[i].z - mu, v[i].w - mu);
+        sq += (d.x * d.x + d.y * d.y) + (d.z * d.z + d.w * d.w);
+      }
+    sq = lane_group_sum<kWarps>(sq, lanes, nullptr);
+    const float rs = 1.f / sqrtf((p.mean_square ? sq / float(p.len) : sq) + p.eps);
+    if (!live) continue;
+    if (lane == 0) {
+      if (p.mean) p.mean[s] = mu;
+      p.rstd[s] = rs;
+    }
+    const int64_t k0 = (s % p.G) * quads;
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) {
+      const int64_t c = lane + int64_t(i) * lanes;
+      if (c >= quads) break;
+      const float4 w = w4 ? w4[k0 + c] : make_float4(1.f, 1.f, 1.f, 1.f);
+      const float4 b = b4 ? b4[k0 + c] : zero4();
+      y4[s * quads + c] =
+          make_float4((v[i].x - mu) * rs * w.x + b.x, (v[i].y - mu) * rs * w.y + b.y,
+                      (v[i].z - mu) * rs * w.z + b.z, (v[i].w - mu) * rs * w.w + b.w);
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) norm_bwd_vec_kernel(NormBwdParams p) {
+  const int lanes = p.lanes, lane = threadIdx.x % lanes;
+  const int per_block = kThreads / lanes;
+  const int64_t quads = p.len / 4;
+  const auto* x4 = reinterpret_cast<const float4*>(p.x);
+  const auto* dy4 = reinterpret_cast<const float4*>(p.dy);
+  const auto* w4 = reinterpret_cast<const float4*>(p.w);
+  auto* dx4 = reinterpret_cast<float4*>(p.dx);
+  for (int64_t first = int64_t(blockIdx.x) * per_block; first < p.segments;
+       first += int64_t(gridDim.x) * per_block) {
+    const int64_t s = first + threadIdx.x / lanes;
+    const bool live = s < p.segments;
+    const int64_t row = (live ? s : 0) * quads, k0 = (live ? s % p.G : 0) * quads;
+    const float mu = live && p.mean ? p.mean[s] : 0.f;
+    const float rs = live ? p.rstd[s] : 0.f;
+    float4 g[kVec], xh[kVec];
+    float sg = 0.f, sgx = 0.f;
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) {
+      const int64_t c = lane + int64_t(i) * lanes;
+      g[i] = xh[i] = zero4();
+      if (!live || c >= quads) continue;
+      const float4 dy = dy4[row + c], x = x4[row + c];
+      const float4 w = w4 ? w4[k0 + c] : make_float4(1.f, 1.f, 1.f, 1.f);
+      g[i] = make_float4(dy.x * w.x, dy.y * w.y, dy.z * w.z, dy.w * w.w);
+      xh[i] = p.normalised
+                  ? x
+                  : make_float4((x.x - mu) * rs, (x.y - mu) * rs, (x.z - mu) * rs, (x.w - mu) * rs);
+      sg += sum4(g[i]);
+      sgx += (g[i].x * xh[i].x + g[i].y * xh[i].y) + (g[i].z * xh[i].z + g[i].w * xh[i].w);
+    }
+    const float mg = p.centre ? lane_group_sum<kWarps>(sg, lanes, nullptr) / float(p.len) : 0.f;
+    const float sum_gx = lane_group_sum<kWarps>(sgx, lanes, nullptr);
+    const float mgx = p.mean_square ? sum_gx / float(p.len) : sum_gx;
+    if (!live) continue;
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) {
+      const int64_t c = lane + int64_t(i) * lanes;
+      if (c >= quads) break;
+      dx4[row + c] =
+          make_float4(rs * (g[i].x - mg - xh[i].x * mgx), rs * (g[i].y - mg - xh[i].y * mgx),
+                      rs * (g[i].z - mg - xh[i].z * mgx), rs * (g[i].w - mg - xh[i].w * mgx));
+    }
+  }
+}
+
 // dw[k] += Σ_n dy·x̂, db[k] += Σ_n dy over rows of D = G·Dg columns, column k in group k / Dg.
 // Block (32 columns, 8 row lanes) walks its rows grid-strided, reduces the 8 row lanes in
 // shared memory and adds once per column.
@@ -178,15 +287,41 @@ int segment_grid(const Context& ctx, int64_t segments, int lanes) {
   return int(std::clamp<int64_t>((segments + per_block - 1) / per_block, 1, block_cap(ctx)));
 }
 
+// Whether segments of len elements over these buffers (null ones ignored) fit the
+// register-resident kernels.
+bool vec_fits(int64_t len, std::initializer_list<const void*> buffers) {
+  if (len % 4 != 0 || len > kVecLen) return false;
+  for (const void* b : buffers)
+    if (reinterpret_cast<uintptr_t>(b) % 16 != 0) return false;
+  return true;
+}
+
+// Lanes per segment in the register-resident kernels: kVec float4 a lane.
+int vec_lanes(int64_t len) {
+  int lanes = 1;
+  while (lanes * 4 * kVec < len) lanes *= 2;
+  return lanes;
+}
+
 void launch_fwd(const Context& ctx, NormFwdParams p) {
-  p.lanes = lanes_for(p.len);
-  norm_fwd_kernel<<<segment_grid(ctx, p.segments, p.lanes), kThreads, 0, ctx.stream>>>(p);
+  const bool vec = vec_fits(p.len, {p.y, p.x, p.w, p.b});
+  p.lanes = vec ? vec_lanes(p.len) : lanes_for(p.len);
+  const int grid = segment_grid(ctx, p.segments, p.lanes);
+  if (vec)
+    norm_fwd_vec_kernel<<<grid, kThreads, 0, ctx.stream>>>(p);
+  else
+    norm_fwd_kernel<<<grid, kThreads, 0, ctx.stream>>>(p);
   SL_CUDA_LAUNCH_CHECK();
 }
 
 void launch_bwd(const Context& ctx, NormBwdParams p) {
-  p.lanes = lanes_for(p.len);
-  norm_bwd_kernel<<<segment_grid(ctx, p.segments, p.lanes), kThreads, 0, ctx.stream>>>(p);
+  const bool vec = vec_fits(p.len, {p.dx, p.dy, p.x, p.w});
+  p.lanes = vec ? vec_lanes(p.len) : lanes_for(p.len);
+  const int grid = segment_grid(ctx, p.segments, p.lanes);
+  if (vec)
+    norm_bwd_vec_kernel<<<grid, kThreads, 0, ctx.stream>>>(p);
+  else
+    norm_bwd_kernel<<<grid, kThreads, 0, ctx.stream>>>(p);
   SL_CUDA_LAUNCH_CHECK();
 }
 

@@ -1,8 +1,10 @@
 // Selftest cases for kernels/cuda/norm.cu against kernels/cpu/norm.cpp in double: LayerNorm
 // with G = 1 and headwise, Dg from 1 to 4099 (the several-segments-per-warp, warp and block
-// paths), with and without bias; RMSNorm and the L2 norm over widths from 2 to 5000;
-// 8192-token shapes. Backward gets the forward's saved statistics from the reference (rounded
-// to float), so each direction is checked on its own; dw and db start from random values.
+// paths, and the register-resident one for widths in fours up to 512: one to 32 lanes a
+// segment, several grid strides, G that does not divide a block's segments, a width just past
+// it), with and without bias; RMSNorm and the L2 norm over widths from 2 to 5000; 8192-token
+// shapes. Backward gets the forward's saved statistics from the reference (rounded to float),
+// so each direction is checked on its own; dw and db start from random values.
 #include <string>
 #include <vector>
 
@@ -171,6 +173,12 @@ std::vector<Case> norm_cases() {
                                    {8192, 1, 1024, true},
                                    {8192, 4, 64, true},
                                    {8192, 1, 128, false},
+                                   {8192, 4, 32, false},
+                                   {100000, 3, 4, true},
+                                   {37, 5, 12, true},
+                                   {1000, 3, 20, false},
+                                   {300, 1, 512, true},
+                                   {20, 1, 516, true},
                                    {33, 1, 4099, true},
                                    {5, 2, 1500, true}})
     cases.push_back(layernorm_case(sh, salt++));
@@ -179,6 +187,7 @@ std::vector<Case> norm_cases() {
   for (const auto& nd : {std::pair<int64_t, int64_t>{1, 2},
                          {37, 7},
                          {8192, 128},
+                         {100, 36},
                          {8192, 1024},
                          {17, 2049},
                          {3, 5000}})
