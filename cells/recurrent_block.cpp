@@ -54,8 +54,6 @@ RecurrentBlock<S>::RecurrentBlock(ParamStore<S>& ps, Arena<S>& arena, const std:
     xc_ = arena.reserve(D);
     xif_ = arena.reserve(D);
   }
-  uif_ = arena.reserve(2 * D);
-  uzo_ = arena.reserve(2 * D);
   pre_ = arena.reserve(4 * D);
   raw_ = arena.reserve(4 * D);
   gates_ = arena.reserve(4 * D);
@@ -72,8 +70,6 @@ RecurrentBlock<S>::RecurrentBlock(ParamStore<S>& ps, Arena<S>& arena, const std:
   }
   dh_ = arena.reserve(D, SlotUse::backward);
   dpre_ = arena.reserve(4 * D, SlotUse::backward);
-  duif_ = arena.reserve(2 * D, SlotUse::backward);
-  duzo_ = arena.reserve(2 * D, SlotUse::backward);
   dxif_ = arena.reserve(D, SlotUse::backward);
   if (conv_) dxc_ = arena.reserve(D, SlotUse::backward);
   dxn_ = arena.reserve(D, SlotUse::backward);
@@ -114,13 +110,10 @@ void RecurrentBlock<S>::forward(Pass p, const S* x, S* y) {
     ops::activation_fwd(ex, cpu::Activation::silu, arena_(xif_), arena_(xc_), N * D);
     xif = arena_(xif_);
   }
-  gate_if_.forward(ps_, p, xif, arena_(uif_));
-  gate_zo_.forward(ps_, p, xn, arena_(uzo_));
-  // Interleave [N, H, 2, Dh] (i, f) and [N, H, 2, Dh] (z, o) into [N, H, 4, Dh].
-  const int64_t half = 2 * Dh_;
+  // The recurrence takes the two projections' [N, H, 2, Dh] outputs one after the other.
   S* pre = arena_(pre_);
-  ops::copy_rows(ex, pre, 2 * half, arena_(uif_), half, N * H_, half);
-  ops::copy_rows(ex, pre + half, 2 * half, arena_(uzo_), half, N * H_, half);
+  gate_if_.forward(ps_, p, xif, pre);
+  gate_zo_.forward(ps_, p, xn, pre + N * 2 * D);
   ops::nonlinear_recurrence_fwd(ex, recurrence(p));
   head_norm_.forward(ps_, arena_, p, arena_(h_), arena_(hn_));
   S* y1 = ffn_ ? arena_(y1_) : y;
@@ -147,19 +140,17 @@ void RecurrentBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   const auto r = recurrence(p);
   ops::nonlinear_recurrence_bwd(ex, r, arena_(dh_), arena_(dpre_), ps_.grad(R_),
                                 work_.get(ex, ops::nonlinear_recurrence_work_size(ex, r)));
-  const int64_t half = 2 * Dh_;
-  const S* dpre = arena_(dpre_);
-  ops::copy_rows(ex, arena_(duif_), half, dpre, 2 * half, N * H_, half);
-  ops::copy_rows(ex, arena_(duzo_), half, dpre + half, 2 * half, N * H_, half);
+  const S* dpre_if = arena_(dpre_);
+  const S* dpre_zo = dpre_if + N * 2 * D;
   const S* xn = arena_(xn_);
   S* dxn = arena_(dxn_);
-  gate_zo_.backward(ps_, p, xn, arena_(duzo_), dxn);
+  gate_zo_.backward(ps_, p, xn, dpre_zo, dxn);
   if (conv_) {
-    gate_if_.backward(ps_, p, arena_(xif_), arena_(duif_), arena_(dxif_));
+    gate_if_.backward(ps_, p, arena_(xif_), dpre_if, arena_(dxif_));
     ops::activation_bwd(ex, cpu::Activation::silu, arena_(dxc_), arena_(dxif_), arena_(xc_), N * D);
     conv_->backward(ps_, p, xn, arena_(dxc_), arena_(dxn_b_));
   } else {
-    gate_if_.backward(ps_, p, xn, arena_(duif_), arena_(dxn_b_));
+    gate_if_.backward(ps_, p, xn, dpre_if, arena_(dxn_b_));
   }
   ops::add_inplace(ex, dxn, arena_(dxn_b_), N * D);
   norm1_.backward(ps_, arena_, p, x, dxn, dx);
@@ -189,8 +180,13 @@ std::string RecurrentBlock<S>::find_non_finite(Pass p) const {
     checks.push_back([&] { return plain("conv output", xc_, D); });
     checks.push_back([&] { return plain("conv SiLU", xif_, D); });
   }
-  checks.push_back([&] { return plain("i/f gate projection", uif_, 2 * D); });
-  checks.push_back([&] { return plain("z/o gate projection", uzo_, 2 * D); });
+  // The two gate projections, one after the other in pre_.
+  auto projection = [&](const std::string& what, int64_t half) -> std::string {
+    const auto at = earliest_non_finite(arena_.host(pre_) + half * p.tokens() * 2 * D, p, 2 * D);
+    return at ? describe(what, *at) : "";
+  };
+  checks.push_back([&] { return projection("i/f gate projection", 0); });
+  checks.push_back([&] { return projection("z/o gate projection", 1); });
   checks.push_back([&] { return headed("gate pre-activations", raw_, 4); });
   checks.push_back([&] { return headed("gates", gates_, 4); });
   checks.push_back([&] { return headed("cell state c", c_, 1); });

@@ -45,9 +45,9 @@ class RecurrentBlock final : public Block<S> {
   std::optional<GroupLayerNorm<S>> norm2_;
   std::optional<GatedFfn<S>> ffn_;
   // forward
-  Slot xn_, xc_, xif_, uif_, uzo_, pre_, raw_, gates_, c_, n_, m_, h_, hn_, y1_, xn2_;
+  Slot xn_, xc_, xif_, pre_, raw_, gates_, c_, n_, m_, h_, hn_, y1_, xn2_;
   // backward
-  Slot dy1_, dxn2_, dh_, dpre_, duif_, duzo_, dxif_, dxc_, dxn_, dxn_b_;
+  Slot dy1_, dxn2_, dh_, dpre_, dxif_, dxc_, dxn_, dxn_b_;
   Scratch<S> work_;  // the recurrence backward's work buffer
 };
 

@@ -29,7 +29,11 @@ template <typename S>
 void nonlinear_recurrence_fwd(const NonlinearRecurrence<S>& p) {
   const int64_t B = p.B, T = p.T, H = p.H, Dh = p.Dh, D = H * Dh, G = 4 * Dh;
   const bool slstm = p.cell == NonlinearCell::slstm;
-  std::copy_n(p.pre, B * T * H * G, p.raw);
+  const int64_t rows = B * T * H, width = 2 * Dh;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy_n(p.pre + r * width, width, p.raw + r * G);
+    std::copy_n(p.pre + (rows + r) * width, width, p.raw + r * G + width);
+  }
   for (int64_t t = 0; t < T; ++t) {
     if (t > 0)
       for (int64_t hd = 0; hd < H; ++hd) {
@@ -86,6 +90,7 @@ void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* d
                               S* work) {
   const int64_t B = p.B, T = p.T, H = p.H, Dh = p.Dh, D = H * Dh, G = 4 * Dh;
   const bool slstm = p.cell == NonlinearCell::slstm;
+  const int64_t width = 2 * Dh, half = B * T * H * width;  // dpre's (z̃, õ) half starts at half
   S* dh_rec = work;           // [B, H, Dh] gradient reaching h_t through R from step t+1
   S* dc_carry = work + B * D;  // [B, H, Dh] gradient reaching c_t from c_{t+1}
   S* dn_carry = work + 2 * B * D;
@@ -99,7 +104,8 @@ void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* d
         const int64_t wi = (b * H + hd) * Dh;
         const S* r = p.raw + gi;
         const S* g = p.gates + gi;
-        S* d = dpre + gi;
+        S* d_if = dpre + ((b * T + t) * H + hd) * width;  // dĩ, df̃
+        S* d_zo = d_if + half;                            // dz̃, dõ
         for (int64_t k = 0; k < Dh; ++k) {
           const S gh = dh[si + k] + dh_rec[wi + k];
           const S i = g[k], f = g[Dh + k], z = g[2 * Dh + k], o = g[3 * Dh + k];
@@ -108,10 +114,10 @@ void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* d
           if (!slstm) {
             const S tc = std::tanh(c);
             const S dc = dc_carry[wi + k] + gh * o * (S(1) - tc * tc);
-            d[k] = dc * z * i * (S(1) - i);
-            d[Dh + k] = dc * c_prev * f * (S(1) - f);
-            d[2 * Dh + k] = dc * i * (S(1) - z * z);
-            d[3 * Dh + k] = gh * tc * o * (S(1) - o);
+            d_if[k] = dc * z * i * (S(1) - i);
+            d_if[Dh + k] = dc * c_prev * f * (S(1) - f);
+            d_zo[k] = dc * i * (S(1) - z * z);
+            d_zo[Dh + k] = gh * tc * o * (S(1) - o);
             dc_carry[wi + k] = dc * f;
             continue;
           }
@@ -122,28 +128,33 @@ void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* d
           const S d_f_s = dc * c_prev + dn * n_prev;
           const S d_i_s = dc * z + dn;
           const S d_log_f = d_f_s * f;
-          d[k] = d_i_s * i;
-          d[Dh + k] = p.exp_forget ? d_log_f : d_log_f * (S(1) - sigmoid(r[Dh + k]));
-          d[2 * Dh + k] = dc * i * (S(1) - z * z);
-          d[3 * Dh + k] = gh * (c / n) * o * (S(1) - o);
+          d_if[k] = d_i_s * i;
+          d_if[Dh + k] = p.exp_forget ? d_log_f : d_log_f * (S(1) - sigmoid(r[Dh + k]));
+          d_zo[k] = dc * i * (S(1) - z * z);
+          d_zo[Dh + k] = gh * (c / n) * o * (S(1) - o);
           dc_carry[wi + k] = dc * f;
           dn_carry[wi + k] = dn * f;
         }
       }
-    // The gradient that reaches h_{t-1} through R: dh_rec = dpre_t · Rᵀ per head.
+    // The gradient that reaches h_{t-1} through R: dh_rec = dpre_t · Rᵀ per head, a gate half
+    // (R's columns 2Dh·q onwards) at a time.
     if (t > 0)
-      for (int64_t hd = 0; hd < H; ++hd)
-        mat(dh_rec + hd * Dh, B, Dh, D).noalias() =
-            cmat(dpre + (t * H + hd) * G, B, G, T * H * G) *
-            cmat(p.R + hd * Dh * G, Dh, G).transpose();
+      for (int64_t hd = 0; hd < H; ++hd) {
+        auto rec = mat(dh_rec + hd * Dh, B, Dh, D);
+        rec.setZero();
+        for (int64_t q = 0; q < 2; ++q)
+          rec.noalias() += cmat(dpre + q * half + (t * H + hd) * width, B, width, T * H * width) *
+                           cmat(p.R + hd * Dh * G + q * width, Dh, width, G).transpose();
+      }
   }
-  // dR_h = Σ_{b, t>=1} h_{t-1}ᵀ · dpre_t, one GEMM per sequence and head.
+  // dR_h = Σ_{b, t>=1} h_{t-1}ᵀ · dpre_t, one GEMM per sequence, head and gate half.
   if (T > 1)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t hd = 0; hd < H; ++hd)
-        mat(dR + hd * Dh * G, Dh, G).noalias() +=
-            cmat(p.h + (b * T * H + hd) * Dh, T - 1, Dh, D).transpose() *
-            cmat(dpre + ((b * T + 1) * H + hd) * G, T - 1, G, H * G);
+        for (int64_t q = 0; q < 2; ++q)
+          mat(dR + hd * Dh * G + q * width, Dh, width, G).noalias() +=
+              cmat(p.h + (b * T * H + hd) * Dh, T - 1, Dh, D).transpose() *
+              cmat(dpre + q * half + ((b * T + 1) * H + hd) * width, T - 1, width, H * width);
 }
 
 #define SL_INSTANTIATE(S)                                                                    \

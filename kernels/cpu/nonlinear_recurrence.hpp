@@ -12,13 +12,16 @@ namespace statelab::cpu {
 
 enum class NonlinearCell { lstm, slstm };
 
-// Gate order everywhere: i, f, z, o.  Layouts are batch-major; Dh = units per head.
+// Gate order everywhere: i, f, z, o.  Layouts are batch-major; Dh = units per head. The input
+// contributions and their gradients come in halves, [2, B, T, H, 2, Dh]: the (ĩ, f̃) half of
+// every (b, t, head) row, then the (z̃, õ) half, i.e. the two input projections' outputs one
+// after the other, as they are written; the saved raw and gates hold all four gates per row.
 template <typename S>
 struct NonlinearRecurrence {
   NonlinearCell cell = NonlinearCell::slstm;
   bool exp_forget = false;  // sLSTM: forget gate exp(f̃) instead of σ(f̃)
   int64_t B = 0, T = 0, H = 0, Dh = 0;
-  const S* pre = nullptr;  // [B, T, H, 4, Dh] input contribution W x_t + b
+  const S* pre = nullptr;  // [2, B, T, H, 2, Dh] input contribution W x_t + b
   const S* R = nullptr;    // [H, Dh, 4, Dh]: raw[b,h,g,:] += Σ_k h_{t-1}[b,h,k] · R[h,k,g,:]
   // Saved by forward:
   S* raw = nullptr;    // [B, T, H, 4, Dh] pre-activations ĩ, f̃, z̃, õ
@@ -36,7 +39,7 @@ template <typename S>
 void nonlinear_recurrence_fwd(const NonlinearRecurrence<S>& p);
 
 // dh: [B, T, H, Dh] gradient of the loss w.r.t. every h_t from above (consumed read-only).
-// dpre: [B, T, H, 4, Dh] overwritten; dR: [H, Dh, 4, Dh] accumulated.
+// dpre: [2, B, T, H, 2, Dh] overwritten; dR: [H, Dh, 4, Dh] accumulated.
 // work: 3·B·H·Dh scratch elements (no allocation inside the step loop).
 // m is treated as a constant: h does not depend on it, so its total derivative is zero.
 template <typename S>

@@ -19,6 +19,34 @@ __device__ __forceinline__ float log_sigmoid(float x) {
   return -(fmaxf(-x, 0.f) + log1pf(expf(-fabsf(x))));
 }
 
+// Where one (batch row, head, unit)'s input pre-activations sit in pre and dpre, which are
+// [2, B, T, H, 2, Dh]: the (ĩ, f̃) halves of all gate rows, then the (z̃, õ) halves, as the
+// two input projections write them. `at` is step 0's ĩ, `step` the distance between steps and
+// `half` the one from (ĩ, f̃) to (z̃, õ).
+struct PreIndex {
+  int64_t at = 0, step = 0, half = 0;
+};
+
+__device__ __forceinline__ PreIndex pre_index(int b, int hd, int j, int B, int T, int H, int Dh) {
+  const int64_t width = 2 * int64_t(Dh);
+  return {(int64_t(b) * T * H + hd) * width + j, H * width, int64_t(B) * T * H * width};
+}
+
+__device__ __forceinline__ float4 load_pre_step(const float* pre, const PreIndex& x, int t,
+                                                int Dh) {
+  const float* q = pre + x.at + t * x.step;
+  return make_float4(q[0], q[Dh], q[x.half], q[x.half + Dh]);
+}
+
+__device__ __forceinline__ void store_pre_step(float* dpre, const PreIndex& x, int t, int Dh,
+                                               const float4& d) {
+  float* q = dpre + x.at + t * x.step;
+  q[0] = d.x;
+  q[Dh] = d.y;
+  q[x.half] = d.z;
+  q[x.half + Dh] = d.w;
+}
+
 // The carried state of one (row, unit): c, and for sLSTM the normalizer n and stabilizer m.
 struct CellState {
   float c = 0.f, n = 0.f, m = 0.f;

@@ -28,12 +28,14 @@ void nonlinear_recurrence_fwd(const Context& ctx, const cpu::NonlinearRecurrence
 // Scratch elements backward uses, what the blocks reserve: while the loop runs, the dh_rec
 // partials of heads split over a cooperative grid (within (B·T + 3·B)·H·Dh + 4·H·Dh·Dh; the kernel
 // runs as many groups at once as fit), then h shifted by one step for dR and the partial dR of
-// each slice of its rows (H · slices · 4·Dh·Dh, up to 32 slices of at least 256 rows).
+// each slice of its rows (H · slices · 4·Dh·Dh, up to 32 slices of at least 256 rows) with the
+// batched GEMM's pointer arrays. work must be aligned for pointers.
 int64_t nonlinear_recurrence_work_size(const cpu::NonlinearRecurrence<float>& p);
 
-// dh [B, T, H, Dh] read-only; dpre [B, T, H, 4, Dh] overwritten; dR [H, Dh, 4, Dh] accumulated
-// through cuBLAS GEMMs in ctx.precision (fp32: CUBLAS_COMPUTE_32F) over slices of the rows. The
-// recurrent product dpre · Rᵀ is FFMA or on the tensor cores as in forward.
+// dh [B, T, H, Dh] read-only; dpre [2, B, T, H, 2, Dh] overwritten (p.pre's layout: see
+// cpu::NonlinearRecurrence); dR [H, Dh, 4, Dh] accumulated through cuBLAS GEMMs in
+// ctx.precision (fp32: CUBLAS_COMPUTE_32F) over slices of the rows. The recurrent product
+// dpre · Rᵀ is FFMA or on the tensor cores as in forward.
 void nonlinear_recurrence_bwd(const Context& ctx, const cpu::NonlinearRecurrence<float>& p,
                               const float* dh, float* dpre, float* dR, float* work,
                               NonlinearKernel kernel = NonlinearKernel::automatic);

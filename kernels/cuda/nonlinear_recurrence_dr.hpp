@@ -10,11 +10,13 @@
 
 namespace statelab::cuda::nonlinear_dr {
 
-// The scratch accumulate uses: h shifted by one step (B·T·H·Dh), then the slices' partial dR
-// (H · slices · 4·Dh · Dh) when the rows are summed in more than one slice.
+// The scratch accumulate uses: h shifted by one step (B·T·H·Dh), then, when the rows are
+// summed in more than one slice, the slices' partial dR (H · slices · 4·Dh · Dh) and the
+// batched GEMM's pointer arrays. work must be aligned for pointers.
 int64_t work_size(const cpu::NonlinearRecurrence<float>& p);
 
-// dR [H, Dh, 4, Dh] += the GEMMs in ctx.precision, from p.h and dpre; needs T >= 2.
+// dR [H, Dh, 4, Dh] += the GEMMs in ctx.precision, from p.h and dpre ([2, B, T, H, 2, Dh], as
+// the backward writes it); needs T >= 2.
 void accumulate(const Context& ctx, const cpu::NonlinearRecurrence<float>& p, const float* dpre,
                 float* dR, float* work);
 

@@ -49,7 +49,7 @@ struct Params {
   int sh;       // float stride of an h buffer's rows, 32·kgroups + 8: float2 reads hit 32 banks
   int sr;       // float stride of the R·h tile's rows, 4·units up to ≡ 8 (mod 32), the same
   bool slstm, exp_forget;
-  const float* pre;  // [B, T, H, 4, Dh]
+  const float* pre;  // [2, B, T, H, 2, Dh]: see PreIndex
   const float* R;    // [H, Dh, 4, Dh]
   CellOutputs out;
 };
@@ -116,10 +116,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Param
   const int64_t D = int64_t(p.H) * p.Dh, gate_step = p.H * G;
   CellOutputs out = p.out;  // at this thread's (row, unit) of the current step
   out.advance(gate0, state0);
+  const PreIndex pre_at = pre_index(b0 + row, hd, j, p.B, p.T, p.H, p.Dh);
   auto load_pre = [&](int s) {
     if (!live || s >= p.T) return make_float4(0.f, 0.f, 0.f, 0.f);
-    const float* q = p.pre + gate0 + s * gate_step;
-    return make_float4(q[0], q[p.Dh], q[2 * p.Dh], q[3 * p.Dh]);
+    return load_pre_step(p.pre, pre_at, s, p.Dh);
   };
   // pre of three steps in flight: a step is much shorter than a DRAM round trip.
   float4 pre0 = load_pre(0), pre1 = load_pre(1), pre2 = load_pre(2);

@@ -44,7 +44,7 @@ struct BwdParams {
   bool slstm, exp_forget;
   const float* R;  // [H, Dh, 4, Dh]
   CellSaved saved;
-  float* dpre;  // [B, T, H, 4, Dh]
+  float* dpre;  // [2, B, T, H, 2, Dh]: see PreIndex
 };
 
 // Shared memory in floats: the mbarriers, the A tiles [step parity][hi, lo][kRows][sa], then the
@@ -118,6 +118,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
   const bool live = cell.live;
   const int64_t gate0 = cell.gate0, state0 = cell.state0;
   const int64_t D = int64_t(p.H) * p.Dh, gate_step = p.H * G;
+  const PreIndex dpre_at = pre_index(b0 + row, hd, cell.j, p.B, p.T, p.H, p.Dh);
   auto load_step = [&](int s) {
     return load_step_inputs(p.saved, gate0 + s * gate_step, state0 + s * D, D, p.Dh, s == 0,
                             p.slstm, p.exp_forget);
@@ -160,11 +161,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
         }
       }
       d = cell_step_backward(p.slstm, p.exp_forget, gh, in, c_s, n_s, carry);
-      float* out = p.dpre + gate0 + s * gate_step;
-      out[0] = d.x;
-      out[p.Dh] = d.y;
-      out[2 * p.Dh] = d.z;
-      out[3 * p.Dh] = d.w;
+      store_pre_step(p.dpre, dpre_at, s, p.Dh, d);
       c_s = in.c_prev;
       n_s = in.n_prev;
     }

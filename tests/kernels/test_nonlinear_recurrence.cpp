@@ -54,7 +54,9 @@ std::vector<double> naive_hidden(const Recurrence& r) {
         for (int64_t k = 0; k < r.Dh; ++k) {
           double g[4];
           for (int gate = 0; gate < 4; ++gate) {
-            g[gate] = r.pre[size_t((((b * r.T + t) * r.H + hd) * 4 + gate) * r.Dh + k)];
+            // pre: the (ĩ, f̃) halves of all rows, then the (z̃, õ) halves.
+            const int64_t row = (b * r.T + t) * r.H + hd, rows = r.B * r.T * r.H;
+            g[gate] = r.pre[size_t(((gate / 2) * rows + row) * 2 * r.Dh + (gate % 2) * r.Dh + k)];
             for (int64_t j = 0; j < r.Dh; ++j)
               g[gate] += h[size_t(hd * r.Dh + j)] * r.R[size_t(((hd * r.Dh + j) * 4 + gate) * r.Dh + k)];
           }
@@ -110,7 +112,8 @@ TEST(NonlinearRecurrence, SlstmExpForgetMatchesTheNaiveEquations) {
 // overflows float within a few steps; stabilized, float stays finite and close to double.
 TEST(NonlinearRecurrence, SlstmStaysFiniteInFloatWhereUnstabilizedGatesOverflow) {
   Recurrence r(cpu::NonlinearCell::slstm, true, 2, 400, 2, 4, 30.0, 0.3, 14);
-  for (int64_t i = 0; i < int64_t(r.pre.size()); i += 4 * r.Dh) r.pre[size_t(i)] += 60.0;  // ĩ large
+  // ĩ large: the first unit's ĩ of every row, in pre's (ĩ, f̃) half.
+  for (int64_t i = 0; i < int64_t(r.pre.size()) / 2; i += 2 * r.Dh) r.pre[size_t(i)] += 60.0;
   r.forward();
   auto cast = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
   std::vector<float> pre = cast(r.pre), R = cast(r.R), raw(r.raw.size()), gates(r.gates.size()),
