@@ -38,7 +38,7 @@ enum Vector {
   kSigma,   // Π of a over j's 16-block after j
   kZsum,    // Σ_j M_tj c_j
   kQn0,     // q_t · n0
-  kRdot,    // dy_t · (S_t q_t) over all value columns
+  kRdot,    // dy_t · (S_t q_t) over all value columns (backward)
   kKnu,     // k_t · ν_end
   kInvDen,  // 1 / divisor
   kDz,      // ∂L/∂(nᵀq)
@@ -51,7 +51,7 @@ enum Vector {
   kScalar,  // [0]: ⟨G_end, S0⟩ + ν_end·n0
   kVectors
 };
-constexpr int kForwardVectors = kRdot + 1;
+constexpr int kForwardVectors = kQn0 + 1;
 
 struct In {  // a strided [B, T, H, width] input, as cpu::Rows
   const float* p;
@@ -73,7 +73,7 @@ struct Params {
   bool delta, normalized;
   bool from_boundary;  // forward: each CTA one chunk (span 1) from its boundary state, no state
                        // written back
-  bool dot_mode;       // forward, from_boundary: write dy·(S q) partials into work instead of y
+  bool dot_mode;       // outputs kernel: write dy·(S q) partials into work instead of y
   float eps;
   In q, k, v, dy;
   const float *a, *b, *c, *floor;
@@ -237,16 +237,26 @@ __device__ inline void store_state(const Params& p, float* slot, const float* S,
 // Decays by products only (a can be exactly 0 and is signed, so nothing is ever divided):
 // D[t][j] = Π_{j<l≤t} a_l (0 above the diagonal), γ_t = Π_{l≤t} a_l. The four diagonal 16-blocks
 // come from column scans (threads 0..63); every other lower block is ρ_t · Π(whole blocks
-// between) · σ_j with the in-block prefix ρ and suffix σ.
-__device__ inline void decay_diagonal(float* D, float* rho, float* sigma, const float* a) {
+// between) · σ_j with the in-block prefix ρ and suffix σ. With col_mask = 15 (and ld >= 16) the
+// diagonal blocks land side by side in a [kL][ld] table instead of in the full D.
+__device__ inline void decay_diagonal(float* D, float* rho, float* sigma, const float* a,
+                                      int ld = kLdL, int col_mask = kL - 1) {
   const int j = threadIdx.x, s = j & ~15;
   float prod = 1.f;
   for (int r = s; r < s + 16; ++r) {
     if (r > j) prod *= a[r];
-    D[r * kLdL + j] = r < j ? 0.f : prod;
+    D[r * ld + (j & col_mask)] = r < j ? 0.f : prod;
     if (j == s) rho[r] = a[s] * prod;
   }
   sigma[j] = prod;
+}
+
+// ρ_t · Π of a over the whole 16-blocks from block `first` up to t's own: γ_t for first = 0, and
+// D[t][j] / σ_j for j in block first − 1 < t's.
+__device__ __forceinline__ float block_decay(const float* rho, int t, int first) {
+  float v = rho[t];
+  for (int blk = first; blk < (t >> 4); ++blk) v *= rho[16 * blk + 15];
+  return v;
 }
 
 // With A non-null, also A = b D ⊙ K Kᵀ on those blocks (the only ones the inverse reads there).
@@ -255,20 +265,11 @@ __device__ inline void decay_rest(float* D, float* gamma, const float* rho, cons
   for (int e = threadIdx.x; e < kL * kL; e += kThreads) {
     const int t = e / kL, j = e % kL, bt = t >> 4, bj = j >> 4;
     if (bt == bj) continue;
-    float v = 0.f;
-    if (bt > bj) {
-      v = rho[t] * sigma[j];
-      for (int blk = bj + 1; blk < bt; ++blk) v *= rho[16 * blk + 15];
-    }
+    const float v = bt > bj ? block_decay(rho, t, bj + 1) * sigma[j] : 0.f;
     D[t * kLdL + j] = v;
     if (A) A[t * kLdL + j] = b[t] * v * KK[t * kLdL + j];
   }
-  if (threadIdx.x < kL) {
-    const int t = threadIdx.x;
-    float g = rho[t];
-    for (int blk = 0; blk < (t >> 4); ++blk) g *= rho[16 * blk + 15];
-    gamma[t] = g;
-  }
+  if (threadIdx.x < kL) gamma[threadIdx.x] = block_decay(rho, threadIdx.x, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -451,7 +452,14 @@ inline bool y_apart_from_inputs(const Params& p) {
 void launch_forward(const Context& ctx, const Params& p, dim3 grid);
 
 // The chunk-parallel forward's first two steps (linear_recurrence_chunk_parallel.cu): after it
-// boundary slot c holds the state at the start of chunk c. Refuses shapes it cannot take.
+// boundary slot c holds the state at the start of chunk c, and for scalar decay p.final_state,
+// when asked for, the state at the end (the delta rule's comes from forward_kernel). Refuses
+// shapes it cannot take.
 void scan_chunk_states(const Context& ctx, const Params& p);
+
+// Scalar decay only: every chunk's outputs at once from its start state (c = 0: zero, else its
+// boundary slot), into y or, in dot mode, the dy·(S q) partials into work; grid as
+// forward_kernel's from the boundary (linear_recurrence_chunk_outputs.cu).
+void launch_outputs(const Context& ctx, const Params& p, dim3 grid);
 
 }  // namespace statelab::cuda::chunkwise::internal

@@ -1,8 +1,9 @@
 // The chunk-parallel forward's first two steps for the chunkwise linear recurrence on CUDA (the
-// third is the forward kernel, in linear_recurrence_chunkwise.cu): every chunk's own contribution
+// third is the outputs kernel of linear_recurrence_chunk_outputs.cu for scalar decay, the forward
+// kernel of linear_recurrence_chunkwise.cu for the delta rule): every chunk's own contribution
 // to its end state at once, then a scan over the chunks that leaves in each boundary slot the
-// state at its chunk's start. Checked, through the forward, against the CPU twin by
-// kernels/selftest/linear_recurrence.cpp.
+// state at its chunk's start (and, for scalar decay, in the final state the one at the end).
+// Checked, through the forward, against the CPU twin by kernels/selftest/linear_recurrence.cpp.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -20,11 +21,13 @@ namespace {
 // (the forward's U and S_end with S0 factored out; without a delta term M = γ_last I and
 // Δ = Vᵀ diag(w) K, w_t = c_t Π_{t<l≤last} a_l). Three launches replace the walk over chunks:
 //   1. one CTA per chunk but the last: Δ into the boundary slot after the chunk, and for the delta
-//      rule M into the chunk's rows of y, which nothing reads before step 3 writes them;
+//      rule M into the chunk's rows of y, which nothing reads before step 3 writes them; for
+//      scalar decay the last chunk too where the final state is asked for, its Δ into that;
 //   2. a scan over the chunks per (b, h): S_{c+1} = S_c M_c + Δ_c in place, γ_c S_c + Δ_c for
 //      scalar decay (one thread per state element), the matrix product for the delta rule (a CTA
 //      per 8 state rows, M_c and Δ_c staged two chunks ahead);
-//   3. forward_kernel from the boundary: every chunk's outputs at once, the last one's end state.
+//   3. every chunk's outputs at once from the boundary; for the delta rule also the last one's
+//      end state.
 // It moves the boundary states through memory twice more than the walk does, but its parallelism
 // is B·H·chunks instead of B·H·value slices, so few long sequences stop being latency-bound.
 
@@ -34,14 +37,27 @@ __device__ __forceinline__ float* transition_entry(const Params& p, int bb, int 
   return p.y.p + token * p.y.row + h * p.y.head + i % p.Dv;
 }
 
-// K, V (p.nv columns) and the gates of this CTA's chunk blockIdx.y of (b, h) = blockIdx.x, a full
-// one (step 1 never takes the last chunk), ready to read.
+// Chunks whose end state step 1 and the scalar decay's scan produce: every one but the last, and
+// the last as well where the final state is asked for.
+__host__ __device__ __forceinline__ int chunk_ends(const Params& p) {
+  return p.nchunks - 1 + (p.final_state ? 1 : 0);
+}
+
+// Where chunk c's end state goes: the boundary slot of the chunk after it, or the final state.
+__device__ __forceinline__ float* end_state(const Params& p, int bb, int h, int c) {
+  return c + 1 < p.nchunks ? boundary_slot(p, bb, h, c + 1)
+                           : p.final_state + (int64_t(bb) * p.H + h) * state_size(p);
+}
+
+// K, V (p.nv columns) and the gates of this CTA's chunk blockIdx.y of (b, h) = blockIdx.x (the
+// last may be short; its padding steps are identities), ready to read.
 __device__ void load_chunk(const Params& p, float* K, int ldk, float* V, int ldv, float* gates) {
   const int bb = blockIdx.x / p.H, h = blockIdx.x % p.H, t0 = blockIdx.y * p.chunk;
+  const int len = min(p.chunk, p.T - t0);
   const int64_t token0 = int64_t(bb) * p.T + t0;
-  load_tile(K, ldk, p.dkp, p.k, token0, h, p.chunk, 0, p.Dk);
-  load_tile(V, ldv, p.nv, p.v, token0, h, p.chunk, 0, p.Dv);
-  load_gates(gates, p, bb, h, t0, p.chunk);
+  load_tile(K, ldk, p.dkp, p.k, token0, h, len, 0, p.Dk);
+  load_tile(V, ldv, p.nv, p.v, token0, h, len, 0, p.Dv);
+  load_gates(gates, p, bb, h, t0, len);
   copy_commit();
   copy_wait<0>();
   __syncthreads();
@@ -71,7 +87,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(const Params p) {
     }
   }
   __syncthreads();
-  float* slot = boundary_slot(p, bb, h, c + 1);
+  float* slot = end_state(p, bb, h, c);
   const int vt = p.nv / 16, kt = p.dkp / 16, warp = threadIdx.x >> 5;
   for (int job = warp; job < vt * kt; job += kWarps) {
     const int m0 = 16 * (job % vt), n0 = 16 * (job / vt);
@@ -192,21 +208,21 @@ constexpr int kScanThreads = 256;
 constexpr int kScanWindow = 64;  // chunks whose products of a are staged at once
 constexpr int kScanAhead = 16;   // slot loads in flight ahead of the dependent updates
 
-// Scalar decay: boundary slot c + 1 holds Δ_c on entry and S_{c+1} on exit.
+// Scalar decay: chunk c's end state (end_state) holds Δ_c on entry and S_{c+1} on exit.
 __global__ void __launch_bounds__(kScanThreads) chunk_scan_kernel(const Params p) {
   __shared__ float steps[kScanWindow * kL];
   __shared__ float gamma[kScanWindow];
   const int bb = blockIdx.y / p.H, h = blockIdx.y % p.H;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t e = int64_t(blockIdx.x) * kScanThreads + threadIdx.x;
-  const int kept = p.nchunks - 1;  // chunks whose end state is a boundary slot
+  const int kept = chunk_ends(p);
   float S = 0.f;
   for (int w0 = 0; w0 < kept; w0 += kScanWindow) {
     const int w1 = min(kept, w0 + kScanWindow);
     __syncthreads();  // the previous window's products have been read
     for (int i = threadIdx.x; i < (w1 - w0) * kL; i += kScanThreads) {
       const int j = i % kL, t = (w0 + i / kL) * p.chunk + j;
-      steps[i] = j < p.chunk ? p.a[(int64_t(bb) * p.T + t) * p.H + h] : 1.f;
+      steps[i] = j < p.chunk && t < p.T ? p.a[(int64_t(bb) * p.T + t) * p.H + h] : 1.f;
     }
     __syncthreads();
     for (int c = warp; c < w1 - w0; c += kScanThreads / 32) {
@@ -220,12 +236,12 @@ __global__ void __launch_bounds__(kScanThreads) chunk_scan_kernel(const Params p
       float x[kScanAhead];
 #pragma unroll
       for (int i = 0; i < kScanAhead; ++i)
-        x[i] = c0 + i < w1 ? boundary_slot(p, bb, h, c0 + i + 1)[e] : 0.f;
+        x[i] = c0 + i < w1 ? end_state(p, bb, h, c0 + i)[e] : 0.f;
 #pragma unroll
       for (int i = 0; i < kScanAhead; ++i)
         if (c0 + i < w1) {
           S = gamma[c0 + i - w0] * S + x[i];
-          boundary_slot(p, bb, h, c0 + i + 1)[e] = S;
+          end_state(p, bb, h, c0 + i)[e] = S;
         }
     }
   }
@@ -299,7 +315,24 @@ __global__ void __launch_bounds__(kScanThreads) chunk_transition_scan_kernel(con
 }  // namespace
 
 void scan_chunk_states(const Context& ctx, const Params& p) {
-  if (p.nchunks == 1) return;  // the one chunk starts from zero
+  // One chunk starts from zero; only scalar decay's final state can still be asked of it here.
+  if (p.delta ? p.nchunks == 1 : chunk_ends(p) == 0) return;
+  SL_CHECK_SHAPE(p.boundary || p.nchunks == 1,
+                 "linear recurrence (chunk-parallel): the boundary states are required to pass "
+                 "states between its " +
+                     std::to_string(p.nchunks) + " chunks");
+  const bool split = ctx.precision == Precision::fp32;
+  Params s = p;
+  s.nv = int(ceil_div(p.Dv, 16) * 16);
+  if (!p.delta) {
+    launch(ctx, split ? chunk_state_kernel<true> : chunk_state_kernel<false>,
+           dim3(unsigned(p.B * p.H), unsigned(chunk_ends(p))), s, chunk_state_smem(s));
+    if (p.nchunks == 1) return;  // from the zero state, the one chunk's Δ is its end state
+    const dim3 grid(unsigned(ceil_div(state_size(p), kScanThreads)), unsigned(p.B * p.H));
+    chunk_scan_kernel<<<grid, kScanThreads, 0, ctx.stream>>>(p);
+    SL_CUDA_LAUNCH_CHECK();
+    return;
+  }
   SL_CHECK_SHAPE(transition_fits(p),
                  "linear recurrence (chunk-parallel): the delta rule keeps each chunk's Dk × Dk "
                  "transition in the chunk's outputs, which needs Dk² <= chunk·Dv (Dk=" +
@@ -308,28 +341,13 @@ void scan_chunk_states(const Context& ctx, const Params& p) {
   SL_CHECK_SHAPE(y_apart_from_inputs(p),
                  "linear recurrence (chunk-parallel): the delta rule keeps each chunk's transition "
                  "in y, which here overlaps an input");
-  SL_CHECK_SHAPE(p.boundary,
-                 "linear recurrence (chunk-parallel): the boundary states are required to pass "
-                 "states between its " +
-                     std::to_string(p.nchunks) + " chunks");
-  const bool split = ctx.precision == Precision::fp32;
-  Params s = p;
-  s.nv = int(ceil_div(p.Dv, 16) * 16);
-  const dim3 chunks(unsigned(p.B * p.H), unsigned(p.nchunks - 1));
-  if (p.delta) {
-    launch(ctx, split ? chunk_transition_kernel<true> : chunk_transition_kernel<false>, chunks, s,
-           size_t(make_transition_layout(s).total) * sizeof(float));
-    if (p.nchunks > 2)
-      launch(ctx, chunk_transition_scan_kernel,
-             dim3(unsigned(ceil_div(p.Dv, kTransitionRows)), unsigned(p.B * p.H)), p,
-             transition_scan_smem(p));
-  } else {
-    launch(ctx, split ? chunk_state_kernel<true> : chunk_state_kernel<false>, chunks, s,
-           chunk_state_smem(s));
-    const dim3 grid(unsigned(ceil_div(state_size(p), kScanThreads)), unsigned(p.B * p.H));
-    chunk_scan_kernel<<<grid, kScanThreads, 0, ctx.stream>>>(p);
-    SL_CUDA_LAUNCH_CHECK();
-  }
+  launch(ctx, split ? chunk_transition_kernel<true> : chunk_transition_kernel<false>,
+         dim3(unsigned(p.B * p.H), unsigned(p.nchunks - 1)), s,
+         size_t(make_transition_layout(s).total) * sizeof(float));
+  if (p.nchunks > 2)
+    launch(ctx, chunk_transition_scan_kernel,
+           dim3(unsigned(ceil_div(p.Dv, kTransitionRows)), unsigned(p.B * p.H)), p,
+           transition_scan_smem(p));
 }
 
 }  // namespace statelab::cuda::chunkwise::internal

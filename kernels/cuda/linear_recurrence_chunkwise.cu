@@ -27,9 +27,9 @@ namespace {
 // with the normalizer n (a Dk vector) on the FFMA pipes beside it. Four barriers per chunk for
 // b = 0: the products that need no decay run beside its diagonal blocks, D is applied while
 // reading Q Kᵀ, and the output tiles share a phase with the state update, whose tiles stay in
-// registers across one barrier. From the boundary (the chunk-parallel forward, and backward's
-// normalizer pass) each CTA takes one chunk from its boundary state and writes y, or in dot mode
-// dy·(S q), and no state but the final one.
+// registers across one barrier. From the boundary (the delta rule's chunk-parallel forward; scalar
+// decay's has the leaner outputs kernel) each CTA takes one chunk from its boundary state and
+// writes y and no state but the final one.
 template <bool kSplit>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
@@ -54,7 +54,6 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
   float* sigma = vec + kSigma * kL;
   float* zsum = vec + kZsum * kL;
   float* qn0 = vec + kQn0 * kL;
-  float* rdot = vec + kRdot * kL;
 
   load_state(p, S, ldk, n, bb, h, c_begin, v0);
   auto issue = [&](int c) {
@@ -69,7 +68,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
   };
   if (p.stages == 2) issue(c_begin);
   // The CTA that runs the last chunk ends with the final state (from the boundary too).
-  const bool keeps_final = p.final_state && !p.dot_mode && c_end == p.nchunks;
+  const bool keeps_final = p.final_state && c_end == p.nchunks;
 
   for (int c = c_begin; c < c_end; ++c) {
     if (p.stages == 1)
@@ -86,7 +85,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
     const int t0 = c * p.chunk, len = min(p.chunk, p.T - t0);
     const int64_t token0 = int64_t(bb) * p.T + t0;
     const bool update = c + 1 < c_end ? !p.from_boundary : keeps_final;
-    for (int i = tid; i < kL; i += kThreads) zsum[i] = rdot[i] = 0.f;
+    for (int i = tid; i < kL; i += kThreads) zsum[i] = 0.f;
     __syncthreads();
 
     // Whatever needs no decay: Q Kᵀ, K Kᵀ and K S0ᵀ unmasked, q·n0 (U = diag(c) V is read from V
@@ -187,18 +186,10 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
           acc, [&](int r, int k) { return D[r * kLdL + k] * QK[r * kLdL + k]; },
           [&](int k, int j) { return p.delta ? U[k * ldv + j] : gc[k] * V[k * ldv + j]; }, m0,
           n0, 0, m0 + 16);
-      if (p.dot_mode) {
-        add_row_sums(acc, m0, n0, rdot, [&](int r, int j, float v) {
-          return r < len && j < nvalid
-                     ? v * p.dy.p[(token0 + r) * p.dy.row + h * p.dy.head + v0 + j]
-                     : 0.f;
-        });
-      } else {
-        for_acc(acc, m0, n0, [&](int r, int j, float& v) {
-          if (r < len && j < nvalid)
-            p.y.p[(token0 + r) * p.y.row + h * p.y.head + v0 + j] = v / den(r);
-        });
-      }
+      for_acc(acc, m0, n0, [&](int r, int j, float& v) {
+        if (r < len && j < nvalid)
+          p.y.p[(token0 + r) * p.y.row + h * p.y.head + v0 + j] = v / den(r);
+      });
     }
     const int n_state = update ? vt * kt : 0;
     float sacc[kStateTiles][8];
@@ -220,9 +211,6 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
       }
     __syncthreads();
 
-    if (p.dot_mode && tid < len) {
-      p.work[int64_t(blockIdx.x) * p.B * p.T * p.H + (token0 + tid) * p.H + h] = rdot[tid];
-    }
     // S_end = γ_last S0 + Uᵀ diag(D_last,·) K; S is next read after the coming chunk's first
     // barrier, the stage buffers are not touched here.
 #pragma unroll
@@ -292,8 +280,8 @@ void forward(const Context& ctx, const cpu::LinearRecurrence<float>& r, Schedule
     p.from_boundary = true;
     p.span = 1;
     p.nv = pick_nv(p, false, 0);
-    return launch_forward(
-        ctx, p, dim3(unsigned(ceil_div(p.Dv, p.nv)), unsigned(p.B * p.H), unsigned(p.nchunks)));
+    const dim3 grid(unsigned(ceil_div(p.Dv, p.nv)), unsigned(p.B * p.H), unsigned(p.nchunks));
+    return p.delta ? launch_forward(ctx, p, grid) : launch_outputs(ctx, p, grid);
   }
   p.nv = pick_nv(p, false, ctx.sm_count);
   p.stages = 2;

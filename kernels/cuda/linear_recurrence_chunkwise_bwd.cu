@@ -443,11 +443,10 @@ void backward(const Context& ctx, const cpu::LinearRecurrence<float>& r,
   const bool split = ctx.precision == Precision::fp32;
   if (p.normalized) {
     Params d = p;
-    d.from_boundary = d.dot_mode = true;
+    d.dot_mode = true;
     d.nv = dot_nv(r);
-    d.span = 1;
     const dim3 grid(unsigned(ceil_div(d.Dv, d.nv)), unsigned(d.B * d.H), unsigned(d.nchunks));
-    launch_forward(ctx, d, grid);
+    launch_outputs(ctx, d, grid);
     p.dot_tiles = int(grid.x);
   }
   p.nv = pick_nv(p, true, ctx.sm_count);

@@ -1,0 +1,159 @@
+// The chunk-parallel forward's last step for scalar decay (mLSTM, Mamba-2) on CUDA, and the
+// normalizer pass of the chunkwise backward: every chunk's outputs at once from its start state,
+// which the scan of linear_recurrence_chunk_parallel.cu left in the boundary slot. The walk's
+// forward_kernel (linear_recurrence_chunkwise.cu) computes the same products, but it also carries
+// the state, the delta rule's solve and the whole decay matrix D; without them this kernel holds
+// the decays in registers, keeps only D's diagonal blocks and takes three barriers, so at L (mLSTM,
+// B16 T16384) four CTAs share an SM where the walk's kernel fits two. Checked, through forward
+// and backward, against the CPU twin by kernels/selftest/linear_recurrence.cpp.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/chunkwise_common.cuh"
+
+namespace statelab::cuda::chunkwise::internal {
+
+namespace {
+
+// D's diagonal 16-blocks side by side, [kL][16]: unpadded, so that Mamba-2's shapes (Dk = 64)
+// still fit three CTAs per SM; its fragment reads conflict two ways.
+constexpr int kDiagLd = 16;
+
+enum OutputVector { kOutGamma, kOutRho, kOutSigma, kOutZsum, kOutQn0, kOutRdot };
+
+// Shared memory: the chunk's Q, K, V tiles and gates, the start state's slice S0 and n0, the
+// decayed scores P = D ⊙ Q Kᵀ ⊙ c (blocks on and below the diagonal), D's diagonal blocks and the
+// per-step vectors (offsets in floats); n0 and rdot only where they are used.
+struct OutputsLayout {
+  int ldk, ldv, q, k, v, gates, s, n, P, Dd, vec, total;
+};
+
+__host__ __device__ inline OutputsLayout make_outputs_layout(const Params& p) {
+  OutputsLayout l{};
+  l.ldk = p.dkp + 4;
+  l.ldv = p.nv + 4;
+  Offsets o;
+  l.q = o.take(kL * l.ldk);
+  l.k = o.take(kL * l.ldk);
+  l.v = o.take(kL * l.ldv);
+  l.gates = o.take(4 * kL);
+  l.s = o.take(p.nv * l.ldk);
+  l.n = o.take(p.normalized ? p.dkp : 0);
+  l.P = o.take(kL * kLdL);
+  l.Dd = o.take(kL * kDiagLd);
+  l.vec = o.take((p.dot_mode ? kOutRdot + 1 : kOutRdot) * kL);
+  l.total = o.at;
+  return l;
+}
+
+// Y = [diag(γ) Q S0ᵀ + (D ⊙ Q Kᵀ) diag(c) V] over max(|γ q·n0 + Σ_j (D ⊙ Q Kᵀ)_tj c_j|, floor)
+// + eps for a normalized cell, the numerator alone otherwise; one CTA per (value slice, b·h,
+// chunk).
+template <bool kSplit>
+__global__ void __launch_bounds__(kThreads, 4) outputs_kernel(const Params p) {
+  extern __shared__ __align__(16) float smem[];
+  const OutputsLayout L = make_outputs_layout(p);
+  const int tid = threadIdx.x, warp = tid >> 5, ldk = L.ldk, ldv = L.ldv, vt = p.nv / 16;
+  const int v0 = blockIdx.x * p.nv, nvalid = min(p.nv, p.Dv - v0);
+  const int bb = blockIdx.y / p.H, h = blockIdx.y % p.H, c = blockIdx.z;
+  const int t0 = c * p.chunk, len = min(p.chunk, p.T - t0);
+  const int64_t token0 = int64_t(bb) * p.T + t0;
+  const bool divides = p.normalized && !p.dot_mode;  // the dot partials take the numerator only
+  float *Q = smem + L.q, *K = smem + L.k, *V = smem + L.v, *ga = smem + L.gates;
+  const float *gc = ga + 2 * kL, *gf = ga + 3 * kL;
+  float *S = smem + L.s, *n = smem + L.n, *P = smem + L.P, *Dd = smem + L.Dd;
+  float* vec = smem + L.vec;
+  float *gamma = vec + kOutGamma * kL, *rho = vec + kOutRho * kL, *sigma = vec + kOutSigma * kL;
+  float *zsum = vec + kOutZsum * kL, *qn0 = vec + kOutQn0 * kL, *rdot = vec + kOutRdot * kL;
+
+  load_state(p, S, ldk, n, bb, h, c, v0);
+  load_tile(Q, ldk, p.dkp, p.q, token0, h, len, 0, p.Dk);
+  load_tile(K, ldk, p.dkp, p.k, token0, h, len, 0, p.Dk);
+  load_tile(V, ldv, p.nv, p.v, token0, h, len, v0, nvalid);
+  load_gates(ga, p, bb, h, t0, len);
+  copy_commit();
+  if (tid < kL) {
+    zsum[tid] = 0.f;
+    if (p.dot_mode) rdot[tid] = 0.f;
+  }
+  copy_wait<0>();
+  __syncthreads();
+
+  // D's diagonal blocks and the in-block products; q·n0 beside them.
+  if (tid < kL) {
+    decay_diagonal(Dd, rho, sigma, ga, kDiagLd, 15);
+  } else if (tid < 2 * kL && divides) {
+    const int r = tid - kL;
+    float s = 0.f;
+    for (int k = 0; k < p.dkp; ++k) s += Q[r * ldk + k] * n[k];
+    qn0[r] = s;
+  }
+  __syncthreads();
+
+  // P on the ten blocks on and below the diagonal (the product with V reads no others), decayed
+  // in registers: the diagonal blocks from their table, the others as ρ_t · (whole blocks
+  // between) · σ_j. For a normalizer, its row sums too; the scores then always split, since nᵀq
+  // sums them and can cancel.
+  if (tid < kL) gamma[tid] = block_decay(rho, tid, 0);
+  for (int job = warp; job < 10; job += kWarps) {
+    const int bt = job < 1 ? 0 : job < 3 ? 1 : job < 6 ? 2 : 3, bj = job - bt * (bt + 1) / 2;
+    const int m0 = 16 * bt, n0 = 16 * bj;
+    float acc[8] = {};
+    auto qa = [&](int r, int k) { return Q[r * ldk + k]; };
+    auto kb = [&](int k, int j) { return K[j * ldk + k]; };
+    if (p.normalized)
+      mma_tile<true>(acc, qa, kb, m0, n0, 0, p.dkp);
+    else
+      mma_tile<kSplit>(acc, qa, kb, m0, n0, 0, p.dkp);
+    for_acc(acc, m0, n0, [&](int r, int j, float& v) {
+      const float d =
+          bt == bj ? Dd[r * kDiagLd + (j & 15)] : block_decay(rho, r, bj + 1) * sigma[j];
+      v *= d * gc[j];
+      P[r * kLdL + j] = v;
+    });
+    if (divides) add_row_sums(acc, m0, n0, zsum, [](int, int, float v) { return v; });
+  }
+  __syncthreads();
+
+  auto den = [&](int r) {
+    return divides ? fmaxf(fabsf(gamma[r] * qn0[r] + zsum[r]), gf[r]) + p.eps : 1.f;
+  };
+  for (int job = warp; job < 4 * vt; job += kWarps) {
+    const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
+    float acc[8] = {};
+    mma_tile<kSplit>(
+        acc, [&](int r, int k) { return Q[r * ldk + k]; },
+        [&](int k, int j) { return S[j * ldk + k]; }, m0, n0, 0, p.dkp);
+    for_acc(acc, m0, n0, [&](int r, int, float& v) { v *= gamma[r]; });
+    mma_tile<kSplit>(
+        acc, [&](int r, int k) { return P[r * kLdL + k]; },
+        [&](int k, int j) { return V[k * ldv + j]; }, m0, n0, 0, m0 + 16);
+    if (p.dot_mode) {
+      add_row_sums(acc, m0, n0, rdot, [&](int r, int j, float v) {
+        return r < len && j < nvalid ? v * p.dy.p[(token0 + r) * p.dy.row + h * p.dy.head + v0 + j]
+                                     : 0.f;
+      });
+    } else {
+      for_acc(acc, m0, n0, [&](int r, int j, float& v) {
+        if (r < len && j < nvalid)
+          p.y.p[(token0 + r) * p.y.row + h * p.y.head + v0 + j] = v / den(r);
+      });
+    }
+  }
+  if (p.dot_mode) {
+    __syncthreads();
+    if (tid < len)
+      p.work[int64_t(blockIdx.x) * p.B * p.T * p.H + (token0 + tid) * p.H + h] = rdot[tid];
+  }
+}
+
+}  // namespace
+
+void launch_outputs(const Context& ctx, const Params& p, dim3 grid) {
+  SL_CHECK(!p.delta, "linear recurrence (chunkwise): the outputs kernel takes scalar decay only");
+  launch(ctx, ctx.precision == Precision::fp32 ? outputs_kernel<true> : outputs_kernel<false>, grid,
+         p, size_t(make_outputs_layout(p).total) * sizeof(float));
+}
+
+}  // namespace statelab::cuda::chunkwise::internal
