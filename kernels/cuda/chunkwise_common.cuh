@@ -102,6 +102,7 @@ struct Layout {
   int s, n, g, nu;
   int D, M, KK, A, Tinv, P1, P2, scratch;
   int U, KS, RHS, X, Gm;
+  int d_last;  // forward with a delta term: D's last row, kept aside when D is folded away
   int vec;
   int total;
 };
@@ -125,15 +126,17 @@ __host__ __device__ inline Layout make_layout(const Params& p, bool backward) {
   l.nu = backward ? o.take(p.dkp) : -1;
   l.D = o.take(square);
   l.M = o.take(square);  // backward keeps Q Kᵀ unmasked here
-  l.U = backward || p.delta ? o.take(tile_v) : -1;  // the forward reads c ⊙ V without a delta
-  l.KK = l.A = l.Tinv = l.P1 = l.P2 = l.scratch = l.KS = l.RHS = l.X = l.Gm = -1;
+  // The forward reads c ⊙ V without a delta; with one, it folds D into Q Kᵀ before the inverse's
+  // levels, so their scratch and then U (at most a square) take D's place.
+  l.U = backward ? o.take(tile_v) : p.delta ? l.D : -1;
+  l.KK = l.A = l.Tinv = l.P1 = l.P2 = l.scratch = l.KS = l.RHS = l.X = l.Gm = l.d_last = -1;
   if (backward) {
     l.P1 = o.take(square);
     l.scratch = l.P1;  // the inverse's scratch is dead before P1 is written
     l.Gm = o.take(tile_v);
   }
   if (p.delta) {
-    l.A = o.take(square);
+    l.A = backward ? o.take(square) : -1;
     l.Tinv = o.take(square);
     l.RHS = o.take(tile_v);
     l.KK = o.take(square);
@@ -142,7 +145,11 @@ __host__ __device__ inline Layout make_layout(const Params& p, bool backward) {
       l.KS = o.take(tile_v);
       l.X = l.RHS;  // RHS is dead once U is solved
     } else {
-      l.scratch = o.take(32 * kScratchLd);  // forward keeps K S0ᵀ in the RHS slot
+      // A = b D ⊙ K Kᵀ overwrites the lower blocks of K Kᵀ in place; the inverse's diagonal
+      // blocks read K Kᵀ's own, which stay. The forward keeps K S0ᵀ in the RHS slot.
+      l.A = l.KK;
+      l.scratch = l.D;
+      l.d_last = o.take(kL);
     }
   }
   l.vec = o.take((backward ? kVectors : kForwardVectors) * kL);

@@ -49,6 +49,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
   float* Tinv = smem + L.Tinv;
   float* KS = smem + L.RHS;
   float* vec = smem + L.vec;
+  // D's last row: aside for the delta rule, whose D is folded into Q Kᵀ and then overwritten.
+  float* d_last = p.delta ? smem + L.d_last : D + (kL - 1) * kLdL;
   float* gamma = vec + kGamma * kL;
   float* rho = vec + kRho * kL;
   float* sigma = vec + kSigma * kL;
@@ -155,6 +157,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
     __syncthreads();
 
     if (p.delta) {
+      for (int e = tid; e < kL * kL; e += kThreads) {
+        const int i = (e / kL) * kLdL + e % kL;
+        QK[i] *= D[i];
+      }
+      if (tid < kL) d_last[tid] = D[(kL - 1) * kLdL + tid];
+      __syncthreads();  // D is dead: the scratch and U take its place
       invert_levels(Tinv, A, smem + L.scratch);
       for (int job = warp; job < 4 * vt; job += kWarps) {
         const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
@@ -183,9 +191,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
           [&](int k, int j) { return S[j * ldk + k]; }, m0, n0, 0, p.dkp);
       for_acc(acc, m0, n0, [&](int r, int, float& v) { v *= gamma[r]; });
       mma_tile<kSplit>(
-          acc, [&](int r, int k) { return D[r * kLdL + k] * QK[r * kLdL + k]; },
-          [&](int k, int j) { return p.delta ? U[k * ldv + j] : gc[k] * V[k * ldv + j]; }, m0,
-          n0, 0, m0 + 16);
+          acc,
+          [&](int r, int k) {
+            return p.delta ? QK[r * kLdL + k] : D[r * kLdL + k] * QK[r * kLdL + k];
+          },
+          [&](int k, int j) { return p.delta ? U[k * ldv + j] : gc[k] * V[k * ldv + j]; }, m0, n0,
+          0, m0 + 16);
       for_acc(acc, m0, n0, [&](int r, int j, float& v) {
         if (r < len && j < nvalid)
           p.y.p[(token0 + r) * p.y.row + h * p.y.head + v0 + j] = v / den(r);
@@ -200,13 +211,14 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
       for (int e = 0; e < 8; ++e) sacc[i][e] = 0.f;
       if (job < n_state)
         mma_tile<kSplit>(
-            sacc[i], [&](int r, int k) { return p.delta ? U[k * ldv + r] : gc[k] * V[k * ldv + r]; },
-            [&](int k, int j) { return D[(kL - 1) * kLdL + k] * K[k * ldk + j]; }, m0, n0, 0, kL);
+            sacc[i],
+            [&](int r, int k) { return p.delta ? U[k * ldv + r] : gc[k] * V[k * ldv + r]; },
+            [&](int k, int j) { return d_last[k] * K[k * ldk + j]; }, m0, n0, 0, kL);
     }
     if (p.normalized && update)
       for (int k = tid; k < p.dkp; k += kThreads) {  // n_end = γ_last n0 + Kᵀ (D_last,· ⊙ c)
         float s = 0.f;
-        for (int r = 0; r < kL; ++r) s += D[(kL - 1) * kLdL + r] * gc[r] * K[r * ldk + k];
+        for (int r = 0; r < kL; ++r) s += d_last[r] * gc[r] * K[r * ldk + k];
         n[k] = gamma[kL - 1] * n[k] + s;
       }
     __syncthreads();
