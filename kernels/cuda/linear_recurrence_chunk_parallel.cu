@@ -63,10 +63,9 @@ __device__ void load_chunk(const Params& p, float* K, int ldk, float* V, int ldv
   __syncthreads();
 }
 
-// Shared memory of chunk_state_kernel: K and V tiles (V as wide as p.nv), the gates, w and the
-// normalizer's partial sums.
+// Shared memory of chunk_state_kernel: K and V tiles (V as wide as p.nv), the gates, w.
 size_t chunk_state_smem(const Params& p) {
-  return size_t(kL * (p.dkp + 4) + kL * (p.nv + 4) + 5 * kL + kThreads) * sizeof(float);
+  return size_t(kL * (p.dkp + 4) + kL * (p.nv + 4) + 5 * kL) * sizeof(float);
 }
 
 template <bool kSplit>
@@ -77,34 +76,18 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(const Params p) {
   float* V = K + kL * ldk;
   float* gates = V + kL * ldv;
   float* w = gates + 4 * kL;
-  float* partial = w + kL;
   const int bb = blockIdx.x / p.H, h = blockIdx.x % p.H, c = blockIdx.y;
   load_chunk(p, K, ldk, V, ldv, gates);
-  // w_t = c_t Π_{t<l} a_l from a suffix scan over the first warp, two steps a lane (a serial walk
-  // by one thread cost a microsecond a CTA); padding steps are identities (a = 1, c = 0).
-  if (threadIdx.x < 32) {
-    const int lane = threadIdx.x;
-    const float a1 = gates[2 * lane + 1];
-    float suffix = gates[2 * lane] * a1;  // Π of a over this lane's steps and all later ones
-    for (int o = 1; o < 32; o <<= 1) {
-      const float later = __shfl_down_sync(0xffffffffu, suffix, o);
-      if (lane + o < 32) suffix *= later;
+  if (threadIdx.x == 0) {
+    float after = 1.f;  // Π of a after t; padding steps are identities (a = 1, c = 0)
+#pragma unroll 16
+    for (int t = kL - 1; t >= 0; --t) {
+      w[t] = gates[2 * kL + t] * after;
+      after *= gates[t];
     }
-    float after = __shfl_down_sync(0xffffffffu, suffix, 1);
-    if (lane == 31) after = 1.f;
-    w[2 * lane + 1] = gates[2 * kL + 2 * lane + 1] * after;
-    w[2 * lane] = gates[2 * kL + 2 * lane] * a1 * after;
   }
   __syncthreads();
   float* slot = end_state(p, bb, h, c);
-  const int parts = kThreads / p.dkp;  // slices of the steps in the normalizer's sums
-  if (p.normalized) {
-    const int k = threadIdx.x % p.dkp, part = threadIdx.x / p.dkp;
-    float s = 0.f;
-    if (part < parts)
-      for (int t = part; t < kL; t += parts) s += w[t] * K[t * ldk + k];
-    partial[threadIdx.x] = s;
-  }
   const int vt = p.nv / 16, kt = p.dkp / 16, warp = threadIdx.x >> 5;
   for (int job = warp; job < vt * kt; job += kWarps) {
     const int m0 = 16 * (job % vt), n0 = 16 * (job / vt);
@@ -116,14 +99,12 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(const Params p) {
       if (r < p.Dv && j < p.Dk) slot[int64_t(r) * p.Dk + j] = v;
     });
   }
-  if (p.normalized) {  // n's part: Σ_t w_t k_t
-    __syncthreads();
+  if (p.normalized)
     for (int k = threadIdx.x; k < p.Dk; k += kThreads) {
       float s = 0.f;
-      for (int i = 0; i < parts; ++i) s += partial[i * p.dkp + k];
+      for (int t = 0; t < kL; ++t) s += w[t] * K[t * ldk + k];
       slot[int64_t(p.Dv) * p.Dk + k] = s;
     }
-  }
 }
 
 // The delta rule's step 1: K, V (p.nv = Dv rounded up to 16) and Z tiles, the gates, the decays
