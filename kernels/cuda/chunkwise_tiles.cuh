@@ -86,6 +86,20 @@ __device__ __forceinline__ void add_col_sums(float (&acc)[8], int m0, int n0, fl
   for (int j = 0; j < 4; ++j) atomicAdd(out + n0 + 8 * (j >> 1) + 2 * t + (j & 1), s[j]);
 }
 
+// acc = diag(γ) Q S0ᵀ on the output tile (m0, n0): the start state's part of a chunk's outputs,
+// Q a [kL][ldk] tile and S0 the state slice, [rows][ldk], k over [0, dkp).
+template <bool kSplit>
+__device__ __forceinline__ void start_state_part(float (&acc)[8], const float* Q, const float* S,
+                                                 int ldk, int dkp, const float* gamma, int m0,
+                                                 int n0) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i) acc[i] = 0.f;
+  mma_tile<kSplit>(
+      acc, [&](int r, int k) { return Q[r * ldk + k]; },
+      [&](int k, int j) { return S[j * ldk + k]; }, m0, n0, 0, dkp);
+  for_acc(acc, m0, n0, [&](int r, int, float& v) { v *= gamma[r]; });
+}
+
 __device__ __forceinline__ void zero_tile(float* out, int ld, int m0, int n0) {
   float acc[8];
   for_acc(acc, m0, n0, [&](int r, int c, float&) { out[r * ld + c] = 0.f; });

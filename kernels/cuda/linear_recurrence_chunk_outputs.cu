@@ -121,11 +121,8 @@ __global__ void __launch_bounds__(kThreads, 4) outputs_kernel(const Params p) {
   };
   for (int job = warp; job < 4 * vt; job += kWarps) {
     const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
-    float acc[8] = {};
-    mma_tile<kSplit>(
-        acc, [&](int r, int k) { return Q[r * ldk + k]; },
-        [&](int k, int j) { return S[j * ldk + k]; }, m0, n0, 0, p.dkp);
-    for_acc(acc, m0, n0, [&](int r, int, float& v) { v *= gamma[r]; });
+    float acc[8];
+    start_state_part<kSplit>(acc, Q, S, ldk, p.dkp, gamma, m0, n0);
     mma_tile<kSplit>(
         acc, [&](int r, int k) { return P[r * kLdL + k]; },
         [&](int k, int j) { return V[k * ldv + j]; }, m0, n0, 0, m0 + 16);
