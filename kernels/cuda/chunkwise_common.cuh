@@ -74,6 +74,7 @@ struct Params {
   bool from_boundary;  // forward: each CTA one chunk (span 1) from its boundary state, no state
                        // written back
   bool dot_mode;       // outputs kernel: write dy·(S q) partials into work instead of y
+  bool state_vec4;     // boundary slots allow 16-byte copies (Dk a multiple of 4, aligned)
   float eps;
   In q, k, v, dy;
   const float *a, *b, *c, *floor;
@@ -157,25 +158,34 @@ __host__ __device__ inline Layout make_layout(const Params& p, bool backward) {
   return l;
 }
 
+// rows × cols floats into dst (leading dimension ld) from src (row stride `stride` floats):
+// entries past valid_rows or valid_cols are zero and read nothing. Each thread keeps one column
+// group and steps through the rows, so no index is divided per copy and the source address only
+// advances; vec4 copies 16 bytes at a time (cols, valid_cols, stride and src multiples of 4).
+__device__ inline void copy_rows(float* dst, int ld, int rows, int cols, const float* src,
+                                 int64_t stride, int valid_rows, int valid_cols, bool vec4,
+                                 const float* any_valid) {
+  const int width = vec4 ? 4 : 1, per_row = cols / width, rows_per_pass = blockDim.x / per_row;
+  const int r0 = threadIdx.x / per_row, col = (threadIdx.x % per_row) * width;
+  if (r0 >= rows_per_pass) return;
+  const bool col_valid = col < valid_cols;
+  const float* from = src + r0 * stride + col;
+  const int64_t step = rows_per_pass * stride;
+  for (int r = r0; r < rows; r += rows_per_pass, from += step) {
+    const bool valid = col_valid && r < valid_rows;
+    if (vec4)
+      copy16(dst + r * ld + col, valid ? from : any_valid, valid);
+    else
+      copy4(dst + r * ld + col, valid ? from : any_valid, valid);
+  }
+}
+
 // Steps t0 .. t0+len−1 of (b, h), columns c0 .. c0+width−1 of `in`, into a kL × cols tile
 // (leading dimension ld); rows past len and columns past width are zero.
 __device__ inline void load_tile(float* dst, int ld, int cols, const In& in, int64_t token0, int h,
                                  int len, int c0, int width) {
-  const float* base = in.p + h * in.head + c0;
-  if (in.vec4) {
-    const int per_row = cols / 4;
-    for (int e = threadIdx.x; e < kL * per_row; e += kThreads) {
-      const int r = e / per_row, col = 4 * (e % per_row);
-      const bool valid = r < len && col < width;
-      copy16(dst + r * ld + col, valid ? base + (token0 + r) * in.row + col : in.p, valid);
-    }
-  } else {
-    for (int e = threadIdx.x; e < kL * cols; e += kThreads) {
-      const int r = e / cols, col = e % cols;
-      const bool valid = r < len && col < width;
-      copy4(dst + r * ld + col, valid ? base + (token0 + r) * in.row + col : in.p, valid);
-    }
-  }
+  copy_rows(dst, ld, kL, cols, in.p + token0 * in.row + h * in.head + c0, in.row, len, width,
+            in.vec4, in.p);
 }
 
 // a, b, c, floor of the chunk; padding steps are identities (a = 1, b = c = 0) with floor 1,
@@ -217,13 +227,10 @@ __device__ __forceinline__ float* boundary_slot(const Params& p, int bb, int h, 
 __device__ inline void load_state(const Params& p, float* S, int ld, float* n, int bb, int h, int c,
                                   int v0) {
   const float* slot = c > 0 ? boundary_slot(p, bb, h, c) : nullptr;
-  for (int e = threadIdx.x; e < p.nv * p.dkp; e += kThreads) {
-    const int r = e / p.dkp, col = e % p.dkp;
-    const bool valid = slot && v0 + r < p.Dv && col < p.Dk;
-    copy4(S + r * ld + col, valid ? slot + int64_t(v0 + r) * p.Dk + col : p.a, valid);
-  }
+  copy_rows(S, ld, p.nv, p.dkp, slot ? slot + int64_t(v0) * p.Dk : p.a, p.Dk,
+            slot ? p.Dv - v0 : 0, p.Dk, p.state_vec4, p.a);
   if (p.normalized)
-    for (int col = threadIdx.x; col < p.dkp; col += kThreads) {
+    for (int col = threadIdx.x; col < p.dkp; col += blockDim.x) {
       const bool valid = slot && col < p.Dk;
       copy4(n + col, valid ? slot + int64_t(p.Dv) * p.Dk + col : p.a, valid);
     }
@@ -231,13 +238,34 @@ __device__ inline void load_state(const Params& p, float* S, int ld, float* n, i
 
 __device__ inline void store_state(const Params& p, float* slot, const float* S, int ld,
                                    const float* n, int v0, int nvalid, bool with_n) {
-  for (int e = threadIdx.x; e < nvalid * p.Dk; e += kThreads) {
-    const int r = e / p.Dk, col = e % p.Dk;
-    slot[int64_t(v0 + r) * p.Dk + col] = S[r * ld + col];
-  }
+  const int rows_per_pass = blockDim.x / p.Dk, r0 = threadIdx.x / p.Dk, col = threadIdx.x % p.Dk;
+  if (r0 < rows_per_pass)
+    for (int r = r0; r < nvalid; r += rows_per_pass)
+      slot[int64_t(v0 + r) * p.Dk + col] = S[r * ld + col];
   if (with_n)
-    for (int col = threadIdx.x; col < p.Dk; col += kThreads)
+    for (int col = threadIdx.x; col < p.Dk; col += blockDim.x)
       slot[int64_t(p.Dv) * p.Dk + col] = n[col];
+}
+
+// The lane's entries of output tile (m0, n0) into y's rows token0 + r (r < len), columns
+// v0 + j (j < nvalid), row r times scale(r): one call of scale per row rather than per entry.
+template <class Scale>
+__device__ __forceinline__ void store_output_tile(const float (&acc)[8], int m0, int n0,
+                                                  const Out& y, int64_t token0, int h, int v0,
+                                                  int len, int nvalid, const Scale& scale) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = m0 + g + 8 * half;
+    if (r >= len) continue;
+    const float s = scale(r);
+    float* row = y.p + (token0 + r) * y.row + h * y.head + v0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {  // entry 4·(i / 2) + 2·half + i % 2 of the C fragment
+      const int j = n0 + 8 * (i >> 1) + 2 * t + (i & 1);
+      if (j < nvalid) row[j] = acc[4 * (i >> 1) + 2 * half + (i & 1)] * s;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,7 +297,7 @@ __device__ __forceinline__ float block_decay(const float* rho, int t, int first)
 // With A non-null, also A = b D ⊙ K Kᵀ on those blocks (the only ones the inverse reads there).
 __device__ inline void decay_rest(float* D, float* gamma, const float* rho, const float* sigma,
                                   float* A, const float* b, const float* KK) {
-  for (int e = threadIdx.x; e < kL * kL; e += kThreads) {
+  for (int e = threadIdx.x; e < kL * kL; e += blockDim.x) {
     const int t = e / kL, j = e % kL, bt = t >> 4, bj = j >> 4;
     if (bt == bj) continue;
     const float v = bt > bj ? block_decay(rho, t, bj + 1) * sigma[j] : 0.f;
@@ -302,7 +330,7 @@ __device__ inline void invert_diagonal(float* Tinv, const float* b, const float*
 }
 
 __device__ inline void zero_upper_blocks(float* Tinv) {
-  for (int e = threadIdx.x; e < kL * kL; e += kThreads) {
+  for (int e = threadIdx.x; e < kL * kL; e += blockDim.x) {
     const int r = e / kL, c = e % kL;
     if ((c >> 4) > (r >> 4)) Tinv[r * kLdL + c] = 0.f;
   }
@@ -379,6 +407,7 @@ inline Params base_params(const cpu::LinearRecurrence<float>& r) {
   p.y = out_rows(r.y);
   p.boundary = r.boundary;
   p.final_state = r.final_state;
+  p.state_vec4 = r.Dk % 4 == 0 && reinterpret_cast<uintptr_t>(r.boundary) % 16 == 0;
   return p;
 }
 
@@ -406,14 +435,15 @@ inline int dot_nv(const cpu::LinearRecurrence<float>& r) {
 }
 
 template <class Kernel>
-void launch(const Context& ctx, Kernel kernel, dim3 grid, const Params& p, size_t bytes) {
+void launch(const Context& ctx, Kernel kernel, dim3 grid, const Params& p, size_t bytes,
+            int threads = kThreads) {
   SL_CHECK(bytes <= ctx.max_shared_per_block,
            "linear recurrence (chunkwise): needs " + std::to_string(bytes) +
                " bytes of shared memory per block, the device allows " +
                std::to_string(ctx.max_shared_per_block));
   SL_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  kernel<<<grid, kThreads, bytes, ctx.stream>>>(p);
+  kernel<<<grid, threads, bytes, ctx.stream>>>(p);
   SL_CUDA_LAUNCH_CHECK();
 }
 

@@ -61,7 +61,9 @@ __device__ __forceinline__ void for_acc(float (&acc)[8], int m0, int n0, Fn&& fn
     fn(m0 + g + 8 * ((i >> 1) & 1), n0 + 8 * (i >> 2) + 2 * t + (i & 1), acc[i]);
 }
 
-// out[row] += Σ over the tile's columns of fn(row, column, entry).
+// out[row] += Σ over the tile's columns of fn(row, column, entry). The four lanes of a row sum
+// by shuffles first: shared-memory float atomics are compare-and-swap loops, and four lanes on
+// one address retry each other. All 32 lanes must call it.
 template <class Fn>
 __device__ __forceinline__ void add_row_sums(float (&acc)[8], int m0, int n0, float* out, Fn&& fn) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -69,11 +71,19 @@ __device__ __forceinline__ void add_row_sums(float (&acc)[8], int m0, int n0, fl
 #pragma unroll
   for (int i = 0; i < 8; ++i)
     s[(i >> 1) & 1] += fn(m0 + g + 8 * ((i >> 1) & 1), n0 + 8 * (i >> 2) + 2 * t + (i & 1), acc[i]);
-  atomicAdd(out + m0 + g, s[0]);
-  atomicAdd(out + m0 + g + 8, s[1]);
+#pragma unroll
+  for (int o = 1; o < 4; o <<= 1) {
+    s[0] += __shfl_xor_sync(0xffffffffu, s[0], o);
+    s[1] += __shfl_xor_sync(0xffffffffu, s[1], o);
+  }
+  if (t == 0) {
+    atomicAdd(out + m0 + g, s[0]);
+    atomicAdd(out + m0 + g + 8, s[1]);
+  }
 }
 
-// out[column] += Σ over the tile's rows of fn(row, column, entry).
+// out[column] += Σ over the tile's rows of fn(row, column, entry); the eight lanes of a column
+// sum by shuffles first, as above. All 32 lanes must call it.
 template <class Fn>
 __device__ __forceinline__ void add_col_sums(float (&acc)[8], int m0, int n0, float* out, Fn&& fn) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -83,7 +93,12 @@ __device__ __forceinline__ void add_col_sums(float (&acc)[8], int m0, int n0, fl
     s[2 * (i >> 2) + (i & 1)] +=
         fn(m0 + g + 8 * ((i >> 1) & 1), n0 + 8 * (i >> 2) + 2 * t + (i & 1), acc[i]);
 #pragma unroll
-  for (int j = 0; j < 4; ++j) atomicAdd(out + n0 + 8 * (j >> 1) + 2 * t + (j & 1), s[j]);
+  for (int o = 4; o < 32; o <<= 1)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) s[j] += __shfl_xor_sync(0xffffffffu, s[j], o);
+  if (g == 0)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) atomicAdd(out + n0 + 8 * (j >> 1) + 2 * t + (j & 1), s[j]);
 }
 
 // acc = diag(γ) Q S0ᵀ on the output tile (m0, n0): the start state's part of a chunk's outputs,

@@ -106,9 +106,13 @@ __global__ void __launch_bounds__(kThreads, 4) outputs_kernel(const Params p) {
       mma_tile<true>(acc, qa, kb, m0, n0, 0, p.dkp);
     else
       mma_tile<kSplit>(acc, qa, kb, m0, n0, 0, p.dkp);
+    // A lane holds two rows of the tile: their factors once, not per entry.
+    const int g = (tid & 31) >> 2;
+    const float lead0 = bt == bj ? 1.f : block_decay(rho, m0 + g, bj + 1);
+    const float lead8 = bt == bj ? 1.f : block_decay(rho, m0 + g + 8, bj + 1);
     for_acc(acc, m0, n0, [&](int r, int j, float& v) {
-      const float d =
-          bt == bj ? Dd[r * kDiagLd + (j & 15)] : block_decay(rho, r, bj + 1) * sigma[j];
+      const float lead = r - m0 < 8 ? lead0 : lead8;
+      const float d = bt == bj ? Dd[r * kDiagLd + (j & 15)] : lead * sigma[j];
       v *= d * gc[j];
       P[r * kLdL + j] = v;
     });
@@ -132,10 +136,8 @@ __global__ void __launch_bounds__(kThreads, 4) outputs_kernel(const Params p) {
                                      : 0.f;
       });
     } else {
-      for_acc(acc, m0, n0, [&](int r, int j, float& v) {
-        if (r < len && j < nvalid)
-          p.y.p[(token0 + r) * p.y.row + h * p.y.head + v0 + j] = v / den(r);
-      });
+      store_output_tile(acc, m0, n0, p.y, token0, h, v0, len, nvalid,
+                        [&](int r) { return 1.f / den(r); });
     }
   }
   if (p.dot_mode) {

@@ -87,7 +87,6 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
     const int t0 = c * p.chunk, len = min(p.chunk, p.T - t0);
     const int64_t token0 = int64_t(bb) * p.T + t0;
     const bool update = c + 1 < c_end ? !p.from_boundary : keeps_final;
-    for (int i = tid; i < kL; i += kThreads) zsum[i] = 0.f;
     __syncthreads();
 
     // Whatever needs no decay: Q Kᵀ, K Kᵀ and K S0ᵀ unmasked, q·n0 (U = diag(c) V is read from V
@@ -142,13 +141,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
       if (jb <= bt) {
         for (int j = 16 * jb; j < 16 * jb + 16; ++j)
           s += (jb == bt ? D[r * kLdL + j] : sigma[j]) * QK[r * kLdL + j] * gc[j];
-        if (jb < bt) {
-          float f = rho[r];
-          for (int blk = jb + 1; blk < bt; ++blk) f *= rho[16 * blk + 15];
-          s *= f;
-        }
+        if (jb < bt) s *= block_decay(rho, r, jb + 1);
       }
-      atomicAdd(zsum + r, s);
+      // The row's four threads are neighbouring lanes.
+      s += __shfl_xor_sync(0xffffffffu, s, 1);
+      s += __shfl_xor_sync(0xffffffffu, s, 2);
+      if (jb == 0) zsum[r] = s;
     }
     if (p.delta) {
       if (tid < kL) invert_diagonal(Tinv, gb, D, KK, tid);
@@ -194,10 +192,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
           },
           [&](int k, int j) { return p.delta ? U[k * ldv + j] : gc[k] * V[k * ldv + j]; }, m0, n0,
           0, m0 + 16);
-      for_acc(acc, m0, n0, [&](int r, int j, float& v) {
-        if (r < len && j < nvalid)
-          p.y.p[(token0 + r) * p.y.row + h * p.y.head + v0 + j] = v / den(r);
-      });
+      store_output_tile(acc, m0, n0, p.y, token0, h, v0, len, nvalid,
+                        [&](int r) { return 1.f / den(r); });
     }
     const int n_state = update ? vt * kt : 0;
     float sacc[kStateTiles][8];

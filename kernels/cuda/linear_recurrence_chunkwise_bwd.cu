@@ -29,8 +29,16 @@ namespace {
 // times the shifted decay D⁻_tj = D_{t−1,j}: the decay's factor without a_t, never divided out.
 // The normalizer is one more state row (v = 1, do = dz), owned by the first value slice.
 // Every value slice adds its share of dq, dk, da, db, dc with atomics.
+// Twice the forward's threads: one CTA per SM is all the shared memory allows at Dk = Dv = 64,
+// and at 8 warps it stalled on latency with one warp in five eligible.
+constexpr int kBwdThreads = 2 * kThreads, kBwdWarps = kBwdThreads / 32;
+constexpr int kRowThreads = kBwdThreads / kL;  // threads per row in the row loops
+static_assert(kBwdThreads - 3 * kL >= 32 && kBwdThreads % 32 == 0 && kRowThreads <= 32 &&
+                  kMaxNv % kRowThreads == 0 && 16 % kRowThreads == 0,
+              "whole warps after the first three row groups; row threads within a warp");
+
 template <bool kSplit>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
+__global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
   const Layout L = make_layout(p, true);
   const int tid = threadIdx.x, warp = tid >> 5;
@@ -79,8 +87,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
   auto gamma_prev = [&](int t) { return t > 0 ? gamma[t - 1] : 1.f; };
   auto d_last = [&](int t) { return D[(kL - 1) * kLdL + t]; };
 
-  for (int e = tid; e < p.nv * ldk; e += kThreads) G[e] = 0.f;
-  for (int e = tid; e < p.dkp; e += kThreads) nu[e] = 0.f;
+  for (int e = tid; e < p.nv * ldk; e += kBwdThreads) G[e] = 0.f;
+  for (int e = tid; e < p.dkp; e += kBwdThreads) nu[e] = 0.f;
 
   for (int c = p.nchunks - 1; c >= 0; --c) {
     const int t0 = c * p.chunk, len = min(p.chunk, p.T - t0);
@@ -120,18 +128,20 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
         for (int k = 0; k < p.dkp; ++k) s += K[r * ldk + k] * nu[k];
         knu[r] = s;
       }
-    } else {  // ⟨G_end, S0⟩ + ν_end·n0
+    } else {  // ⟨G_end, S0⟩ + ν_end·n0 over the remaining threads, whole warps
+      constexpr int kRest = kBwdThreads - 3 * kL;
       float s = 0.f;
-      for (int e = tid - 3 * kL; e < p.nv * p.dkp; e += kL) {
+      for (int e = tid - 3 * kL; e < p.nv * p.dkp; e += kRest) {
         const int r = e / p.dkp, k = e % p.dkp;
         s += G[r * ldk + k] * S0[r * ldk + k];
       }
       if (p.normalized)
-        for (int k = tid - 3 * kL; k < p.dkp; k += kL) s += nu[k] * norm0[k];
-      atomicAdd(scalar, s);
+        for (int k = tid - 3 * kL; k < p.dkp; k += kRest) s += nu[k] * norm0[k];
+      for (int o = 1; o < 32; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      if ((tid & 31) == 0) atomicAdd(scalar, s);
     }
     if (!p.delta)
-      for (int e = tid; e < kL * p.nv; e += kThreads) {
+      for (int e = tid; e < kL * p.nv; e += kBwdThreads) {
         const int r = e / p.nv, col = e % p.nv;
         U[r * ldv + col] = gc[r] * V[r * ldv + col];
       }
@@ -140,7 +150,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
     __syncthreads();
 
     // Q Kᵀ and K Kᵀ unmasked (lower blocks), A = b D ⊙ K Kᵀ below the diagonal.
-    for (int job = warp; job < (p.delta ? 32 : 16); job += kWarps) {
+    for (int job = warp; job < (p.delta ? 32 : 16); job += kBwdWarps) {
       const int m0 = 16 * ((job & 15) >> 2), n0 = 16 * (job & 3);
       const bool kk = job >= 16;
       float* out = kk ? KK : QK;
@@ -195,7 +205,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
     __syncthreads();
     if (p.delta) invert_levels(Tinv, A, smem + L.scratch);
     if (p.normalized) {
-      for (int e = tid; e < kL * p.nv; e += kThreads) {
+      for (int e = tid; e < kL * p.nv; e += kBwdThreads) {
         const int r = e / p.nv, col = e % p.nv;
         dO[r * ldv + col] *= invden[r];
       }
@@ -203,7 +213,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
     }
 
     // K S0ᵀ → (delta) the right-hand side of U; Q S0ᵀ → do·(S0 q).
-    for (int job = warp; job < (p.delta ? 8 : 4) * vt; job += kWarps) {
+    for (int job = warp; job < (p.delta ? 8 : 4) * vt; job += kBwdWarps) {
       const bool ks = job >= 4 * vt;
       const int tile = ks ? job - 4 * vt : job, m0 = 16 * (tile & 3), n0 = 16 * (tile >> 2);
       const float* Xin = ks ? K : Q;
@@ -221,7 +231,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
     }
     __syncthreads();
     if (p.delta) {
-      for (int job = warp; job < 4 * vt; job += kWarps) {
+      for (int job = warp; job < 4 * vt; job += kBwdWarps) {
         const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
         float acc[8] = {};
         mma_tile<kSplit>(
@@ -233,7 +243,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
     }
 
     // diag(D_last) K Gᵀ + Mᵀ dO (→ g through (I + A)⁻ᵀ), and u_j · (G k_j) on the way.
-    for (int job = warp; job < 4 * vt; job += kWarps) {
+    for (int job = warp; job < 4 * vt; job += kBwdWarps) {
       const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
       float acc[8] = {};
       mma_tile<kSplit>(
@@ -249,7 +259,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
     }
     __syncthreads();
     if (p.delta) {
-      for (int job = warp; job < 4 * vt; job += kWarps) {
+      for (int job = warp; job < 4 * vt; job += kBwdWarps) {
         const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
         float acc[8] = {};
         mma_tile<kSplit>(
@@ -270,9 +280,9 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
       __syncthreads();
     }
 
-    // dv = c ⊙ g, v·g and b g·(S0 k): four threads per row.
+    // dv = c ⊙ g, v·g and b g·(S0 k): kRowThreads threads per row.
     {
-      const int r = tid >> 2, part = tid & 3, per = p.nv / 4;
+      const int r = tid / kRowThreads, part = tid % kRowThreads, per = p.nv / kRowThreads;
       float s_dc = 0.f, s_w = 0.f;
       for (int j = part * per; j < (part + 1) * per; ++j) {
         const float gm = Gm[r * ldv + j];
@@ -281,13 +291,20 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
         if (r < len && j < nvalid)
           atomicAdd(p.dv.p + (token0 + r) * p.dv.row + h * p.dv.head + v0 + j, gc[r] * gm);
       }
-      atomicAdd(dcv + r, s_dc);
-      if (p.delta) atomicAdd(wv + r, gb[r] * s_w);
+      // The row's threads are neighbouring lanes, and nothing else adds to these now.
+      for (int o = 1; o < kRowThreads; o <<= 1) {
+        s_dc += __shfl_xor_sync(0xffffffffu, s_dc, o);
+        s_w += __shfl_xor_sync(0xffffffffu, s_w, o);
+      }
+      if (part == 0) {
+        dcv[r] += s_dc;
+        if (p.delta) wv[r] += gb[r] * s_w;
+      }
     }
     // h = diag(γ⁻) K S0ᵀ + (D⁻ ⊙ K Kᵀ) U → g·h; P1 = dO Uᵀ (+ dz cᵀ); P2 = Ĝ Uᵀ.
     {
       const int n_h = p.delta ? 4 * vt : 0, n_p = p.delta ? 32 : 16;
-      for (int job = warp; job < n_h + n_p; job += kWarps) {
+      for (int job = warp; job < n_h + n_p; job += kBwdWarps) {
         float acc[8] = {};
         if (job < n_h) {
           const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
@@ -323,7 +340,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
     __syncthreads();
 
     // dQ, dK (atomics: value slices and shared heads add up) and the pair term of da.
-    for (int job = warp; job < 8 * kt + 16; job += kWarps) {
+    for (int job = warp; job < 8 * kt + 16; job += kBwdWarps) {
       float acc[8] = {};
       if (job < 4 * kt) {
         const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
@@ -404,7 +421,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
         if (p.delta) atomicAdd(p.db + i, -ga[r] * gh[r]);
       }
     }
-    for (int job = warp; job < vt * kt; job += kWarps) {
+    for (int job = warp; job < vt * kt; job += kBwdWarps) {
       const int m0 = 16 * (job % vt), n0 = 16 * (job / vt);
       float acc[8] = {};
       mma_tile<kSplit>(
@@ -418,7 +435,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const Params p) {
               [&](int r, int j, float& v) { G[r * ldk + j] = gamma[kL - 1] * G[r * ldk + j] + v; });
     }
     if (p.normalized)
-      for (int k = tid; k < p.dkp; k += kThreads) {
+      for (int k = tid; k < p.dkp; k += kBwdThreads) {
         float s = 0.f;
         for (int t = 0; t < kL; ++t) s += gamma[t] * dz[t] * Q[t * ldk + k];
         nu[k] = gamma[kL - 1] * nu[k] + s;
@@ -452,9 +469,9 @@ void backward(const Context& ctx, const cpu::LinearRecurrence<float>& r,
   p.nv = pick_nv(p, true, ctx.sm_count);
   const dim3 grid(unsigned(ceil_div(p.Dv, p.nv)), unsigned(p.B * p.H), 1);
   if (split)
-    launch(ctx, backward_kernel<true>, grid, p, smem_bytes(p, true));
+    launch(ctx, backward_kernel<true>, grid, p, smem_bytes(p, true), kBwdThreads);
   else
-    launch(ctx, backward_kernel<false>, grid, p, smem_bytes(p, true));
+    launch(ctx, backward_kernel<false>, grid, p, smem_bytes(p, true), kBwdThreads);
 }
 
 }  // namespace statelab::cuda::chunkwise
