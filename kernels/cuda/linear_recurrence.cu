@@ -24,13 +24,12 @@ using namespace recurrent;  // the recurrent kernels' planning and launches
 // backward at B128 T64 H4 on an H200: 3.8 µs a step for mLSTM's 32×32 state, 6.4 µs for
 // Mamba-2's 64×32); the chunkwise kernels cost T/chunk dependent state hand-offs of a few µs
 // plus intra-chunk products that run in parallel, and a fixed cost of several launches. At that
-// shape, one chunk of 64, chunkwise already wins for mLSTM (0.205 against 0.246 ms) and Mamba-2
-// (0.188 against 0.413 ms) but not for the delta rule, whose chunks add the UT solve (GDN 0.243
+// shape, one chunk of 64, chunkwise wins for mLSTM (0.125 against 0.246 ms), Mamba-2 (0.115
+// against 0.413 ms) and, since its backward runs 16 warps per CTA, the delta rule too (GDN 0.166
 // against 0.230 ms). So automatic dispatch takes chunkwise for chunks of at least 16 steps from
-// one whole chunk on, or four for the delta rule.
+// one whole chunk on.
 constexpr int64_t kChunkwiseMinChunk = 16;
 constexpr int64_t kChunkwiseMinChunks = 1;
-constexpr int64_t kChunkwiseMinChunksDelta = 4;
 
 void check(const LinearRecurrence<float>& p) {
   cpu::linear_recurrence_check(p);
@@ -74,8 +73,7 @@ bool use_chunkwise(const LinearRecurrence<float>& p, LinearKernel kernel, bool r
   SL_CHECK_SHAPE(recurrent_fits || chunk_ok,
                  std::string(what) + ": no CUDA kernel handles" + shape);
   if (!recurrent_fits) return true;
-  const int64_t min_chunks = p.b ? kChunkwiseMinChunksDelta : kChunkwiseMinChunks;
-  return chunk_ok && p.chunk >= kChunkwiseMinChunk && p.T >= min_chunks * p.chunk;
+  return chunk_ok && p.chunk >= kChunkwiseMinChunk && p.T >= kChunkwiseMinChunks * p.chunk;
 }
 
 chunkwise::Schedule schedule_of(LinearKernel kernel) {
