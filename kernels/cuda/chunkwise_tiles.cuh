@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/cuda/tf32_mma.cuh"
@@ -16,6 +17,50 @@ namespace statelab::cuda::chunkwise::internal {
 // k-step; A(r, k) and B(k, n) are accessors into shared memory that fold in masks and scales.
 // kSplit: 3xTF32 (x = hi + lo, products hi·hi + hi·lo + lo·hi), fp32-level accuracy. bf16 runs
 // the single-TF32 path too: it is well inside bf16's tolerance, and one fragment layout serves.
+
+// TF32 operands. The tensor cores read the top 19 bits of an operand's register and drop the
+// rest, so rounding to nearest (ties away, as cvt.rna) only adds half a TF32 unit to a finite
+// value's bits, and inf and NaN keep theirs: cvt.rna also clears the low bits, one more
+// instruction for every fragment element.
+__device__ __forceinline__ uint32_t tf32_round(float x) {
+  const uint32_t bits = __float_as_uint(x);
+  return fabsf(x) < INFINITY ? bits + 0x1000u : bits;
+}
+
+// 3xTF32's x = hi + lo: hi rounded with its low bits cleared, so that lo = x − hi is exact; lo
+// enters truncated, an error below 2^-21 |x|.
+__device__ __forceinline__ void tf32_split(float x, uint32_t& hi, uint32_t& lo) {
+  hi = tf32_round(x) & 0xffffe000u;
+  lo = __float_as_uint(x - __uint_as_float(hi));
+}
+
+// acc += one k-step of the tile from fp32 fragments: af as the mma's A fragment, bf as B's for
+// columns n0.. (bf[0], bf[1]) and n0+8.. (bf[2], bf[3]).
+template <bool kSplit>
+__device__ __forceinline__ void mma_step(float (&acc)[8], const float (&af)[4],
+                                         const float (&bf)[4]) {
+  uint32_t ah[4], bh[4];
+  if constexpr (kSplit) {
+    uint32_t al[4], bl[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      tf32_split(af[i], ah[i], al[i]);
+      tf32_split(bf[i], bh[i], bl[i]);
+    }
+    mma_tf32(acc, al, bh[0], bh[1]);
+    mma_tf32(acc + 4, al, bh[2], bh[3]);
+    mma_tf32(acc, ah, bl[0], bl[1]);
+    mma_tf32(acc + 4, ah, bl[2], bl[3]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      ah[i] = tf32_round(af[i]);
+      bh[i] = tf32_round(bf[i]);
+    }
+  }
+  mma_tf32(acc, ah, bh[0], bh[1]);
+  mma_tf32(acc + 4, ah, bh[2], bh[3]);
+}
 
 // acc += A[m0 .. m0+15, k0 .. k1) · B[k0 .. k1, n0 .. n0+15], k0 and k1 multiples of 8.
 // acc[i] holds row m0 + g + 8·((i >> 1) & 1), column n0 + 8·(i >> 2) + 2·t + (i & 1), with
@@ -29,26 +74,40 @@ __device__ __forceinline__ void mma_tile(float (&acc)[8], const AFn& A, const BF
                          A(m0 + g + 8, k + t + 4)};
     const float bf[4] = {B(k + t, n0 + g), B(k + t + 4, n0 + g), B(k + t, n0 + 8 + g),
                          B(k + t + 4, n0 + 8 + g)};
-    uint32_t ah[4], bh[4];
+    mma_step<kSplit>(acc, af, bf);
+  }
+}
+
+// Four 8 × 4 fp32 blocks in one ldmatrix: r[i] gets word lane % 4 of row lane / 4 of block i,
+// whose rows start at the addresses lanes 8·i .. 8·i + 7 pass.
+__device__ __forceinline__ void load_blocks_x4(float (&r)[4], const float* row) {
+  const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  uint32_t x[4];
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
+               : "r"(address));
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      ah[i] = to_tf32(af[i]);
-      bh[i] = to_tf32(bf[i]);
-    }
-    if constexpr (kSplit) {
-      uint32_t al[4], bl[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        al[i] = to_tf32(af[i] - __uint_as_float(ah[i]));
-        bl[i] = to_tf32(bf[i] - __uint_as_float(bh[i]));
-      }
-      mma_tf32(acc, al, bh[0], bh[1]);
-      mma_tf32(acc + 4, al, bh[2], bh[3]);
-      mma_tf32(acc, ah, bl[0], bl[1]);
-      mma_tf32(acc + 4, ah, bl[2], bl[3]);
-    }
-    mma_tf32(acc, ah, bh[0], bh[1]);
-    mma_tf32(acc + 4, ah, bh[2], bh[3]);
+  for (int i = 0; i < 4; ++i) r[i] = __uint_as_float(x[i]);
+}
+
+// acc += A[m0 .. m0+15, k0 .. k1) · B[n0 .. n0+15, k0 .. k1)ᵀ for row-major tiles A and B in
+// shared memory (16-byte aligned, leading dimensions multiples of 4 and ≡ 4 mod 8 so that the
+// eight rows of a block hit distinct banks): each k-step's fragments in two ldmatrix instead of
+// eight loads, and no per-element address arithmetic.
+template <bool kSplit>
+__device__ __forceinline__ void mma_tile_abt(float (&acc)[8], const float* A, int lda,
+                                             const float* B, int ldb, int m0, int n0, int k0,
+                                             int k1) {
+  const int lane = threadIdx.x & 31, row = lane & 7, block = lane >> 3;
+  // A's blocks: (rows m0.., k), (m0+8.., k), (m0.., k+4), (m0+8.., k+4); B's: (n0.., k),
+  // (n0.., k+4), (n0+8.., k), (n0+8.., k+4), in the fragments' order.
+  const float* a = A + (m0 + row + 8 * (block & 1)) * lda + 4 * (block >> 1);
+  const float* b = B + (n0 + row + 8 * (block >> 1)) * ldb + 4 * (block & 1);
+  for (int k = k0; k < k1; k += 8) {
+    float af[4], bf[4];
+    load_blocks_x4(af, a + k);
+    load_blocks_x4(bf, b + k);
+    mma_step<kSplit>(acc, af, bf);
   }
 }
 
@@ -109,9 +168,7 @@ __device__ __forceinline__ void start_state_part(float (&acc)[8], const float* Q
                                                  int n0) {
 #pragma unroll
   for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-  mma_tile<kSplit>(
-      acc, [&](int r, int k) { return Q[r * ldk + k]; },
-      [&](int k, int j) { return S[j * ldk + k]; }, m0, n0, 0, dkp);
+  mma_tile_abt<kSplit>(acc, Q, ldk, S, ldk, m0, n0, 0, dkp);
   for_acc(acc, m0, n0, [&](int r, int, float& v) { v *= gamma[r]; });
 }
 

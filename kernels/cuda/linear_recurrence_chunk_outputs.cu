@@ -100,12 +100,10 @@ __global__ void __launch_bounds__(kThreads, 4) outputs_kernel(const Params p) {
     const int bt = job < 1 ? 0 : job < 3 ? 1 : job < 6 ? 2 : 3, bj = job - bt * (bt + 1) / 2;
     const int m0 = 16 * bt, n0 = 16 * bj;
     float acc[8] = {};
-    auto qa = [&](int r, int k) { return Q[r * ldk + k]; };
-    auto kb = [&](int k, int j) { return K[j * ldk + k]; };
     if (p.normalized)
-      mma_tile<true>(acc, qa, kb, m0, n0, 0, p.dkp);
+      mma_tile_abt<true>(acc, Q, ldk, K, ldk, m0, n0, 0, p.dkp);
     else
-      mma_tile<kSplit>(acc, qa, kb, m0, n0, 0, p.dkp);
+      mma_tile_abt<kSplit>(acc, Q, ldk, K, ldk, m0, n0, 0, p.dkp);
     // A lane holds two rows of the tile: their factors once, not per entry.
     const int g = (tid & 31) >> 2;
     const float lead0 = bt == bj ? 1.f : block_decay(rho, m0 + g, bj + 1);

@@ -155,9 +155,7 @@ __global__ void __launch_bounds__(kThreads) chunk_transition_kernel(const Params
       continue;
     }
     float acc[8] = {};
-    mma_tile<kSplit>(
-        acc, [&](int r, int k) { return K[r * ldk + k]; },
-        [&](int k, int j) { return K[j * ldk + k]; }, m0, n0, 0, p.dkp);
+    mma_tile_abt<kSplit>(acc, K, ldk, K, ldk, m0, n0, 0, p.dkp);
     for_acc(acc, m0, n0, [&](int r, int j, float& v) { KK[r * kLdL + j] = v; });
   }
   __syncthreads();

@@ -106,9 +106,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
       float acc[8] = {};
       if (job >= 32) {
         const int m0 = 16 * ((job - 32) & 3), n0 = 16 * ((job - 32) >> 2);
-        mma_tile<kSplit>(
-            acc, [&](int r, int k) { return K[r * ldk + k]; },
-            [&](int k, int j) { return S[j * ldk + k]; }, m0, n0, 0, p.dkp);
+        mma_tile_abt<kSplit>(acc, K, ldk, S, ldk, m0, n0, 0, p.dkp);
         for_acc(acc, m0, n0, [&](int r, int j, float& v) { KS[r * ldv + j] = v; });
         continue;
       }
@@ -120,14 +118,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
         continue;
       }
       const float* X = kk ? K : Q;
-      auto xa = [&](int r, int k) { return X[r * ldk + k]; };
-      auto kb = [&](int k, int j) { return K[j * ldk + k]; };
       // nᵀq sums these scores and can cancel: TF32 scores would leave the divisor with an
       // error relative to the scores rather than to nᵀq, so a normalizer always splits them.
       if (!kk && p.normalized)
-        mma_tile<true>(acc, xa, kb, m0, n0, 0, p.dkp);
+        mma_tile_abt<true>(acc, X, ldk, K, ldk, m0, n0, 0, p.dkp);
       else
-        mma_tile<kSplit>(acc, xa, kb, m0, n0, 0, p.dkp);
+        mma_tile_abt<kSplit>(acc, X, ldk, K, ldk, m0, n0, 0, p.dkp);
       for_acc(acc, m0, n0, [&](int r, int j, float& v) { out[r * kLdL + j] = v; });
     }
     __syncthreads();

@@ -29,13 +29,21 @@ namespace {
 // times the shifted decay D⁻_tj = D_{t−1,j}: the decay's factor without a_t, never divided out.
 // The normalizer is one more state row (v = 1, do = dz), owned by the first value slice.
 // Every value slice adds its share of dq, dk, da, db, dc with atomics.
-// Twice the forward's threads: one CTA per SM is all the shared memory allows at Dk = Dv = 64,
-// and at 8 warps it stalled on latency with one warp in five eligible.
+// Twice the forward's threads: at Dk = Dv = 64 the shared memory allows one CTA per SM, and at
+// 8 warps ncu found 0.34 eligible warps per scheduler (mLSTM at B64 T256 H8 on an H200: 0.85 ms;
+// 0.56 at 16 warps). The row loops give each row kRowThreads neighbouring lanes.
 constexpr int kBwdThreads = 2 * kThreads, kBwdWarps = kBwdThreads / 32;
-constexpr int kRowThreads = kBwdThreads / kL;  // threads per row in the row loops
+constexpr int kRowThreads = kBwdThreads / kL;
 static_assert(kBwdThreads - 3 * kL >= 32 && kBwdThreads % 32 == 0 && kRowThreads <= 32 &&
-                  kMaxNv % kRowThreads == 0 && 16 % kRowThreads == 0,
-              "whole warps after the first three row groups; row threads within a warp");
+                  (kRowThreads & (kRowThreads - 1)) == 0 && 16 % kRowThreads == 0,
+              "whole warps after the first three row groups; a row's threads within a warp");
+
+// Σ of v over a row's kRowThreads threads, neighbouring lanes.
+__device__ __forceinline__ float row_sum(float v) {
+#pragma unroll
+  for (int o = 1; o < kRowThreads; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
 
 template <bool kSplit>
 __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
@@ -160,13 +168,11 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
         continue;
       }
       const float* Xin = kk ? K : Q;
-      auto xa = [&](int r, int k) { return Xin[r * ldk + k]; };
-      auto kb = [&](int k, int j) { return K[j * ldk + k]; };
       float acc[8] = {};
       if (!kk && p.normalized)
-        mma_tile<true>(acc, xa, kb, m0, n0, 0, p.dkp);  // as in forward
+        mma_tile_abt<true>(acc, Xin, ldk, K, ldk, m0, n0, 0, p.dkp);  // as in forward
       else
-        mma_tile<kSplit>(acc, xa, kb, m0, n0, 0, p.dkp);
+        mma_tile_abt<kSplit>(acc, Xin, ldk, K, ldk, m0, n0, 0, p.dkp);
       for_acc(acc, m0, n0, [&](int r, int j, float& v) { out[r * kLdL + j] = v; });
       if (kk)
         for_acc(acc, m0, n0, [&](int r, int j, float& v) {
@@ -218,9 +224,7 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
       const int tile = ks ? job - 4 * vt : job, m0 = 16 * (tile & 3), n0 = 16 * (tile >> 2);
       const float* Xin = ks ? K : Q;
       float acc[8] = {};
-      mma_tile<kSplit>(
-          acc, [&](int r, int k) { return Xin[r * ldk + k]; },
-          [&](int k, int j) { return S0[j * ldk + k]; }, m0, n0, 0, p.dkp);
+      mma_tile_abt<kSplit>(acc, Xin, ldk, S0, ldk, m0, n0, 0, p.dkp);
       if (ks)
         for_acc(acc, m0, n0, [&](int r, int j, float& v) {
           KS[r * ldv + j] = v;
@@ -246,9 +250,7 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
     for (int job = warp; job < 4 * vt; job += kBwdWarps) {
       const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
       float acc[8] = {};
-      mma_tile<kSplit>(
-          acc, [&](int r, int k) { return K[r * ldk + k]; },
-          [&](int k, int j) { return G[j * ldk + k]; }, m0, n0, 0, p.dkp);
+      mma_tile_abt<kSplit>(acc, K, ldk, G, ldk, m0, n0, 0, p.dkp);
       add_row_sums(acc, m0, n0, zz, [&](int r, int j, float v) { return v * U[r * ldv + j]; });
       for_acc(acc, m0, n0, [&](int r, int, float& v) { v *= d_last(r); });
       mma_tile<kSplit>(
@@ -270,12 +272,16 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
       __syncthreads();
     } else if (p.normalized) {
       // The normalizer row of g: D_last,t (k_t·ν) + Σ_{t'} M_{t't} dz_{t'}.
-      if (tid < kL) {
-        const int r = tid;
+      {
+        const int r = tid / kRowThreads, part = tid % kRowThreads;
         float s = 0.f;
-        for (int t = r; t < kL; ++t) s += D[t * kLdL + r] * QK[t * kLdL + r] * dz[t];
-        dcv[r] += d_last(r) * knu[r] + s;
-        zz[r] += gc[r] * knu[r];
+        for (int t = r + part; t < kL; t += kRowThreads)
+          s += D[t * kLdL + r] * QK[t * kLdL + r] * dz[t];
+        s = row_sum(s);
+        if (part == 0) {
+          dcv[r] += d_last(r) * knu[r] + s;
+          zz[r] += gc[r] * knu[r];
+        }
       }
       __syncthreads();
     }
@@ -291,11 +297,9 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
         if (r < len && j < nvalid)
           atomicAdd(p.dv.p + (token0 + r) * p.dv.row + h * p.dv.head + v0 + j, gc[r] * gm);
       }
-      // The row's threads are neighbouring lanes, and nothing else adds to these now.
-      for (int o = 1; o < kRowThreads; o <<= 1) {
-        s_dc += __shfl_xor_sync(0xffffffffu, s_dc, o);
-        s_w += __shfl_xor_sync(0xffffffffu, s_w, o);
-      }
+      // Nothing else adds to these now.
+      s_dc = row_sum(s_dc);
+      s_w = row_sum(s_w);
       if (part == 0) {
         dcv[r] += s_dc;
         if (p.delta) wv[r] += gb[r] * s_w;
@@ -402,19 +406,23 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
     __syncthreads();
 
     // da, db, dc; then G and ν move to the chunk's start.
-    if (tid < kL) {
-      const int r = tid;
-      const float gp = gamma_prev(r);
+    {
+      const int r = tid / kRowThreads, part = tid % kRowThreads;
       float t2 = 0.f, t5 = 0.f;
-      for (int j = 0; j < r; ++j) {
+      for (int j = part; j < r; j += kRowThreads) {
         const float dm = D[(r - 1) * kLdL + j];
         t2 += dm * zz[j];
         if (p.delta) t5 += P2[r * kLdL + j] * KK[r * kLdL + j] * dm;
       }
       float t3 = 0.f;
-      for (int t = r; t < kL; ++t) t3 += D[t * kLdL + r] * (t > r ? xv[t] - wv[t] : xv[t]);
+      for (int t = r + part; t < kL; t += kRowThreads)
+        t3 += D[t * kLdL + r] * (t > r ? xv[t] - wv[t] : xv[t]);
+      t2 = row_sum(t2);
+      t5 = row_sum(t5);
+      t3 = row_sum(t3);
+      const float gp = gamma_prev(r);
       const float da = d_last(r) * (gp * scalar[0] + t2) + gp * t3 + t4[r] + t5 - gb[r] * gh[r];
-      if (r < len) {
+      if (part == 0 && r < len) {
         const int64_t i = (token0 + r) * p.H + h;
         atomicAdd(p.da + i, da);
         atomicAdd(p.dc + i, dcv[r]);
