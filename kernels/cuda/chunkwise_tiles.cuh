@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/cuda/lane_sum.cuh"
 #include "kernels/cuda/tf32_mma.cuh"
 
 namespace statelab::cuda::chunkwise::internal {
@@ -130,11 +131,8 @@ __device__ __forceinline__ void add_row_sums(float (&acc)[8], int m0, int n0, fl
 #pragma unroll
   for (int i = 0; i < 8; ++i)
     s[(i >> 1) & 1] += fn(m0 + g + 8 * ((i >> 1) & 1), n0 + 8 * (i >> 2) + 2 * t + (i & 1), acc[i]);
-#pragma unroll
-  for (int o = 1; o < 4; o <<= 1) {
-    s[0] += __shfl_xor_sync(0xffffffffu, s[0], o);
-    s[1] += __shfl_xor_sync(0xffffffffu, s[1], o);
-  }
+  s[0] = lane_sum(s[0], 4);
+  s[1] = lane_sum(s[1], 4);
   if (t == 0) {
     atomicAdd(out + m0 + g, s[0]);
     atomicAdd(out + m0 + g + 8, s[1]);

@@ -139,9 +139,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
           s += (jb == bt ? D[r * kLdL + j] : sigma[j]) * QK[r * kLdL + j] * gc[j];
         if (jb < bt) s *= block_decay(rho, r, jb + 1);
       }
-      // The row's four threads are neighbouring lanes.
-      s += __shfl_xor_sync(0xffffffffu, s, 1);
-      s += __shfl_xor_sync(0xffffffffu, s, 2);
+      s = lane_sum(s, 4);  // the row's four threads are neighbouring lanes
       if (jb == 0) zsum[r] = s;
     }
     if (p.delta) {

@@ -38,13 +38,6 @@ static_assert(kBwdThreads - 3 * kL >= 32 && kBwdThreads % 32 == 0 && kRowThreads
                   (kRowThreads & (kRowThreads - 1)) == 0 && 16 % kRowThreads == 0,
               "whole warps after the first three row groups; a row's threads within a warp");
 
-// Σ of v over a row's kRowThreads threads, neighbouring lanes.
-__device__ __forceinline__ float row_sum(float v) {
-#pragma unroll
-  for (int o = 1; o < kRowThreads; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 template <bool kSplit>
 __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
@@ -145,7 +138,7 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
       }
       if (p.normalized)
         for (int k = tid - 3 * kL; k < p.dkp; k += kRest) s += nu[k] * norm0[k];
-      for (int o = 1; o < 32; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      s = lane_sum(s, 32);
       if ((tid & 31) == 0) atomicAdd(scalar, s);
     }
     if (!p.delta)
@@ -277,7 +270,7 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
         float s = 0.f;
         for (int t = r + part; t < kL; t += kRowThreads)
           s += D[t * kLdL + r] * QK[t * kLdL + r] * dz[t];
-        s = row_sum(s);
+        s = lane_sum(s, kRowThreads);
         if (part == 0) {
           dcv[r] += d_last(r) * knu[r] + s;
           zz[r] += gc[r] * knu[r];
@@ -298,8 +291,8 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
           atomicAdd(p.dv.p + (token0 + r) * p.dv.row + h * p.dv.head + v0 + j, gc[r] * gm);
       }
       // Nothing else adds to these now.
-      s_dc = row_sum(s_dc);
-      s_w = row_sum(s_w);
+      s_dc = lane_sum(s_dc, kRowThreads);
+      s_w = lane_sum(s_w, kRowThreads);
       if (part == 0) {
         dcv[r] += s_dc;
         if (p.delta) wv[r] += gb[r] * s_w;
@@ -417,9 +410,9 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
       float t3 = 0.f;
       for (int t = r + part; t < kL; t += kRowThreads)
         t3 += D[t * kLdL + r] * (t > r ? xv[t] - wv[t] : xv[t]);
-      t2 = row_sum(t2);
-      t5 = row_sum(t5);
-      t3 = row_sum(t3);
+      t2 = lane_sum(t2, kRowThreads);
+      t5 = lane_sum(t5, kRowThreads);
+      t3 = lane_sum(t3, kRowThreads);
       const float gp = gamma_prev(r);
       const float da = d_last(r) * (gp * scalar[0] + t2) + gp * t3 + t4[r] + t5 - gb[r] * gh[r];
       if (part == 0 && r < len) {
