@@ -157,4 +157,13 @@ __device__ __forceinline__ void store_async(uint32_t address, float v, uint32_t 
       : "memory");
 }
 
+// Two consecutive floats in one store, at an 8-byte aligned address.
+__device__ __forceinline__ void store_async(uint32_t address, float2 v, uint32_t bar) {
+  asm volatile(
+      "st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.b32 [%0], {%1, %2}, [%3];" ::"r"(
+          address),
+      "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(bar)
+      : "memory");
+}
+
 }  // namespace statelab::cuda::nonlinear_mma::internal

@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
   // The warp's tiles of Rᵀ as B fragments: Rᵀ(k, n) = R[n][k % 4][j0 + k / 4], zero past the
   // head. Where each of its accumulator columns goes: the CTA owning unit n, and n's place there.
   uint32_t rh[kTilesPerWarp][kMaxKSteps][2], rl[kTilesPerWarp][kMaxKSteps][2];
-  int send_rank[kTilesPerWarp][2], send_unit[kTilesPerWarp][2];
+  int send_rank[kTilesPerWarp], send_unit[kTilesPerWarp];
   {
     const float* Rh = p.R + int64_t(hd) * p.Dh * G;
 #pragma unroll
@@ -90,12 +90,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
           rh[i][ks][e] = to_tf32(r);
           rl[i][ks][e] = to_tf32(r - __uint_as_float(rh[i][ks][e]));
         }
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int col = 8 * nt + 2 * t + c;
-        send_rank[i][c] = col / p.units;
-        send_unit[i][c] = col - send_rank[i][c] * p.units;
-      }
+      const int col = 8 * nt + 2 * t;  // and col + 1, in the same CTA
+      send_rank[i] = col / p.units;
+      send_unit[i] = col - send_rank[i] * p.units;
     }
   }
   // Every sender's shares for this CTA's live rows and units: the bytes a step's mbarrier waits
@@ -203,19 +200,27 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
           }
           mma_tf32(acc[ks & 1], ah, rh[i][ks][0], rh[i][ks][1]);
         }
-        // Entry e: row g + 8·(e / 2), column 8·tile + 2·t + e % 2.
+        // Entries 2·h and 2·h + 1: row g + 8·h, columns 8·tile + 2·t and the next, which sit
+        // side by side in one receiver (units per CTA are even): one 8-byte store.
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int r = g + 8 * (e >> 1), c = e & 1;
-          const int col = 8 * (warp + i * warps) + 2 * t + c;
+        for (int h = 0; h < 2; ++h) {
+          const int r = g + 8 * h, col = 8 * (warp + i * warps) + 2 * t;
           if (b0 + r >= p.B || col >= p.Dh) continue;
-          const float v = (acc[2][e] + acc[3][e]) + (acc[0][e] + acc[1][e]);
-          float* dst = to + r * p.units + send_unit[i][c];
+          float2 v;
+          v.x = (acc[2][2 * h] + acc[3][2 * h]) + (acc[0][2 * h] + acc[1][2 * h]);
+          v.y = (acc[2][2 * h + 1] + acc[3][2 * h + 1]) + (acc[0][2 * h + 1] + acc[1][2 * h + 1]);
+          float* dst = to + r * p.units + send_unit[i];
+          const bool pair = col + 1 < p.Dh;
           if (!clustered) {
-            *dst = v;
+            dst[0] = v.x;
+            if (pair) dst[1] = v.y;
           } else {
-            const int peer = send_rank[i][c];
-            store_async(in_rank(shared_address(dst), peer), v, in_rank(bar, peer));
+            const int peer = send_rank[i];
+            const uint32_t at = in_rank(shared_address(dst), peer), peer_bar = in_rank(bar, peer);
+            if (pair)
+              store_async(at, v, peer_bar);
+            else
+              store_async(at, v.x, peer_bar);
           }
         }
       }
