@@ -19,15 +19,6 @@ namespace statelab::cuda::chunkwise::internal {
 // kSplit: 3xTF32 (x = hi + lo, products hi·hi + hi·lo + lo·hi), fp32-level accuracy. bf16 runs
 // the single-TF32 path too: it is well inside bf16's tolerance, and one fragment layout serves.
 
-// TF32 operands. The tensor cores read the top 19 bits of an operand's register and drop the
-// rest, so rounding to nearest (ties away, as cvt.rna) only adds half a TF32 unit to a finite
-// value's bits, and inf and NaN keep theirs: cvt.rna also clears the low bits, one more
-// instruction for every fragment element.
-__device__ __forceinline__ uint32_t tf32_round(float x) {
-  const uint32_t bits = __float_as_uint(x);
-  return fabsf(x) < INFINITY ? bits + 0x1000u : bits;
-}
-
 // 3xTF32's x = hi + lo: hi rounded with its low bits cleared, so that lo = x − hi is exact; lo
 // enters truncated, an error below 2^-21 |x|.
 __device__ __forceinline__ void tf32_split(float x, uint32_t& hi, uint32_t& lo) {
@@ -77,18 +68,6 @@ __device__ __forceinline__ void mma_tile(float (&acc)[8], const AFn& A, const BF
                          B(k + t + 4, n0 + 8 + g)};
     mma_step<kSplit>(acc, af, bf);
   }
-}
-
-// Four 8 × 4 fp32 blocks in one ldmatrix: r[i] gets word lane % 4 of row lane / 4 of block i,
-// whose rows start at the addresses lanes 8·i .. 8·i + 7 pass.
-__device__ __forceinline__ void load_blocks_x4(float (&r)[4], const float* row) {
-  const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  uint32_t x[4];
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-               : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
-               : "r"(address));
-#pragma unroll
-  for (int i = 0; i < 4; ++i) r[i] = __uint_as_float(x[i]);
 }
 
 // acc += A[m0 .. m0+15, k0 .. k1) · B[n0 .. n0+15, k0 .. k1)ᵀ for row-major tiles A and B in

@@ -4,7 +4,8 @@
 // too wide for one CTA is split over a cluster (h_t exchanged through distributed shared memory)
 // or, beyond a cluster's shared memory, over a cooperative grid (through L2). The recurrent
 // products are FFMA here; heads of up to 128 units run them on the tensor cores instead
-// (nonlinear_recurrence_mma*.cu). dR is cuBLAS GEMMs after the loop (nonlinear_recurrence_dr.cu).
+// (nonlinear_recurrence_mma*.cu), and heads of up to 512 units over a cooperative grid
+// (nonlinear_recurrence_wide*.cu). dR is cuBLAS GEMMs after the loop (nonlinear_recurrence_dr.cu).
 // Checked against the CPU twin by kernels/selftest/nonlinear_recurrence.cpp.
 #include "kernels/cuda/nonlinear_recurrence.hpp"
 
@@ -631,9 +632,14 @@ void nonlinear_recurrence_fwd(const Context& ctx, const NonlinearRecurrence<floa
   if (!check_shapes(p, "nonlinear_recurrence_fwd")) return;
   if (kernel == NonlinearKernel::tensor_core ||
       (kernel == NonlinearKernel::automatic && nonlinear_mma::pays(p))) {
-    const std::string unfit = nonlinear_mma::unfit_reason(ctx, p);
+    const bool wide = p.Dh > kTensorCoreMaxDh;
+    const std::string unfit =
+        wide ? nonlinear_mma::wide_unfit_reason(ctx, p) : nonlinear_mma::unfit_reason(ctx, p);
     if (unfit.empty()) {
-      nonlinear_mma::forward(ctx, p);
+      if (wide)
+        nonlinear_mma::wide_forward(ctx, p);
+      else
+        nonlinear_mma::forward(ctx, p);
       return;
     }
     SL_CHECK_SHAPE(kernel == NonlinearKernel::automatic,
@@ -655,14 +661,19 @@ void nonlinear_recurrence_bwd(const Context& ctx, const NonlinearRecurrence<floa
   SL_CHECK_SHAPE(dh && dpre && dR && work,
                  "nonlinear_recurrence_bwd: dh, dpre, dR and work are required");
   bool on_tensor_cores = false;
+  const bool wide = p.Dh > kTensorCoreMaxDh;
   if (kernel == NonlinearKernel::tensor_core ||
       (kernel == NonlinearKernel::automatic && nonlinear_mma::pays(p))) {
-    const std::string unfit = nonlinear_mma::backward_unfit_reason(ctx, p);
+    const std::string unfit =
+        wide ? nonlinear_mma::wide_backward_unfit_reason(ctx, p, exchange_bound(p))
+             : nonlinear_mma::backward_unfit_reason(ctx, p);
     SL_CHECK_SHAPE(unfit.empty() || kernel == NonlinearKernel::automatic,
                    "nonlinear_recurrence_bwd: the tensor-core kernel does not fit: " + unfit);
     on_tensor_cores = unfit.empty();
   }
-  if (on_tensor_cores)
+  if (on_tensor_cores && wide)
+    nonlinear_mma::wide_backward(ctx, p, dh, dpre, work, exchange_bound(p));
+  else if (on_tensor_cores)
     nonlinear_mma::backward(ctx, p, dh, dpre);
   else
     fma_backward(ctx, p, dh, dpre, work);

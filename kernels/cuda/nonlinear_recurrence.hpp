@@ -11,14 +11,16 @@
 
 namespace statelab::cuda {
 
-// Which kernels run. automatic: the tensor-core kernels for heads of 65 to 128 units where they
+// Which kernels run. automatic: the tensor-core kernels for heads of 65 to 512 units where they
 // fit, the FFMA kernels otherwise; fma and tensor_core force them, for tests and benches that
 // compare them.
 enum class NonlinearKernel { automatic, fma, tensor_core };
-constexpr int kTensorCoreMaxDh = 128;  // the widest head the tensor-core kernels take
+// The widest head the cluster's tensor-core kernels take; wider ones go over a cooperative grid.
+constexpr int kTensorCoreMaxDh = 128;
 
 // Writes raw, gates, c, h (and n, m for sLSTM) as the CPU twin does. On the tensor cores R·h is
-// TF32 in tf32 and bf16 precision and 3xTF32 (fp32 accuracy) in fp32; FFMA is fp32. Throws
+// TF32 in tf32 and bf16 precision and 3xTF32 (fp32 accuracy) in fp32, where heads above 128 units
+// take the FFMA kernels; FFMA is fp32. Throws
 // ShapeError when a forced tensor_core kernel does not fit, saying why, and when a head's R
 // cannot be kept on chip (Dh above 8 units per SM, 1056 on a 132-SM H100) rather than launching
 // a grid that could not be co-resident.

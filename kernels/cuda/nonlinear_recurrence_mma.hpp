@@ -1,8 +1,11 @@
-// The LSTM / sLSTM recurrence with its products on the tensor cores (nonlinear_recurrence_mma.cu
-// and its _bwd twin), for heads of up to 128 units: what nonlinear_recurrence_fwd and _bwd run
-// when the shapes fit, the FFMA kernels of nonlinear_recurrence.cu otherwise.
+// The LSTM / sLSTM recurrence with its products on the tensor cores: heads of up to 128 units
+// over a cluster (nonlinear_recurrence_mma.cu and its _bwd twin), wider heads of up to 512 units
+// over a cooperative grid (nonlinear_recurrence_wide.cu and its _bwd twin). What
+// nonlinear_recurrence_fwd and _bwd run when the shapes fit, the FFMA kernels of
+// nonlinear_recurrence.cu otherwise.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "kernels/cpu/nonlinear_recurrence.hpp"
@@ -28,5 +31,18 @@ void forward(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
 std::string backward_unfit_reason(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
 void backward(const Context& ctx, const cpu::NonlinearRecurrence<float>& p, const float* dh,
               float* dpre);
+
+// Heads of 129 to kWideMaxDh units: a CTA owns 16 batch rows and 16 units, and h_t (forward) or
+// the dh_rec shares (backward) cross the grid through L2 behind a grid barrier per step. R·h in
+// TF32 (tf32 and bf16 precision; fp32 would need 3xTF32's second set of R fragments, which do not
+// fit in registers). The backward's shares take `work` (work_floats of it), as the FFMA grid
+// exchange does; (head, batch tile) groups beyond what is resident at once run in passes.
+constexpr int kWideMaxDh = 512;
+std::string wide_unfit_reason(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
+void wide_forward(const Context& ctx, const cpu::NonlinearRecurrence<float>& p);
+std::string wide_backward_unfit_reason(const Context& ctx, const cpu::NonlinearRecurrence<float>& p,
+                                       int64_t work_floats);
+void wide_backward(const Context& ctx, const cpu::NonlinearRecurrence<float>& p, const float* dh,
+                   float* dpre, float* work, int64_t work_floats);
 
 }  // namespace statelab::cuda::nonlinear_mma

@@ -1,13 +1,23 @@
-// The tensor-core primitive the fp32 kernels share: rounding to TF32 and the warp's m16n8k8
-// TF32 product with fp32 accumulation. Used by the chunkwise linear recurrence's tiles and by the
-// non-linear recurrences' R·h.
+// The tensor-core primitives the fp32 kernels share: rounding to TF32, the warp's m16n8k8 TF32
+// product with fp32 accumulation and ldmatrix's fragment loads. Used by the chunkwise linear
+// recurrence's tiles and by the non-linear recurrences' R·h.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 
 namespace statelab::cuda {
+
+// TF32 operands. The tensor cores read the top 19 bits of an operand's register and drop the
+// rest, so rounding to nearest (ties away, as cvt.rna) only adds half a TF32 unit to a finite
+// value's bits, and inf and NaN keep theirs: cvt.rna also clears the low bits, one more
+// instruction for every fragment element.
+__device__ __forceinline__ uint32_t tf32_round(float x) {
+  const uint32_t bits = __float_as_uint(x);
+  return fabsf(x) < INFINITY ? bits + 0x1000u : bits;
+}
 
 __device__ __forceinline__ uint32_t to_tf32(float x) {
   uint32_t r;
@@ -24,6 +34,18 @@ __device__ __forceinline__ void mma_tf32(float* d, const uint32_t (&a)[4], uint3
       "{%8,%9}, {%0,%1,%2,%3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Four 8 × 4 fp32 blocks in one ldmatrix: r[i] gets word lane % 4 of row lane / 4 of block i,
+// whose rows start at the addresses lanes 8·i .. 8·i + 7 pass.
+__device__ __forceinline__ void load_blocks_x4(float (&r)[4], const float* row) {
+  const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  uint32_t x[4];
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
+               : "r"(address));
+#pragma unroll
+  for (int i = 0; i < 4; ++i) r[i] = __uint_as_float(x[i]);
 }
 
 }  // namespace statelab::cuda

@@ -111,7 +111,8 @@ Case recurrence_case(const Shape& s, uint64_t salt, cuda::NonlinearKernel kernel
 
         // The FFMA kernels' recurrent products are fp32 whatever the precision, the tensor
         // cores' follow it; dR goes through cuBLAS in ctx.precision.
-        const double lim = limit_for(ctx.precision, kernel == cuda::NonlinearKernel::tensor_core);
+        // automatic may take the tensor cores too (heads above 128 units in tf32 and bf16).
+        const double lim = limit_for(ctx.precision, kernel != cuda::NonlinearKernel::fma);
         CaseResult r{{compare("raw", d_raw.download(ctx), raw, lim),
                       compare("gates", d_gates.download(ctx), gates, lim),
                       compare("c", d_c.download(ctx), c, lim)}};
@@ -181,13 +182,17 @@ std::vector<Case> nonlinear_recurrence_cases() {
         // rows, a head whose last CTA has units past Dh beside a batch tile of one row, and two
         // steps over a cluster of 3 (backward's first and last exchange are one).
         Shape{lstm, false, 16, 30, 1, 128, 1}, Shape{lstm, false, 17, 9, 1, 100, 6},
-        Shape{lstm, false, 3, 2, 1, 40, 1}}) {
-    if (s.Dh <= cuda::kTensorCoreMaxDh) {
-      cases.push_back(recurrence_case(s, salt, cuda::NonlinearKernel::tensor_core));
-      cases.push_back(recurrence_case(s, salt++, cuda::NonlinearKernel::fma));
-    } else {
-      cases.push_back(recurrence_case(s, salt++, cuda::NonlinearKernel::automatic));
-    }
+        Shape{lstm, false, 3, 2, 1, 40, 1},
+        // Heads above 128 units run on the tensor cores over a cooperative grid in tf32 and bf16
+        // (the Dh = 200 and 384 shapes above, passes with B = 200): the widest head, and an odd
+        // one whose last CTA has units past Dh, gathered a float at a time.
+        Shape{lstm, false, 20, 5, 1, 512, 1}, Shape{slstm, false, 19, 6, 2, 131, 6}}) {
+    // Above kTensorCoreMaxDh a forced tensor-core kernel would throw in fp32, so automatic.
+    const bool narrow = s.Dh <= cuda::kTensorCoreMaxDh;
+    cases.push_back(recurrence_case(
+        s, salt,
+        narrow ? cuda::NonlinearKernel::tensor_core : cuda::NonlinearKernel::automatic));
+    cases.push_back(recurrence_case(s, salt++, cuda::NonlinearKernel::fma));
   }
   cases.push_back(empty_case());
   return cases;
