@@ -11,6 +11,7 @@
 
 #include "kernels/cpu/nonlinear_recurrence.hpp"
 #include "kernels/cuda/context.hpp"
+#include "kernels/cuda/tf32_mma.cuh"
 
 namespace statelab::cuda::nonlinear_mma::internal {
 
@@ -99,12 +100,17 @@ inline std::string spread_unfit_reason(const Spread& s, int64_t H, const void* k
   return "";
 }
 
-// Where column k of an A-operand row sits in shared memory: each 8 columns as (0 4 1 5 2 6 3 7),
-// so the two entries of an A fragment a thread reads from one row (k = t and t + 4 of a k-step)
-// are one float2.
-__device__ __forceinline__ int a_slot(int k) { return (k & ~7) | ((k & 3) << 1) | ((k >> 2) & 1); }
+// A k-step's A fragment of a row-major tile in shared memory, in one ldmatrix; `rows` is the
+// lane's row l % 16 at columns 4·(l / 16) of the k-step.
+__device__ __forceinline__ void load_fragment(uint32_t (&a)[4], const float* rows) {
+  float f[4];
+  load_blocks_x4(f, rows);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) a[i] = __float_as_uint(f[i]);
+}
 
-__device__ __forceinline__ uint32_t bits(float x) { return __float_as_uint(x); }
+// x rounded to TF32, as a float: 3xTF32's hi part, whose lo x − hi is then exact.
+__device__ __forceinline__ float tf32_hi(float x) { return __uint_as_float(to_tf32(x)); }
 
 // ---------------------------------------------------------------------------------------------
 // The exchange between a cluster's CTAs: a sender stores each value into the receiving CTA with

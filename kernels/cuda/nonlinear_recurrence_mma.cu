@@ -12,15 +12,13 @@
 // A thread of the FFMA kernel runs 4·Dh dependent FMAs per step instead, which at 16 batch rows
 // left each SM one warp per scheduler, latency-bound. Checked against the CPU twin by
 // kernels/selftest/nonlinear_recurrence.cpp.
-#include "kernels/cuda/nonlinear_recurrence_mma.hpp"
-
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
-
 
 #include "kernels/cuda/nonlinear_cell.cuh"
 #include "kernels/cuda/nonlinear_mma_common.cuh"
 #include "kernels/cuda/nonlinear_recurrence.hpp"
+#include "kernels/cuda/nonlinear_recurrence_mma.hpp"
 #include "kernels/cuda/tf32_mma.cuh"
 
 namespace statelab::cuda::nonlinear_mma {
@@ -46,8 +44,8 @@ struct Params {
   int units;    // units per CTA, two per warp: the CTA is kRows · units threads
   int nsplit;   // CTAs per head, one cluster
   int tiles;    // batch tiles of kRows rows per head
-  int sh;       // float stride of an h buffer's rows, 32·kgroups + 8: float2 reads hit 32 banks
-  int sr;       // float stride of the R·h tile's rows, 4·units up to ≡ 8 (mod 32), the same
+  int sh;  // float stride of an h buffer's rows, 32·kgroups + 4: ldmatrix's 8 rows hit 32 banks
+  int sr;  // float stride of the R·h tile's rows, 4·units up to ≡ 8 (mod 32), the same
   bool slstm, exp_forget;
   const float* pre;  // [2, B, T, H, 2, Dh]: see PreIndex
   const float* R;    // [H, Dh, 4, Dh]
@@ -123,7 +121,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Param
   };
   // pre of three steps in flight: a step is much shorter than a DRAM round trip.
   float4 pre0 = load_pre(0), pre1 = load_pre(1), pre2 = load_pre(2);
-  const int slot = row * p.sh + a_slot(j);
+  const int slot = row * p.sh + j;
   CellState state;
   for (int s = 0; s < p.T; ++s) {
     // 1. R·h_{s-1} for rows g and g + 8 of the warp's columns; even and odd k-steps, and 3xTF32's
@@ -135,17 +133,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_forward_kernel(const Param
     if (clustered && threadIdx.x == 0 && s + 2 < p.T)
       mbarrier_expect(bars + 8 * ((s + 1) & 1), step_bytes);
     if (s > 0) {
-      const float* hp = hs + ((s - 1) & 1) * parity + g * p.sh + 2 * t;
+      // Lane l passes row l % 16, columns 4·(l / 16).. of each k-step's A blocks to ldmatrix.
+      const float* hp = hs + ((s - 1) & 1) * parity + (lane & 15) * p.sh + 4 * (lane >> 4);
 #pragma unroll
       for (int ks = 0; ks < kMaxKSteps; ++ks) {
         if (ks % kKGroup == 0 && ks >= kKGroup * p.kgroups) break;
-        const float2 x0 = *reinterpret_cast<const float2*>(hp + 8 * ks);
-        const float2 x1 = *reinterpret_cast<const float2*>(hp + 8 * p.sh + 8 * ks);
-        const uint32_t ah[4] = {bits(x0.x), bits(x1.x), bits(x0.y), bits(x1.y)};
+        uint32_t ah[4];
+        load_fragment(ah, hp + 8 * ks);
         if constexpr (kSplit) {
-          const float2 y0 = *reinterpret_cast<const float2*>(hp + part + 8 * ks);
-          const float2 y1 = *reinterpret_cast<const float2*>(hp + part + 8 * p.sh + 8 * ks);
-          const uint32_t al[4] = {bits(y0.x), bits(y1.x), bits(y0.y), bits(y1.y)};
+          uint32_t al[4];
+          load_fragment(al, hp + part + 8 * ks);
           mma_tf32(acc[2 + (ks & 1)], al, rh[ks][0], rh[ks][1]);
           mma_tf32(acc[2 + (ks & 1)], ah, rl[ks][0], rl[ks][1]);
         }
@@ -211,7 +208,7 @@ Params make_params(const cpu::NonlinearRecurrence<float>& r) {
   p.nsplit = spread.nsplit;
   p.units = spread.units;
   p.tiles = spread.tiles;
-  p.sh = 8 * kKGroup * p.kgroups + 8;
+  p.sh = 8 * kKGroup * p.kgroups + 4;
   p.sr = (4 * p.units + 23) / 32 * 32 + 8;
   p.slstm = r.cell == cpu::NonlinearCell::slstm;
   p.exp_forget = r.exp_forget;

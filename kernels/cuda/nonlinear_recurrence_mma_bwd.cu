@@ -39,8 +39,8 @@ static_assert(8 * kTilesPerWarp * kMaxWarps >= kTensorCoreMaxDh, "a CTA's warps 
 struct BwdParams {
   int B, T, H, Dh;
   int nsplit, units, tiles;  // the Spread
-  int sa;  // float stride of the A tile's rows, 4·units up to ≡ 8 (mod 32): float2 reads hit 32
-           // banks
+  int sa;  // float stride of the A tile's rows, 4·units up to ≡ 4 (mod 32): ldmatrix's 8 rows hit
+           // 32 banks
   bool slstm, exp_forget;
   const float* R;  // [H, Dh, 4, Dh]
   CellSaved saved;
@@ -129,9 +129,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
     c_s = p.saved.c[state0 + int64_t(p.T - 1) * D];
     if (p.slstm) n_s = p.saved.n[state0 + int64_t(p.T - 1) * D];
   }
-  int a_at[4];  // where this cell's four gate gradients sit in an A row
-#pragma unroll
-  for (int q = 0; q < 4; ++q) a_at[q] = row * p.sa + a_slot(4 * jl + q);
+  const int a_at = row * p.sa + 4 * jl;  // where this cell's four gate gradients sit
   CellCarry carry;
   for (int s = p.T - 1; s >= 0; --s) {
     // The shares sent at step s + 1. Each mbarrier serves every other step from the last, so
@@ -166,18 +164,17 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
     // cell); it was last read by the products of step s + 2, finished before the barrier of
     // step s + 1.
     float* a = dp + (s & 1) * parity;
-    const float dv[4] = {d.x, d.y, d.z, d.w};
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const float hi = __uint_as_float(to_tf32(dv[q]));
-      a[a_at[q]] = hi;
-      if (kSplit) a[part + a_at[q]] = __uint_as_float(to_tf32(dv[q] - hi));
-    }
+    const float4 hi = make_float4(tf32_hi(d.x), tf32_hi(d.y), tf32_hi(d.z), tf32_hi(d.w));
+    *reinterpret_cast<float4*>(a + a_at) = hi;
+    if (kSplit)
+      *reinterpret_cast<float4*>(a + part + a_at) = make_float4(
+          tf32_hi(d.x - hi.x), tf32_hi(d.y - hi.y), tf32_hi(d.z - hi.z), tf32_hi(d.w - hi.w));
     __syncthreads();
 
     // 2. This CTA's share of dh_rec for step s − 1, and 3. its sending.
     if (s > 0) {
-      const float* ap = a + g * p.sa + 2 * t;
+      const float* ap = a + (lane & 15) * p.sa + 4 * (lane >> 4);  // A blocks' rows, as ldmatrix
+
       const uint32_t bar = bars + 8 * (s & 1);
       float* to = recv + (s & 1) * recv_parity + rank * share;
 #pragma unroll
@@ -188,13 +185,11 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
 #pragma unroll
         for (int ks = 0; ks < kMaxKSteps; ++ks) {
           if (ks >= ksteps) break;
-          const float2 x0 = *reinterpret_cast<const float2*>(ap + 8 * ks);
-          const float2 x1 = *reinterpret_cast<const float2*>(ap + 8 * p.sa + 8 * ks);
-          const uint32_t ah[4] = {bits(x0.x), bits(x1.x), bits(x0.y), bits(x1.y)};
+          uint32_t ah[4];
+          load_fragment(ah, ap + 8 * ks);
           if constexpr (kSplit) {
-            const float2 y0 = *reinterpret_cast<const float2*>(ap + part + 8 * ks);
-            const float2 y1 = *reinterpret_cast<const float2*>(ap + part + 8 * p.sa + 8 * ks);
-            const uint32_t al[4] = {bits(y0.x), bits(y1.x), bits(y0.y), bits(y1.y)};
+            uint32_t al[4];
+            load_fragment(al, ap + part + 8 * ks);
             mma_tf32(acc[2 + (ks & 1)], al, rh[i][ks][0], rh[i][ks][1]);
             mma_tf32(acc[2 + (ks & 1)], ah, rl[i][ks][0], rl[i][ks][1]);
           }
@@ -239,7 +234,7 @@ BwdParams make_params(const cpu::NonlinearRecurrence<float>& r, const float* dh,
   p.nsplit = spread.nsplit;
   p.units = spread.units;
   p.tiles = spread.tiles;
-  p.sa = (4 * p.units + 23) / 32 * 32 + 8;
+  p.sa = (4 * p.units + 31) / 32 * 32 + 4;
   p.slstm = r.cell == cpu::NonlinearCell::slstm;
   p.exp_forget = r.exp_forget;
   p.R = r.R;

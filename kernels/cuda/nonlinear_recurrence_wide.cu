@@ -122,10 +122,8 @@ __global__ void __launch_bounds__(kWideThreads, 1) wide_forward_kernel(const Wid
 #pragma unroll
         for (int ks = 0; ks < kWideKSteps; ++ks) {
           if (ks >= p.ksteps) break;
-          float af[4];
-          load_blocks_x4(af, a_row + 8 * ks);
-          const uint32_t ah[4] = {__float_as_uint(af[0]), __float_as_uint(af[1]),
-                                  __float_as_uint(af[2]), __float_as_uint(af[3])};
+          uint32_t ah[4];
+          load_fragment(ah, a_row + 8 * ks);
 #pragma unroll
           for (int n = 0; n < kWideTiles; ++n) mma_tf32(acc[n], ah, rb[n][ks][0], rb[n][ks][1]);
         }

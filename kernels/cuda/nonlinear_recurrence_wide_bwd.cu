@@ -128,10 +128,8 @@ __global__ void __launch_bounds__(kWideThreads, 1) wide_backward_kernel(const Wi
         float acc[kWideTiles][4] = {};
 #pragma unroll
         for (int ks = 0; ks < kKSteps; ++ks) {
-          float af[4];
-          load_blocks_x4(af, a_row + 8 * ks);
-          const uint32_t ah[4] = {__float_as_uint(af[0]), __float_as_uint(af[1]),
-                                  __float_as_uint(af[2]), __float_as_uint(af[3])};
+          uint32_t ah[4];
+          load_fragment(ah, a_row + 8 * ks);
 #pragma unroll
           for (int i = 0; i < kWideTiles; ++i) {
             if (i >= p.ntiles) break;
