@@ -12,13 +12,14 @@
 // A thread of the FFMA kernel runs 4·Dh dependent FMAs per step instead, which at 16 batch rows
 // left each SM one warp per scheduler, latency-bound. Checked against the CPU twin by
 // kernels/selftest/nonlinear_recurrence.cpp.
+#include "kernels/cuda/nonlinear_recurrence_mma.hpp"
+
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/nonlinear_cell.cuh"
 #include "kernels/cuda/nonlinear_mma_common.cuh"
 #include "kernels/cuda/nonlinear_recurrence.hpp"
-#include "kernels/cuda/nonlinear_recurrence_mma.hpp"
 #include "kernels/cuda/tf32_mma.cuh"
 
 namespace statelab::cuda::nonlinear_mma {
@@ -45,7 +46,8 @@ struct Params {
   int nsplit;   // CTAs per head, one cluster
   int tiles;    // batch tiles of kRows rows per head
   int sh;  // float stride of an h buffer's rows, 32·kgroups + 4: ldmatrix's 8 rows hit 32 banks
-  int sr;  // float stride of the R·h tile's rows, 4·units up to ≡ 8 (mod 32), the same
+  int sr;  // float stride of the R·h tile's rows, 4·units up to ≡ 8 (mod 32): float2 stores
+           // hit 32 banks
   bool slstm, exp_forget;
   const float* pre;  // [2, B, T, H, 2, Dh]: see PreIndex
   const float* R;    // [H, Dh, 4, Dh]

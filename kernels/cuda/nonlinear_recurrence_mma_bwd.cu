@@ -174,7 +174,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32) mma_backward_kernel(const BwdP
     // 2. This CTA's share of dh_rec for step s − 1, and 3. its sending.
     if (s > 0) {
       const float* ap = a + (lane & 15) * p.sa + 4 * (lane >> 4);  // A blocks' rows, as ldmatrix
-
       const uint32_t bar = bars + 8 * (s & 1);
       float* to = recv + (s & 1) * recv_parity + rank * share;
 #pragma unroll
