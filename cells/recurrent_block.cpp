@@ -55,7 +55,9 @@ RecurrentBlock<S>::RecurrentBlock(ParamStore<S>& ps, Arena<S>& arena, const std:
     xif_ = arena.reserve(D);
   }
   pre_ = arena.reserve(4 * D);
-  raw_ = arena.reserve(4 * D);
+  // Only the sLSTM reads its pre-activations back (σ-forget backward, probes): the LSTM's
+  // forward skips four of its ten stores per cell and step.
+  if (cell == cpu::NonlinearCell::slstm) raw_ = arena.reserve(4 * D);
   gates_ = arena.reserve(4 * D);
   c_ = arena.reserve(D);
   n_ = arena.reserve(D);
@@ -89,7 +91,7 @@ cpu::NonlinearRecurrence<S> RecurrentBlock<S>::recurrence(Pass p) {
   r.B = p.B, r.T = p.T, r.H = H_, r.Dh = Dh_;
   r.pre = arena_(pre_);
   r.R = ps_.value(R_);
-  r.raw = arena_(raw_);
+  if (cell_ == cpu::NonlinearCell::slstm) r.raw = arena_(raw_);
   r.gates = arena_(gates_);
   r.c = arena_(c_);
   r.n = arena_(n_);
@@ -187,7 +189,8 @@ std::string RecurrentBlock<S>::find_non_finite(Pass p) const {
   };
   checks.push_back([&] { return projection("i/f gate projection", 0); });
   checks.push_back([&] { return projection("z/o gate projection", 1); });
-  checks.push_back([&] { return headed("gate pre-activations", raw_, 4); });
+  if (cell_ == cpu::NonlinearCell::slstm)
+    checks.push_back([&] { return headed("gate pre-activations", raw_, 4); });
   checks.push_back([&] { return headed("gates", gates_, 4); });
   checks.push_back([&] { return headed("cell state c", c_, 1); });
   if (cell_ == cpu::NonlinearCell::slstm) {
@@ -207,7 +210,7 @@ std::string RecurrentBlock<S>::find_non_finite(Pass p) const {
 
 template <typename S>
 void RecurrentBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink) {
-  const S *raw = arena_.host(raw_), *gates = arena_.host(gates_);
+  const S* gates = arena_.host(gates_);
   const int64_t H = H_, Dh = Dh_, G = 4 * Dh;
   const std::string at = prefix + ".";
   auto gate = [&](const std::string& name, const S* base, ProbeKind kind, const std::string& m) {
@@ -218,6 +221,7 @@ void RecurrentBlock<S>::probe(Pass p, const std::string& prefix, ProbeSink& sink
     gate("forget_gate", gates + Dh, ProbeKind::gate, "forget gate f = sigmoid(f~) per unit");
     gate("output_gate", gates + 3 * Dh, ProbeKind::gate, "output gate o = sigmoid(o~) per unit");
   } else {
+    const S* raw = arena_.host(raw_);
     gate("input_preact", raw, ProbeKind::value, "input gate pre-activation i~ per unit");
     gate("forget_preact", raw + Dh, ProbeKind::value, "forget gate pre-activation f~ per unit");
     gate("input_gate", gates, ProbeKind::gate,

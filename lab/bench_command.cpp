@@ -143,14 +143,18 @@ OpBench nonlinear_bench(const cuda::Context& ctx, const OpShape& s, cpu::Nonline
   r.cell = cell, r.B = s.B, r.T = s.T, r.H = H, r.Dh = Dh;
   r.pre = filled(b, ctx, N * 4 * s.d, -1, 1);
   r.R = filled(b, ctx, H * Dh * 4 * Dh, -0.1, 0.1);
-  for (float** out : {&r.raw, &r.gates}) *out = scratch(b, N * 4 * s.d);
+  // As the blocks run it: only the sLSTM saves its pre-activations (raw).
+  const bool slstm = cell == cpu::NonlinearCell::slstm;
+  r.gates = scratch(b, N * 4 * s.d);
+  if (slstm) r.raw = scratch(b, N * 4 * s.d);
   for (float** out : {&r.c, &r.n, &r.m, &r.h}) *out = scratch(b, N * s.d);
   const float* dh = filled(b, ctx, N * s.d, -1, 1);
   float* dpre = scratch(b, N * 4 * s.d);
   float* dR = scratch(b, H * Dh * 4 * Dh);
   float* work = scratch(b, cuda::nonlinear_recurrence_work_size(r));
-  // Forward: pre and R in; raw, gates, c, n, m, h out. Backward: those and dh in, dpre out.
-  b.bytes = 4.0 * N * s.d * (4 + 11 + (s.backward ? 11 + 1 + 4 : 0));
+  // Forward: pre and R in; (raw,) gates, c, h (n, m) out. Backward: those and dh in, dpre out.
+  const double saved = (slstm ? 4 + 2 : 0) + 4 + 2;
+  b.bytes = 4.0 * N * s.d * (4 + saved + (s.backward ? saved + 1 + 4 : 0));
   b.flops = 2.0 * N * 4 * Dh * s.d * (s.backward ? 3 : 1);
   const bool bwd = s.backward;
   b.run = [&ctx, r, dh, dpre, dR, work, bwd, kernel] {

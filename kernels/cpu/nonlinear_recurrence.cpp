@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "kernels/cpu/eigen_maps.hpp"
+#include "kernels/error.hpp"
 
 namespace statelab::cpu {
 
@@ -30,23 +32,28 @@ void nonlinear_recurrence_fwd(const NonlinearRecurrence<S>& p) {
   const int64_t B = p.B, T = p.T, H = p.H, Dh = p.Dh, D = H * Dh, G = 4 * Dh;
   const bool slstm = p.cell == NonlinearCell::slstm;
   const int64_t rows = B * T * H, width = 2 * Dh;
-  for (int64_t r = 0; r < rows; ++r) {
-    std::copy_n(p.pre + r * width, width, p.raw + r * G);
-    std::copy_n(p.pre + (rows + r) * width, width, p.raw + r * G + width);
-  }
+  // A step's pre-activations go to raw where it is saved, else to one step's scratch.
+  std::vector<S> scratch(p.raw ? 0 : size_t(B * H * G));
+  const int64_t raw_row = p.raw ? T * H * G : H * G;  // between a step's batch rows
   for (int64_t t = 0; t < T; ++t) {
-    if (t > 0)
+    S* raw_t = p.raw ? p.raw + t * H * G : scratch.data();
+    for (int64_t b = 0; b < B; ++b)
       for (int64_t hd = 0; hd < H; ++hd) {
-        auto raw_t = mat(p.raw + (t * H + hd) * G, B, G, T * H * G);
-        raw_t.noalias() += cmat(p.h + ((t - 1) * H + hd) * Dh, B, Dh, T * D) *
-                           cmat(p.R + hd * Dh * G, Dh, G);
+        const int64_t r = (b * T + t) * H + hd;
+        S* dst = raw_t + b * raw_row + hd * G;
+        std::copy_n(p.pre + r * width, width, dst);
+        std::copy_n(p.pre + (rows + r) * width, width, dst + width);
       }
+    if (t > 0)
+      for (int64_t hd = 0; hd < H; ++hd)
+        mat(raw_t + hd * G, B, G, raw_row).noalias() +=
+            cmat(p.h + ((t - 1) * H + hd) * Dh, B, Dh, T * D) * cmat(p.R + hd * Dh * G, Dh, G);
     for (int64_t b = 0; b < B; ++b)
       for (int64_t hd = 0; hd < H; ++hd) {
         const int64_t gi = ((b * T + t) * H + hd) * G;  // gate row of (b, t, head)
         const int64_t si = ((b * T + t) * H + hd) * Dh;  // state row
         const int64_t prev = si - H * Dh;                // state row at t-1
-        const S* r = p.raw + gi;
+        const S* r = raw_t + b * raw_row + hd * G;
         S* g = p.gates + gi;
         for (int64_t k = 0; k < Dh; ++k) {
           const S z = std::tanh(r[2 * Dh + k]);
@@ -91,6 +98,9 @@ void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* d
   const int64_t B = p.B, T = p.T, H = p.H, Dh = p.Dh, D = H * Dh, G = 4 * Dh;
   const bool slstm = p.cell == NonlinearCell::slstm;
   const int64_t width = 2 * Dh, half = B * T * H * width;  // dpre's (z̃, õ) half starts at half
+  SL_CHECK_SHAPE(p.raw || !slstm || p.exp_forget,
+                 "nonlinear_recurrence_bwd: the sLSTM with a sigmoid forget gate needs the saved "
+                 "pre-activations raw");
   S* dh_rec = work;           // [B, H, Dh] gradient reaching h_t through R from step t+1
   S* dc_carry = work + B * D;  // [B, H, Dh] gradient reaching c_t from c_{t+1}
   S* dn_carry = work + 2 * B * D;
@@ -102,7 +112,6 @@ void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* d
         const int64_t si = ((b * T + t) * H + hd) * Dh;
         const int64_t prev = si - H * Dh;
         const int64_t wi = (b * H + hd) * Dh;
-        const S* r = p.raw + gi;
         const S* g = p.gates + gi;
         S* d_if = dpre + ((b * T + t) * H + hd) * width;  // dĩ, df̃
         S* d_zo = d_if + half;                            // dz̃, dõ
@@ -129,7 +138,7 @@ void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* d
           const S d_i_s = dc * z + dn;
           const S d_log_f = d_f_s * f;
           d_if[k] = d_i_s * i;
-          d_if[Dh + k] = p.exp_forget ? d_log_f : d_log_f * (S(1) - sigmoid(r[Dh + k]));
+          d_if[Dh + k] = p.exp_forget ? d_log_f : d_log_f * (S(1) - sigmoid(p.raw[gi + Dh + k]));
           d_zo[k] = dc * i * (S(1) - z * z);
           d_zo[Dh + k] = gh * (c / n) * o * (S(1) - o);
           dc_carry[wi + k] = dc * f;

@@ -2,8 +2,9 @@
 // The input part of every gate (W x_t + b for all t) is one GEMM done by the caller; this loop
 // adds the recurrent part R h_{t-1} head by head (R is block-diagonal: one Dh×Dh block per head
 // and gate; LSTM is the one-head case, i.e. a full R), applies the gate non-linearities and
-// updates the state. It saves pre-activations, activated gates and states: backward needs
-// them and probes report them. Checked by finite differences in double (tests/kernels).
+// updates the state. It saves the activated gates and the states, which backward needs and
+// probes report, and the pre-activations where asked. Checked by finite differences in double
+// (tests/kernels).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,8 @@ struct NonlinearRecurrence {
   int64_t B = 0, T = 0, H = 0, Dh = 0;
   const S* pre = nullptr;  // [2, B, T, H, 2, Dh] input contribution W x_t + b
   const S* R = nullptr;    // [H, Dh, 4, Dh]: raw[b,h,g,:] += Σ_k h_{t-1}[b,h,k] · R[h,k,g,:]
-  // Saved by forward:
+  // Saved by forward. raw may be null, and is then not written: only the sLSTM's backward with
+  // a σ forget gate and the probes of the sLSTM's pre-activations read it back.
   S* raw = nullptr;    // [B, T, H, 4, Dh] pre-activations ĩ, f̃, z̃, õ
   S* gates = nullptr;  // [B, T, H, 4, Dh] LSTM: σ(ĩ), σ(f̃), tanh(z̃), σ(õ); sLSTM: i', f', z, o
   S* c = nullptr;      // [B, T, H, Dh] cell state

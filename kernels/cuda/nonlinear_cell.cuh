@@ -89,13 +89,13 @@ __device__ __forceinline__ CellStep cell_step(bool slstm, bool exp_forget, bool 
 }
 
 // Where a forward kernel writes one step: [B, T, H, 4, Dh] for raw and gates, [B, T, H, Dh] for
-// the states (n and m only for sLSTM).
+// the states (n and m only for sLSTM). raw is null where nobody reads it back.
 struct CellOutputs {
   float *raw, *gates, *c, *n, *m, *h;
 
   // Moves every pointer on: raw and gates by `gates_by` floats, the states by `states_by`.
   __device__ __forceinline__ void advance(int64_t gates_by, int64_t states_by) {
-    raw += gates_by;
+    if (raw) raw += gates_by;
     gates += gates_by;
     c += states_by;
     h += states_by;
@@ -110,10 +110,12 @@ struct CellOutputs {
 __device__ __forceinline__ void store_step(const CellOutputs& o, int64_t gi, int64_t si, int Dh,
                                            bool slstm, const float4& raw, const CellStep& step,
                                            const CellState& s) {
-  o.raw[gi] = raw.x;
-  o.raw[gi + Dh] = raw.y;
-  o.raw[gi + 2 * Dh] = raw.z;
-  o.raw[gi + 3 * Dh] = raw.w;
+  if (o.raw) {
+    o.raw[gi] = raw.x;
+    o.raw[gi + Dh] = raw.y;
+    o.raw[gi + 2 * Dh] = raw.z;
+    o.raw[gi + 3 * Dh] = raw.w;
+  }
   o.gates[gi] = step.i;
   o.gates[gi + Dh] = step.f;
   o.gates[gi + 2 * Dh] = step.z;

@@ -600,8 +600,8 @@ bool check_shapes(const NonlinearRecurrence<float>& p, const char* who) {
   if (p.B == 0 || p.T == 0 || p.H == 0 || p.Dh == 0) return false;
   SL_CHECK_SHAPE(p.B * p.T <= INT_MAX && p.B * p.H <= INT_MAX && 4 * p.H * p.Dh <= INT_MAX,
                  w + ": B·T, B·H and 4·H·Dh must fit in int");
-  SL_CHECK_SHAPE(p.pre && p.R && p.raw && p.gates && p.c && p.h,
-                 w + ": pre, R, raw, gates, c and h are required");
+  SL_CHECK_SHAPE(p.pre && p.R && p.gates && p.c && p.h,
+                 w + ": pre, R, gates, c and h are required");
   if (p.cell == NonlinearCell::slstm) SL_CHECK_SHAPE(p.n && p.m, w + ": sLSTM needs n and m");
   return true;
 }
@@ -660,6 +660,9 @@ void nonlinear_recurrence_bwd(const Context& ctx, const NonlinearRecurrence<floa
   if (!check_shapes(p, "nonlinear_recurrence_bwd")) return;
   SL_CHECK_SHAPE(dh && dpre && dR && work,
                  "nonlinear_recurrence_bwd: dh, dpre, dR and work are required");
+  SL_CHECK_SHAPE(p.raw || p.cell == NonlinearCell::lstm || p.exp_forget,
+                 "nonlinear_recurrence_bwd: the sLSTM with a sigmoid forget gate needs the saved "
+                 "pre-activations raw");
   bool on_tensor_cores = false;
   const bool wide = p.Dh > kTensorCoreMaxDh;
   if (kernel == NonlinearKernel::tensor_core ||

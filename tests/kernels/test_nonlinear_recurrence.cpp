@@ -2,10 +2,13 @@
 // equations written here, and (2) central finite differences of its own backward, in double.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/nonlinear_recurrence.hpp"
+#include "kernels/error.hpp"
 #include "tests/support/gradcheck.hpp"
 
 namespace statelab {
@@ -131,6 +134,49 @@ TEST(NonlinearRecurrence, SlstmStaysFiniteInFloatWhereUnstabilizedGatesOverflow)
   }
   EXPECT_GT(max_m, 88.0) << "the test must drive the stabilizer past float's exp range";
   EXPECT_LE(worst, 1e-4);
+}
+
+// raw is optional: a forward that does not save the pre-activations writes the same gates and
+// states, and the backwards that do not read them (LSTM, sLSTM with exp forget) the same dpre
+// and dR. The sLSTM's σ forget gate needs them and says so.
+void expect_same_without_raw(Recurrence r) {
+  r.forward();
+  Recurrence bare = r;
+  for (auto* v : {&bare.gates, &bare.c, &bare.n, &bare.m, &bare.h})
+    std::fill(v->begin(), v->end(), 0);
+  auto p = bare.params();
+  p.raw = nullptr;
+  cpu::nonlinear_recurrence_fwd(p);
+  const std::vector<std::pair<const std::vector<double>*, const std::vector<double>*>> outputs = {
+      {&r.gates, &bare.gates}, {&r.c, &bare.c}, {&r.n, &bare.n}, {&r.m, &bare.m}, {&r.h, &bare.h}};
+  for (const auto& [with, without] : outputs)
+    for (size_t i = 0; i < with->size(); ++i)
+      ASSERT_NEAR((*with)[i], (*without)[i], 1e-14) << "output element " << i;
+  const auto dh = random_vector(int64_t(r.h.size()), 98);
+  std::vector<double> dpre(r.pre.size()), dR(r.R.size(), 0), work(size_t(3 * r.B * r.H * r.Dh));
+  auto dpre_bare = dpre, dR_bare = dR;
+  cpu::nonlinear_recurrence_bwd(r.params(), dh.data(), dpre.data(), dR.data(), work.data());
+  cpu::nonlinear_recurrence_bwd(p, dh.data(), dpre_bare.data(), dR_bare.data(), work.data());
+  for (size_t i = 0; i < dpre.size(); ++i) ASSERT_EQ(dpre[i], dpre_bare[i]) << "dpre " << i;
+  for (size_t i = 0; i < dR.size(); ++i) ASSERT_EQ(dR[i], dR_bare[i]) << "dR " << i;
+}
+
+TEST(NonlinearRecurrence, LstmRunsTheSameWithoutSavedPreactivations) {
+  expect_same_without_raw(Recurrence(cpu::NonlinearCell::lstm, false, 3, 8, 1, 5, 1.0, 0.5, 31));
+}
+
+TEST(NonlinearRecurrence, SlstmExpForgetRunsTheSameWithoutSavedPreactivations) {
+  expect_same_without_raw(Recurrence(cpu::NonlinearCell::slstm, true, 3, 8, 2, 3, 1.0, 0.5, 32));
+}
+
+TEST(NonlinearRecurrence, SlstmSigmoidForgetBackwardRefusesMissingPreactivations) {
+  Recurrence r(cpu::NonlinearCell::slstm, false, 2, 4, 2, 3, 1.0, 0.5, 33);
+  r.forward();
+  auto p = r.params();
+  p.raw = nullptr;
+  std::vector<double> dh(r.h.size(), 1), dpre(r.pre.size()), dR(r.R.size()), work(r.h.size() * 3);
+  EXPECT_THROW(cpu::nonlinear_recurrence_bwd(p, dh.data(), dpre.data(), dR.data(), work.data()),
+               ShapeError);
 }
 
 void expect_backward_matches_finite_differences(Recurrence r, const std::string& what) {

@@ -164,9 +164,28 @@ TEST(ModelProbes, InputsAnswersConfidenceAndResidualNormsMatchTheForward) {
 
 // ---- LSTM and sLSTM -----------------------------------------------------------------------
 
-// Steps the cell from its saved pre-activations (the input GEMM plus R h_{t-1}, as the kernel
-// formed them) and returns per (b, t, h, unit) the gates, stabilizer and normalizer, and per
-// (b, t, h) the norms of c and h.
+// The pre-activations [B, T, H, 4, Dh] re-formed from the block's saved input-GEMM part
+// ([2, B, T, H, 2, Dh] halves), R and the saved h_{t-1}: the LSTM does not save its own.
+std::vector<double> preactivations(const cpu::NonlinearRecurrence<float>& r) {
+  const int64_t H = r.H, Dh = r.Dh, G = 4 * Dh, rows = r.B * r.T * H;
+  std::vector<double> raw(size_t(rows * G));
+  for (int64_t b = 0; b < r.B; ++b)
+    for (int64_t t = 0; t < r.T; ++t)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t g = 0; g < 4; ++g)
+          for (int64_t u = 0; u < Dh; ++u) {
+            const int64_t row = (b * r.T + t) * H + h;
+            double x = r.pre[((g / 2) * rows + row) * 2 * Dh + (g % 2) * Dh + u];
+            if (t > 0)
+              for (int64_t k = 0; k < Dh; ++k)
+                x += double(r.h[(row - H) * Dh + k]) * r.R[(h * Dh + k) * G + g * Dh + u];
+            raw[size_t(row * G + g * Dh + u)] = x;
+          }
+  return raw;
+}
+
+// Steps the cell from its pre-activations and returns per (b, t, h, unit) the gates,
+// stabilizer and normalizer, and per (b, t, h) the norms of c and h.
 struct NonlinearTruth {
   std::vector<double> i, f, o, m, n, c_norm, h_norm;
 };
@@ -175,16 +194,17 @@ NonlinearTruth step_nonlinear(const cpu::NonlinearRecurrence<float>& r) {
   NonlinearTruth out;
   const int64_t H = r.H, Dh = r.Dh;
   const bool slstm = r.cell == cpu::NonlinearCell::slstm;
+  const std::vector<double> pre = preactivations(r);
   for (int64_t b = 0; b < r.B; ++b) {
     std::vector<double> c(size_t(H * Dh), 0), n(c.size(), 0),
         m(c.size(), -std::numeric_limits<double>::infinity());
     for (int64_t t = 0; t < r.T; ++t) {
-      const float* raw = r.raw + (b * r.T + t) * H * 4 * Dh;
+      const double* raw = pre.data() + (b * r.T + t) * H * 4 * Dh;
       for (int64_t h = 0; h < H; ++h) {
         double cn = 0, hn = 0;
         for (int64_t u = 0; u < Dh; ++u) {
-          const float* g = raw + h * 4 * Dh;
-          const double it = g[u], ft = g[Dh + u], z = std::tanh(double(g[2 * Dh + u]));
+          const double* g = raw + h * 4 * Dh;
+          const double it = g[u], ft = g[Dh + u], z = std::tanh(g[2 * Dh + u]);
           const double o = sigmoid(g[3 * Dh + u]);
           const size_t k = size_t(h * Dh + u);
           double i, f;
