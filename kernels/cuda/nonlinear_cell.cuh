@@ -11,8 +11,10 @@
 namespace statelab::cuda {
 
 // The quotient by the fast reciprocal (2 ulp): the IEEE division's range checks and slow path,
-// three per cell, cost the LSTM and sLSTM forwards at L 4% of their time.
-__device__ __forceinline__ float sigmoid(float x) { return __fdividef(1.f, 1.f + expf(-x)); }
+// three per cell, cost the LSTM and sLSTM forwards at L 4% of their time. exp(−x) as __expf,
+// within 2 + 1.2·|x| ulp, an error that 1 / (1 + e) shrinks again: expf's range reduction cost
+// six instructions a gate, and the LSTM at L 5% (22.9 against 21.7 ms on an H200).
+__device__ __forceinline__ float sigmoid(float x) { return __fdividef(1.f, 1.f + __expf(-x)); }
 
 // log σ(x) without overflow for large |x|
 __device__ __forceinline__ float log_sigmoid(float x) {
