@@ -45,27 +45,25 @@ __host__ __device__ inline int wide_smem_floats(const WideParams& p) {
   return kRows * p.sh + kWideWarps * kRows * kShareLd;
 }
 
-// Rows b0.. of h_s, every unit, TF32-rounded into hs. Rows past B hold what they held (zeros, or
-// a previous pass's rows): the products of a row only reach that row, whose cells store nothing.
+// Rows b0.. of h_s, every unit, TF32-rounded into hs: rows by warp, columns by lane. Rows past B
+// hold what they held (zeros, or a previous pass's rows): the products of a row only reach that
+// row, whose cells store nothing.
 __device__ void gather_h(float* hs, const WideParams& p, int hd, int b0, int s) {
-  const int rows = min(kRows, p.B - b0);
-  const int64_t D = int64_t(p.H) * p.Dh;
+  const int rows = min(kRows, p.B - b0), lane = threadIdx.x & 31;
+  const int64_t D = int64_t(p.H) * p.Dh, row_step = int64_t(p.T) * D;
   const float* h = p.out.h + (int64_t(b0) * p.T + s) * D + int64_t(hd) * p.Dh;
-  const int64_t row_step = int64_t(p.T) * D;
-  if (p.vec4) {
-    const int quads = p.Dh / 4;
-    for (int i = threadIdx.x; i < rows * quads; i += blockDim.x) {
-      const int r = i / quads, q = i - r * quads;
-      const float4 v = __ldcg(reinterpret_cast<const float4*>(h + r * row_step) + q);
-      const float4 x =
-          make_float4(__uint_as_float(tf32_round(v.x)), __uint_as_float(tf32_round(v.y)),
-                      __uint_as_float(tf32_round(v.z)), __uint_as_float(tf32_round(v.w)));
-      *reinterpret_cast<float4*>(hs + r * p.sh + 4 * q) = x;
-    }
-  } else {
-    for (int i = threadIdx.x; i < rows * p.Dh; i += blockDim.x) {
-      const int r = i / p.Dh, k = i - r * p.Dh;
-      hs[r * p.sh + k] = __uint_as_float(tf32_round(__ldcg(h + r * row_step + k)));
+  for (int r = threadIdx.x >> 5; r < rows; r += kWideWarps) {
+    const float* src = h + r * row_step;
+    float* dst = hs + r * p.sh;
+    if (p.vec4) {
+      for (int q = lane; q < p.Dh / 4; q += 32) {
+        const float4 v = __ldcg(reinterpret_cast<const float4*>(src) + q);
+        *reinterpret_cast<float4*>(dst + 4 * q) =
+            make_float4(__uint_as_float(tf32_round(v.x)), __uint_as_float(tf32_round(v.y)),
+                        __uint_as_float(tf32_round(v.z)), __uint_as_float(tf32_round(v.w)));
+      }
+    } else {
+      for (int k = lane; k < p.Dh; k += 32) dst[k] = __uint_as_float(tf32_round(__ldcg(src + k)));
     }
   }
 }
