@@ -11,6 +11,7 @@
 #include <string>
 
 #include "kernels/cuda/chunkwise_common.cuh"
+#include "kernels/cuda/lane_sum.cuh"
 
 namespace statelab::cuda::chunkwise::internal {
 
@@ -78,13 +79,22 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(const Params p) {
   float* w = gates + 4 * kL;
   const int bb = blockIdx.x / p.H, h = blockIdx.x % p.H, c = blockIdx.y;
   load_chunk(p, K, ldk, V, ldv, gates);
-  if (threadIdx.x == 0) {
-    float after = 1.f;  // Π of a after t; padding steps are identities (a = 1, c = 0)
-#pragma unroll 16
-    for (int t = kL - 1; t >= 0; --t) {
-      w[t] = gates[2 * kL + t] * after;
-      after *= gates[t];
+  // w_t = c_t · Π of a after t (padding steps are identities: a = 1, c = 0), by a suffix scan
+  // over warp 0, lane l holding steps 2l and 2l + 1: one thread's chain of 64 products kept the
+  // other 255 waiting.
+  static_assert(kL == 64, "two steps a lane");
+  if (threadIdx.x < 32) {
+    const int l = threadIdx.x;
+    const float a0 = gates[2 * l], a1 = gates[2 * l + 1];
+    float suffix = a0 * a1;  // inclusive, over lanes l..31
+    for (int o = 1; o < 32; o *= 2) {
+      const float v = __shfl_down_sync(kFullMask, suffix, o);
+      if (l + o < 32) suffix *= v;
     }
+    float after = __shfl_down_sync(kFullMask, suffix, 1);  // Π of a after step 2l + 1
+    if (l == 31) after = 1.f;
+    w[2 * l + 1] = gates[2 * kL + 2 * l + 1] * after;
+    w[2 * l] = gates[2 * kL + 2 * l] * (a1 * after);
   }
   __syncthreads();
   float* slot = end_state(p, bb, h, c);
@@ -99,12 +109,20 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(const Params p) {
       if (r < p.Dv && j < p.Dk) slot[int64_t(r) * p.Dk + j] = v;
     });
   }
-  if (p.normalized)
-    for (int k = threadIdx.x; k < p.Dk; k += kThreads) {
+  // n's share, Kᵀ w: eight threads a column (neighbouring lanes), every eighth step each.
+  if (p.normalized) {
+    constexpr int kPer = kThreads / 32;
+    static_assert(kL % kPer == 0, "every thread of a column sums as many steps");
+    const int part = threadIdx.x % kPer;
+    for (int k0 = 0; k0 < p.Dk; k0 += 32) {
+      const int k = k0 + threadIdx.x / kPer;
       float s = 0.f;
-      for (int t = 0; t < kL; ++t) s += w[t] * K[t * ldk + k];
-      slot[int64_t(p.Dv) * p.Dk + k] = s;
+      if (k < p.Dk)  // steps part, part + 8, ...: a warp's reads of K spread over the banks
+        for (int t = part; t < kL; t += kPer) s += w[t] * K[t * ldk + k];
+      s = lane_sum(s, kPer);
+      if (k < p.Dk && part == 0) slot[int64_t(p.Dv) * p.Dk + k] = s;
     }
+  }
 }
 
 // The delta rule's step 1: K, V (p.nv = Dv rounded up to 16) and Z tiles, the gates, the decays
