@@ -64,15 +64,21 @@ __device__ void load_chunk(const Params& p, float* K, int ldk, float* V, int ldv
   __syncthreads();
 }
 
+// chunk_state_kernel's product runs k over the steps, so it reads both tiles down their columns:
+// lanes (g, t) read step t, column g. A leading dimension of width + 8 (width a multiple of 16,
+// so ≡ 8 or 24 mod 32) puts those 32 words in 32 banks; width + 4, right for tiles read along
+// their rows, conflicted two ways on every fragment load here.
+__host__ __device__ inline int column_read_ld(int width) { return width + 8; }
+
 // Shared memory of chunk_state_kernel: K and V tiles (V as wide as p.nv), the gates, w.
 size_t chunk_state_smem(const Params& p) {
-  return size_t(kL * (p.dkp + 4) + kL * (p.nv + 4) + 5 * kL) * sizeof(float);
+  return size_t(kL * column_read_ld(p.dkp) + kL * column_read_ld(p.nv) + 5 * kL) * sizeof(float);
 }
 
 template <bool kSplit>
 __global__ void __launch_bounds__(kThreads) chunk_state_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
-  const int ldk = p.dkp + 4, ldv = p.nv + 4;
+  const int ldk = column_read_ld(p.dkp), ldv = column_read_ld(p.nv);
   float* K = smem;
   float* V = K + kL * ldk;
   float* gates = V + kL * ldv;
@@ -109,15 +115,15 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(const Params p) {
       if (r < p.Dv && j < p.Dk) slot[int64_t(r) * p.Dk + j] = v;
     });
   }
-  // n's share, Kᵀ w: eight threads a column (neighbouring lanes), every eighth step each.
+  // n's share, Kᵀ w: four threads a column (neighbouring lanes), every fourth step each.
   if (p.normalized) {
-    constexpr int kPer = kThreads / 32;
+    constexpr int kPer = 4;
     static_assert(kL % kPer == 0, "every thread of a column sums as many steps");
     const int part = threadIdx.x % kPer;
-    for (int k0 = 0; k0 < p.Dk; k0 += 32) {
+    for (int k0 = 0; k0 < p.Dk; k0 += kThreads / kPer) {
       const int k = k0 + threadIdx.x / kPer;
       float s = 0.f;
-      if (k < p.Dk)  // steps part, part + 8, ...: a warp's reads of K spread over the banks
+      if (k < p.Dk)  // steps part, part + 4, ...: a warp's reads of K spread over the banks
         for (int t = part; t < kL; t += kPer) s += w[t] * K[t * ldk + k];
       s = lane_sum(s, kPer);
       if (k < p.Dk && part == 0) slot[int64_t(p.Dv) * p.Dk + k] = s;
