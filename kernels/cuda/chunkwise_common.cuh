@@ -68,13 +68,13 @@ struct Params {
   int nv;         // value columns per CTA: 16, 32 or 64 (zero-padded past Dv)
   int dkp;        // Dk rounded up to 16 (zero-padded)
   int stages;     // forward: 2 = the next chunk's inputs are copied in during this one
-  int span;       // forward: chunks per CTA, all of them (or 1 for the normalizer pass)
   int dot_tiles;  // value slices of the normalizer partials in work
+  // ⌊2^24 / Dv⌋ + 1: for 0 <= i < 2^14 and Dv <= 256, (i · dv_inverse) >> 24 is i / Dv exactly
+  // (it exceeds i / Dv by less than 2^-10, and i / Dv's fraction is at most 1 − 2^-8).
+  uint32_t dv_inverse;
   bool delta, normalized;
-  bool from_boundary;  // forward: each CTA one chunk (span 1) from its boundary state, no state
-                       // written back
-  bool dot_mode;       // outputs kernel: write dy·(S q) partials into work instead of y
-  bool state_vec4;     // boundary slots allow 16-byte copies (Dk a multiple of 4, aligned)
+  bool dot_mode;    // outputs kernel: write dy·(S q) partials into work instead of y
+  bool state_vec4;  // boundary slots allow 16-byte copies (Dk a multiple of 4, aligned)
   float eps;
   In q, k, v, dy;
   const float *a, *b, *c, *floor;
@@ -308,13 +308,49 @@ __device__ inline void decay_rest(float* D, float* gamma, const float* rho, cons
 }
 
 // ---------------------------------------------------------------------------------------------
+// D's diagonal 16-blocks side by side, [kL][16] (decay_diagonal with col_mask 15): unpadded, so
+// that the chunk-parallel kernels stay small enough to share an SM (Mamba-2's outputs at Dk = 64
+// three CTAs); fragment reads of it conflict two ways.
+constexpr int kDiagLd = 16;
+
+// The ten 16-blocks on and below the diagonal of a kL × kL tile: job 0..9 → block (bt, bj).
+__device__ __forceinline__ void lower_block(int job, int& bt, int& bj) {
+  bt = job < 1 ? 0 : job < 3 ? 1 : job < 6 ? 2 : 3;
+  bj = job - bt * (bt + 1) / 2;
+}
+
+// acc, the lane's part of block (bt, bj) of a kL × kL product, times D and scale(r, j) entrywise:
+// the diagonal blocks' D from their table Dd, the others as ρ_t · (whole blocks between) · σ_j,
+// with a lane's two row factors taken once rather than per entry.
+template <class Scale>
+__device__ __forceinline__ void decay_block(float (&acc)[8], int bt, int bj, const float* Dd,
+                                            const float* rho, const float* sigma,
+                                            const Scale& scale) {
+  const int m0 = 16 * bt, n0 = 16 * bj, g = (threadIdx.x & 31) >> 2;
+  const float lead0 = bt == bj ? 1.f : block_decay(rho, m0 + g, bj + 1);
+  const float lead8 = bt == bj ? 1.f : block_decay(rho, m0 + g + 8, bj + 1);
+  for_acc(acc, m0, n0, [&](int r, int j, float& v) {
+    const float lead = r - m0 < 8 ? lead0 : lead8;
+    const float d = bt == bj ? Dd[r * kDiagLd + (j & 15)] : lead * sigma[j];
+    v *= d * scale(r, j);
+  });
+}
+
+// D's last row, D[kL − 1][j] = Π_{j<l<kL} a_l: σ_j times the whole blocks after j's.
+__device__ __forceinline__ float last_row_decay(const float* rho, const float* sigma, int j) {
+  const int bj = j >> 4;
+  return bj == kL / 16 - 1 ? sigma[j] : block_decay(rho, kL - 1, bj + 1) * sigma[j];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Tinv = (I + A)⁻¹ for the strictly lower A = b D ⊙ K Kᵀ of the delta rule: the diagonal
-// 16-blocks by forward substitution in fp32 (one thread per column j = 0..63, A read from its
-// factors, which only needs D's diagonal blocks), then two doubling levels T21 = −T22 A21 T11 on
-// the tensor cores, always split since every later product inherits the inverse's error. All
-// threads call the level steps (they contain barriers).
-__device__ inline void invert_diagonal(float* Tinv, const float* b, const float* D, const float* KK,
-                                       int j) {
+// 16-blocks by forward substitution in fp32 (one thread per column j = 0..63, A(t, i) read
+// through an accessor, which only needs D's diagonal blocks), then two doubling levels
+// T21 = −T22 A21 T11 on the tensor cores, always split since every later product inherits the
+// inverse's error. Only blocks on and below the diagonal are written, and only the strictly lower
+// part of A is read. All threads call the level steps (they contain barriers).
+template <class AFn>
+__device__ inline void invert_diagonal(float* Tinv, const AFn& A, int j) {
   const int s = j & ~15, col = j & 15;
   float x[16];
 #pragma unroll
@@ -322,11 +358,15 @@ __device__ inline void invert_diagonal(float* Tinv, const float* b, const float*
     const int t = s + r;
     float acc[2] = {r == col ? 1.f : 0.f, 0.f};  // two chains halve the dependent FMAs
 #pragma unroll
-    for (int i = 0; i < r; ++i)
-      acc[i & 1] -= b[t] * D[t * kLdL + s + i] * KK[t * kLdL + s + i] * x[i];
+    for (int i = 0; i < r; ++i) acc[i & 1] -= A(t, s + i) * x[i];
     x[r] = acc[0] + acc[1];
     Tinv[(s + r) * kLdL + s + col] = x[r];
   }
+}
+
+// A(t, i) = b_t D_ti (K Kᵀ)_ti from its factors, for kernels that keep D and K Kᵀ whole.
+__device__ __forceinline__ auto a_of(const float* b, const float* D, const float* KK) {
+  return [=](int t, int i) { return b[t] * D[t * kLdL + i] * KK[t * kLdL + i]; };
 }
 
 __device__ inline void zero_upper_blocks(float* Tinv) {
@@ -336,25 +376,28 @@ __device__ inline void zero_upper_blocks(float* Tinv) {
   }
 }
 
-__device__ inline void invert_levels(float* Tinv, const float* A, float* scratch) {
+// The levels' scratch is 32 × 32 with leading dimension ld (a multiple of 4): Tinv + 32 with
+// kLdL, the upper blocks right of the 32-blocks, serves where nothing reads those blocks.
+__device__ inline void invert_levels(float* Tinv, const float* A, float* scratch,
+                                     int ld = kScratchLd) {
   const int warp = threadIdx.x >> 5;
   if (warp < 2) {  // blocks (1, 0) and (3, 2): X = A21 T11
     const int s = 32 * warp;
-    float* X = scratch + warp * 16 * 20;
+    float* X = scratch + 16 * warp;
     float acc[8] = {};
     mma_tile<true>(
         acc, [&](int r, int k) { return A[(s + 16 + r) * kLdL + s + k]; },
         [&](int k, int n) { return Tinv[(s + k) * kLdL + s + n]; }, 0, 0, 0, 16);
-    for_acc(acc, 0, 0, [&](int r, int c, float& v) { X[r * 20 + c] = v; });
+    for_acc(acc, 0, 0, [&](int r, int c, float& v) { X[r * ld + c] = v; });
   }
   __syncthreads();
   if (warp < 2) {  // T21 = −T22 X
     const int s = 32 * warp;
-    const float* X = scratch + warp * 16 * 20;
+    const float* X = scratch + 16 * warp;
     float acc[8] = {};
     mma_tile<true>(
         acc, [&](int r, int k) { return Tinv[(s + 16 + r) * kLdL + s + 16 + k]; },
-        [&](int k, int n) { return X[k * 20 + n]; }, 0, 0, 0, 16);
+        [&](int k, int n) { return X[k * ld + n]; }, 0, 0, 0, 16);
     for_acc(acc, 0, 0, [&](int r, int c, float& v) { Tinv[(s + 16 + r) * kLdL + s + c] = -v; });
   }
   __syncthreads();
@@ -364,7 +407,7 @@ __device__ inline void invert_levels(float* Tinv, const float* A, float* scratch
     mma_tile<true>(
         acc, [&](int r, int k) { return A[(32 + r) * kLdL + k]; },
         [&](int k, int n) { return Tinv[k * kLdL + n]; }, m0, n0, n0, 32);
-    for_acc(acc, m0, n0, [&](int r, int c, float& v) { scratch[r * kScratchLd + c] = v; });
+    for_acc(acc, m0, n0, [&](int r, int c, float& v) { scratch[r * ld + c] = v; });
   }
   __syncthreads();
   if (warp < 4) {  // T21 = −T22 X, T22 lower so k <= r
@@ -372,7 +415,7 @@ __device__ inline void invert_levels(float* Tinv, const float* A, float* scratch
     float acc[8] = {};
     mma_tile<true>(
         acc, [&](int r, int k) { return Tinv[(32 + r) * kLdL + 32 + k]; },
-        [&](int k, int n) { return scratch[k * kScratchLd + n]; }, m0, n0, 0, m0 + 16);
+        [&](int k, int n) { return scratch[k * ld + n]; }, m0, n0, 0, m0 + 16);
     for_acc(acc, m0, n0, [&](int r, int c, float& v) { Tinv[(32 + r) * kLdL + c] = -v; });
   }
   __syncthreads();
@@ -395,8 +438,8 @@ inline Params base_params(const cpu::LinearRecurrence<float>& r) {
   p.chunk = int(r.chunk);
   p.nchunks = int(ceil_div(r.T, r.chunk));
   p.dkp = int(ceil_div(r.Dk, 16) * 16);
+  p.dv_inverse = r.Dv >= 1 ? (uint32_t(1) << 24) / uint32_t(r.Dv) + 1 : 0;
   p.stages = 1;
-  p.span = p.nchunks;
   p.delta = r.b != nullptr;
   p.normalized = r.floor != nullptr;
   p.eps = r.eps;
@@ -494,9 +537,15 @@ void launch_forward(const Context& ctx, const Params& p, dim3 grid);
 // shapes it cannot take.
 void scan_chunk_states(const Context& ctx, const Params& p);
 
+// The delta rule only: every chunk's outputs at once from its start state (c = 0: zero, else its
+// boundary slot) and the final state from the last, grid as launch_outputs' with p.nv from
+// delta_outputs_nv (linear_recurrence_delta_outputs.cu).
+int delta_outputs_nv(const Params& p);
+void launch_delta_outputs(const Context& ctx, const Params& p, dim3 grid);
+
 // Scalar decay only: every chunk's outputs at once from its start state (c = 0: zero, else its
-// boundary slot), into y or, in dot mode, the dy·(S q) partials into work; grid as
-// forward_kernel's from the boundary (linear_recurrence_chunk_outputs.cu).
+// boundary slot), into y or, in dot mode, the dy·(S q) partials into work; grid (value slices,
+// B·H, chunks) (linear_recurrence_chunk_outputs.cu).
 void launch_outputs(const Context& ctx, const Params& p, dim3 grid);
 
 }  // namespace statelab::cuda::chunkwise::internal

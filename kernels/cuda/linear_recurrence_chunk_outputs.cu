@@ -16,10 +16,6 @@ namespace statelab::cuda::chunkwise::internal {
 
 namespace {
 
-// D's diagonal 16-blocks side by side, [kL][16]: unpadded, so that Mamba-2's shapes (Dk = 64)
-// still fit three CTAs per SM; its fragment reads conflict two ways.
-constexpr int kDiagLd = 16;
-
 enum OutputVector { kOutGamma, kOutRho, kOutSigma, kOutZsum, kOutQn0, kOutRdot };
 
 // Shared memory: the chunk's Q, K, V tiles and gates, the start state's slice S0 and n0, the
@@ -97,23 +93,16 @@ __global__ void __launch_bounds__(kThreads, 4) outputs_kernel(const Params p) {
   // sums them and can cancel.
   if (tid < kL) gamma[tid] = block_decay(rho, tid, 0);
   for (int job = warp; job < 10; job += kWarps) {
-    const int bt = job < 1 ? 0 : job < 3 ? 1 : job < 6 ? 2 : 3, bj = job - bt * (bt + 1) / 2;
+    int bt, bj;
+    lower_block(job, bt, bj);
     const int m0 = 16 * bt, n0 = 16 * bj;
     float acc[8] = {};
     if (p.normalized)
       mma_tile_abt<true>(acc, Q, ldk, K, ldk, m0, n0, 0, p.dkp);
     else
       mma_tile_abt<kSplit>(acc, Q, ldk, K, ldk, m0, n0, 0, p.dkp);
-    // A lane holds two rows of the tile: their factors once, not per entry.
-    const int g = (tid & 31) >> 2;
-    const float lead0 = bt == bj ? 1.f : block_decay(rho, m0 + g, bj + 1);
-    const float lead8 = bt == bj ? 1.f : block_decay(rho, m0 + g + 8, bj + 1);
-    for_acc(acc, m0, n0, [&](int r, int j, float& v) {
-      const float lead = r - m0 < 8 ? lead0 : lead8;
-      const float d = bt == bj ? Dd[r * kDiagLd + (j & 15)] : lead * sigma[j];
-      v *= d * gc[j];
-      P[r * kLdL + j] = v;
-    });
+    decay_block(acc, bt, bj, Dd, rho, sigma, [&](int, int j) { return gc[j]; });
+    for_acc(acc, m0, n0, [&](int r, int j, float& v) { P[r * kLdL + j] = v; });
     if (divides) add_row_sums(acc, m0, n0, zsum, [](int, int, float v) { return v; });
   }
   __syncthreads();

@@ -26,16 +26,20 @@ namespace {
 //      scalar decay the last chunk too where the final state is asked for, its Δ into that;
 //   2. a scan over the chunks per (b, h): S_{c+1} = S_c M_c + Δ_c in place, γ_c S_c + Δ_c for
 //      scalar decay (one thread per state element), the matrix product for the delta rule (a CTA
-//      per 8 state rows, M_c and Δ_c staged two chunks ahead);
+//      per 8 state rows, M_c and Δ_c staged up to seven chunks ahead);
 //   3. every chunk's outputs at once from the boundary; for the delta rule also the last one's
 //      end state.
 // It moves the boundary states through memory twice more than the walk does, but its parallelism
 // is B·H·chunks instead of B·H·value slices, so few long sequences stop being latency-bound.
 
 // Where M_c's entry i (row-major Dk × Dk) waits in y: row t0 + i / Dv, column i % Dv of chunk c.
+// The quotient by one multiply (p.dv_inverse), as a division for every entry made the stores of M
+// and the scan's staging of it cost more than their products.
 __device__ __forceinline__ float* transition_entry(const Params& p, int bb, int h, int c, int i) {
-  const int64_t token = int64_t(bb) * p.T + int64_t(c) * p.chunk + i / p.Dv;
-  return p.y.p + token * p.y.row + h * p.y.head + i % p.Dv;
+  static_assert(kMaxDk * kMaxDk <= (1 << 14) && kMaxDv <= 256, "the range dv_inverse is exact in");
+  const int row = int((uint64_t(i) * p.dv_inverse) >> 24), col = i - row * p.Dv;
+  const int64_t token = int64_t(bb) * p.T + int64_t(c) * p.chunk + row;
+  return p.y.p + token * p.y.row + h * p.y.head + col;
 }
 
 // Chunks whose end state step 1 and the scalar decay's scan produce: every one but the last, and
@@ -131,11 +135,15 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(const Params p) {
   }
 }
 
-// The delta rule's step 1: K, V (p.nv = Dv rounded up to 16) and Z tiles, the gates, the decays
-// and the inverse with its scratch (offsets in floats, multiples of 4).
+// The delta rule's step 1: K, V (p.nv = Dv rounded up to 16), the gates, Tinv (D's diagonal
+// blocks before it, the inverse's scratch in its upper blocks, which nothing reads), A (Z after
+// the inverse) and the per-step vectors γ, ρ, σ, D's last row and bγ (offsets in floats,
+// multiples of 4). At Dk = Dv = 32 that is 54 KB, four CTAs an SM.
 struct TransitionLayout {
-  int ldk, ldv, k, v, z, gates, D, KK, A, Tinv, scratch, vec, total;
+  int ldk, ldv, k, v, gates, Tinv, A, vec, total;
 };
+
+enum TransitionVector { kTrGamma, kTrRho, kTrSigma, kTrLast, kTrBg, kTrVectors };
 
 __host__ __device__ inline TransitionLayout make_transition_layout(const Params& p) {
   TransitionLayout l{};
@@ -144,57 +152,55 @@ __host__ __device__ inline TransitionLayout make_transition_layout(const Params&
   Offsets o;
   l.k = o.take(kL * l.ldk);
   l.v = o.take(kL * l.ldv);
-  l.z = o.take(kL * l.ldk);
   l.gates = o.take(4 * kL);
-  l.D = o.take(kL * kLdL);
-  l.KK = o.take(kL * kLdL);
-  l.A = o.take(kL * kLdL);
   l.Tinv = o.take(kL * kLdL);
-  l.scratch = o.take(32 * kScratchLd);
-  static_assert(kGamma < 3 && kRho < 3 && kSigma < 3, "the decays' vectors come first");
-  l.vec = o.take(3 * kL);
+  l.A = o.take(kL * (kLdL > l.ldk ? kLdL : l.ldk));
+  l.vec = o.take(kTrVectors * kL);
   l.total = o.at;
   return l;
 }
 
 template <bool kSplit>
-__global__ void __launch_bounds__(kThreads) chunk_transition_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, 4) chunk_transition_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
   const TransitionLayout L = make_transition_layout(p);
   const int tid = threadIdx.x, warp = tid >> 5, ldk = L.ldk, ldv = L.ldv;
   const int vt = p.nv / 16, kt = p.dkp / 16;
   const int bb = blockIdx.x / p.H, h = blockIdx.x % p.H, c = blockIdx.y;
-  float *Z = smem + L.z, *K = smem + L.k, *V = smem + L.v, *ga = smem + L.gates;
+  float *K = smem + L.k, *V = smem + L.v, *ga = smem + L.gates;
   const float *gb = ga + kL, *gc = ga + 2 * kL;
-  float *D = smem + L.D, *KK = smem + L.KK, *A = smem + L.A, *Tinv = smem + L.Tinv;
+  float *Tinv = smem + L.Tinv, *A = smem + L.A, *Dd = Tinv, *Z = A;
   float* vec = smem + L.vec;
-  float *gamma = vec + kGamma * kL, *rho = vec + kRho * kL, *sigma = vec + kSigma * kL;
+  float *gamma = vec + kTrGamma * kL, *rho = vec + kTrRho * kL, *sigma = vec + kTrSigma * kL;
+  float *d_last = vec + kTrLast * kL, *bg = vec + kTrBg * kL;
   load_chunk(p, K, ldk, V, ldv, ga);
 
-  if (tid < kL) decay_diagonal(D, rho, sigma, ga);
-  for (int job = warp; job < 16; job += kWarps) {  // K Kᵀ, lower blocks
-    const int m0 = 16 * (job >> 2), n0 = 16 * (job & 3);
-    if (n0 > m0) {
-      zero_tile(KK, kLdL, m0, n0);
-      continue;
-    }
-    float acc[8] = {};
-    mma_tile_abt<kSplit>(acc, K, ldk, K, ldk, m0, n0, 0, p.dkp);
-    for_acc(acc, m0, n0, [&](int r, int j, float& v) { KK[r * kLdL + j] = v; });
+  if (tid < kL) decay_diagonal(Dd, rho, sigma, ga, kDiagLd, 15);
+  __syncthreads();
+  if (tid < kL) {
+    gamma[tid] = block_decay(rho, tid, 0);
+    d_last[tid] = last_row_decay(rho, sigma, tid);
+    bg[tid] = gb[tid] * gamma[tid];
   }
+  for (int job = warp; job < 10; job += kWarps) {  // A = b D ⊙ K Kᵀ on the lower blocks
+    int bt, bj;
+    lower_block(job, bt, bj);
+    float acc[8] = {};
+    mma_tile_abt<kSplit>(acc, K, ldk, K, ldk, 16 * bt, 16 * bj, 0, p.dkp);
+    decay_block(acc, bt, bj, Dd, rho, sigma, [&](int r, int) { return gb[r]; });
+    for_acc(acc, 16 * bt, 16 * bj, [&](int r, int j, float& v) { A[r * kLdL + j] = v; });
+  }
+  __syncthreads();  // D's table is read: the inverse's diagonal blocks take its place
+  if (tid < kL) invert_diagonal(Tinv, [&](int t, int i) { return A[t * kLdL + i]; }, tid);
   __syncthreads();
-  decay_rest(D, gamma, rho, sigma, A, gb, KK);
-  if (tid < kL) invert_diagonal(Tinv, gb, D, KK, tid);
-  zero_upper_blocks(Tinv);
-  __syncthreads();
-  invert_levels(Tinv, A, smem + L.scratch);
+  invert_levels(Tinv, A, Tinv + 32, kLdL);
 
-  // Z = Tinvᵀ diag(D_last,·) K; Tinv is lower, so only rows s >= t of it reach Z's row t.
+  // Z = Tinvᵀ diag(D_last,·) K over A; Tinv is lower, so only rows s >= t of it reach Z's row t.
   for (int job = warp; job < 4 * kt; job += kWarps) {
     const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
     float acc[8] = {};
     mma_tile<kSplit>(
-        acc, [&](int r, int k) { return Tinv[k * kLdL + r] * D[(kL - 1) * kLdL + k]; },
+        acc, [&](int r, int k) { return Tinv[k * kLdL + r] * d_last[k]; },
         [&](int k, int j) { return K[k * ldk + j]; }, m0, n0, m0, kL);
     for_acc(acc, m0, n0, [&](int r, int j, float& v) { Z[r * ldk + j] = v; });
   }
@@ -209,7 +215,7 @@ __global__ void __launch_bounds__(kThreads) chunk_transition_kernel(const Params
     float acc[8] = {};
     if (is_m) {
       mma_tile<kSplit>(
-          acc, [&](int r, int k) { return K[k * ldk + r] * gb[k] * gamma[k]; },
+          acc, [&](int r, int k) { return K[k * ldk + r] * bg[k]; },
           [&](int k, int j) { return Z[k * ldk + j]; }, m0, n0, 0, kL);
       for_acc(acc, m0, n0, [&](int r, int j, float& v) {
         if (r < p.Dk && j < p.Dk)
@@ -269,47 +275,65 @@ __global__ void __launch_bounds__(kScanThreads) chunk_scan_kernel(const Params p
   }
 }
 
-constexpr int kTransitionRows = 8;    // state rows per CTA of the delta rule's scan
-constexpr int kTransitionStages = 3;  // chunks whose M_c and Δ_c are in flight at once
+constexpr int kTransitionRows = 8;  // state rows per CTA of the delta rule's scan
 constexpr int kTransitionPer = kTransitionRows * kMaxDk / kScanThreads;  // entries per thread
+// Chunks whose M_c and Δ_c are in flight at once: each step's dependent work is a few hundred
+// cycles, so three stages left it waiting on memory (GDN at B16 T16384 H4, Dk = 32: 1.6 µs a
+// step); eight where they leave room for four CTAs an SM (Dk <= 32), three otherwise.
+constexpr int kDeepStages = 8, kShallowStages = 3;
 
 // S_c's rows, then per stage M_c (Dk × Dk) and Δ_c's rows.
-size_t transition_scan_smem(const Params& p) {
+size_t transition_scan_smem(const Params& p, int stages) {
   const int rows = kTransitionRows * p.Dk;
-  return size_t(rows + kTransitionStages * (p.Dk * p.Dk + rows)) * sizeof(float);
+  return size_t(rows + stages * (p.Dk * p.Dk + rows)) * sizeof(float);
+}
+
+// cp.async.wait_group for a count known only at run time, at most kMax.
+template <int kMax>
+__device__ __forceinline__ void copy_wait_upto(int pending) {
+  if constexpr (kMax == 0) {
+    copy_wait<0>();
+  } else {
+    if (pending >= kMax)
+      copy_wait<kMax>();
+    else
+      copy_wait_upto<kMax - 1>(pending);
+  }
 }
 
 // The delta rule: S_{c+1} = S_c M_c + Δ_c for rows r0 .. r0+7 of the state, from S_1 = Δ_0 (slot
 // c + 1 holds Δ_c on entry and S_{c+1} on exit). The chunks' transitions are the c = 1 .. n−2.
+template <int kStages>
 __global__ void __launch_bounds__(kScanThreads) chunk_transition_scan_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
   const int bb = blockIdx.y / p.H, h = blockIdx.y % p.H, r0 = blockIdx.x * kTransitionRows;
   const int Dk = p.Dk, entries = min(kTransitionRows, p.Dv - r0) * Dk, msize = Dk * Dk;
   const int stage_size = msize + kTransitionRows * Dk, last = p.nchunks - 2;
   float* S = smem;  // [kTransitionRows][Dk]
-  auto stage_of = [&](int c) {
-    return smem + kTransitionRows * Dk + (c % kTransitionStages) * stage_size;
-  };
+  auto stage_of = [&](int c) { return smem + kTransitionRows * Dk + (c % kStages) * stage_size; };
   auto rows_of = [&](int c) { return boundary_slot(p, bb, h, c) + int64_t(r0) * Dk; };
+  // M_c by 16-byte copies where y's rows allow them (four entries never straddle a row then).
+  const bool m_vec4 = Dk % 2 == 0 && p.Dv % 4 == 0 && p.y.row % 4 == 0 && p.y.head % 4 == 0 &&
+                      reinterpret_cast<uintptr_t>(p.y.p) % 16 == 0;
+  const int width = m_vec4 ? 4 : 1;
   auto stage = [&](int c) {
     float* dst = stage_of(c);
-    for (int i = threadIdx.x; i < msize; i += kScanThreads)
-      copy4(dst + i, transition_entry(p, bb, h, c, i), true);
+    for (int i = threadIdx.x * width; i < msize; i += kScanThreads * width) {
+      if (m_vec4)
+        copy16(dst + i, transition_entry(p, bb, h, c, i), true);
+      else
+        copy4(dst + i, transition_entry(p, bb, h, c, i), true);
+    }
     for (int e = threadIdx.x; e < entries; e += kScanThreads)
       copy4(dst + msize + e, rows_of(c + 1) + e, true);
     copy_commit();
   };
   for (int e = threadIdx.x; e < entries; e += kScanThreads) S[e] = rows_of(1)[e];
-  for (int c = 1; c <= min(last, kTransitionStages - 1); ++c) stage(c);
+  for (int c = 1; c <= min(last, kStages - 1); ++c) stage(c);
   for (int c = 1; c <= last; ++c) {
-    if (c + kTransitionStages - 1 <= last) stage(c + kTransitionStages - 1);
-    const int ahead = min(last - c, kTransitionStages - 1);  // groups newer than chunk c's
-    if (ahead >= 2)
-      copy_wait<2>();
-    else if (ahead == 1)
-      copy_wait<1>();
-    else
-      copy_wait<0>();
+    if (c + kStages - 1 <= last) stage(c + kStages - 1);
+    // Chunk c's copies are done once no more than the groups newer than its are pending.
+    copy_wait_upto<kStages - 1>(min(last - c, kStages - 1));
     __syncthreads();  // chunk c is staged and S_c written
     const float* Mc = stage_of(c);
     const float* delta = Mc + msize;
@@ -319,8 +343,20 @@ __global__ void __launch_bounds__(kScanThreads) chunk_transition_scan_kernel(con
       const int e = threadIdx.x + k * kScanThreads, i = e / Dk, j = e % Dk;
       float s = 0.f;
       if (e < entries) {
-        s = delta[e];
-        for (int l = 0; l < Dk; ++l) s = fmaf(S[i * Dk + l], Mc[l * Dk + j], s);
+        // Four chains, as the step's latency is this sum's; S_c's row four entries a load.
+        const float* row = S + i * Dk;
+        float part[4] = {delta[e], 0.f, 0.f, 0.f};
+        int l = 0;
+        if (Dk % 4 == 0)
+          for (; l < Dk; l += 4) {
+            const float4 r4 = *reinterpret_cast<const float4*>(row + l);
+            part[0] = fmaf(r4.x, Mc[l * Dk + j], part[0]);
+            part[1] = fmaf(r4.y, Mc[(l + 1) * Dk + j], part[1]);
+            part[2] = fmaf(r4.z, Mc[(l + 2) * Dk + j], part[2]);
+            part[3] = fmaf(r4.w, Mc[(l + 3) * Dk + j], part[3]);
+          }
+        for (; l < Dk; ++l) part[0] = fmaf(row[l], Mc[l * Dk + j], part[0]);
+        s = (part[0] + part[1]) + (part[2] + part[3]);
       }
       out[k] = s;
     }
@@ -366,10 +402,15 @@ void scan_chunk_states(const Context& ctx, const Params& p) {
   launch(ctx, split ? chunk_transition_kernel<true> : chunk_transition_kernel<false>,
          dim3(unsigned(p.B * p.H), unsigned(p.nchunks - 1)), s,
          size_t(make_transition_layout(s).total) * sizeof(float));
-  if (p.nchunks > 2)
-    launch(ctx, chunk_transition_scan_kernel,
-           dim3(unsigned(ceil_div(p.Dv, kTransitionRows)), unsigned(p.B * p.H)), p,
-           transition_scan_smem(p));
+  if (p.nchunks > 2) {
+    const dim3 grid(unsigned(ceil_div(p.Dv, kTransitionRows)), unsigned(p.B * p.H));
+    if (transition_scan_smem(p, kDeepStages) <= kSmemLimit / 4)
+      launch(ctx, chunk_transition_scan_kernel<kDeepStages>, grid, p,
+             transition_scan_smem(p, kDeepStages));
+    else
+      launch(ctx, chunk_transition_scan_kernel<kShallowStages>, grid, p,
+             transition_scan_smem(p, kShallowStages));
+  }
 }
 
 }  // namespace statelab::cuda::chunkwise::internal

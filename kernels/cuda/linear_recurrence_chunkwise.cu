@@ -27,9 +27,7 @@ namespace {
 // with the normalizer n (a Dk vector) on the FFMA pipes beside it. Four barriers per chunk for
 // b = 0: the products that need no decay run beside its diagonal blocks, D is applied while
 // reading Q Kᵀ, and the output tiles share a phase with the state update, whose tiles stay in
-// registers across one barrier. From the boundary (the delta rule's chunk-parallel forward; scalar
-// decay's has the leaner outputs kernel) each CTA takes one chunk from its boundary state and
-// writes y and no state but the final one.
+// registers across one barrier.
 template <bool kSplit>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
@@ -37,7 +35,6 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
   const int tid = threadIdx.x, warp = tid >> 5;
   const int v0 = blockIdx.x * p.nv, nvalid = min(p.nv, p.Dv - v0);
   const int bb = blockIdx.y / p.H, h = blockIdx.y % p.H;
-  const int c_begin = blockIdx.z * p.span, c_end = min(p.nchunks, c_begin + p.span);
   const int ldk = L.ldk, ldv = L.ldv, vt = p.nv / 16, kt = p.dkp / 16;
   float* S = smem + L.s;
   float* n = smem + L.n;
@@ -57,9 +54,9 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
   float* zsum = vec + kZsum * kL;
   float* qn0 = vec + kQn0 * kL;
 
-  load_state(p, S, ldk, n, bb, h, c_begin, v0);
+  load_state(p, S, ldk, n, bb, h, 0, v0);
   auto issue = [&](int c) {
-    float* st = smem + ((c - c_begin) % p.stages) * L.stage;
+    float* st = smem + (c % p.stages) * L.stage;
     const int t0 = c * p.chunk, len = min(p.chunk, p.T - t0);
     const int64_t token0 = int64_t(bb) * p.T + t0;
     load_tile(st + L.q, ldk, p.dkp, p.q, token0, h, len, 0, p.Dk);
@@ -68,30 +65,29 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
     load_gates(st + L.gates, p, bb, h, t0, len);
     copy_commit();
   };
-  if (p.stages == 2) issue(c_begin);
-  // The CTA that runs the last chunk ends with the final state (from the boundary too).
-  const bool keeps_final = p.final_state && c_end == p.nchunks;
+  if (p.stages == 2) issue(0);
+  const bool keeps_final = p.final_state != nullptr;
 
-  for (int c = c_begin; c < c_end; ++c) {
+  for (int c = 0; c < p.nchunks; ++c) {
     if (p.stages == 1)
       issue(c);
-    else if (c + 1 < c_end)
+    else if (c + 1 < p.nchunks)
       issue(c + 1);
-    if (p.stages == 2 && c + 1 < c_end)
+    if (p.stages == 2 && c + 1 < p.nchunks)
       copy_wait<1>();
     else
       copy_wait<0>();
-    const float* st = smem + ((c - c_begin) % p.stages) * L.stage;
+    const float* st = smem + (c % p.stages) * L.stage;
     const float *Q = st + L.q, *K = st + L.k, *V = st + L.v;
     const float *ga = st + L.gates, *gb = ga + kL, *gc = ga + 2 * kL, *gf = ga + 3 * kL;
     const int t0 = c * p.chunk, len = min(p.chunk, p.T - t0);
     const int64_t token0 = int64_t(bb) * p.T + t0;
-    const bool update = c + 1 < c_end ? !p.from_boundary : keeps_final;
+    const bool update = c + 1 < p.nchunks || keeps_final;
     __syncthreads();
 
     // Whatever needs no decay: Q Kᵀ, K Kᵀ and K S0ᵀ unmasked, q·n0 (U = diag(c) V is read from V
     // where there is no delta term).
-    if (!p.from_boundary && p.boundary && c > 0)
+    if (p.boundary && c > 0)
       store_state(p, boundary_slot(p, bb, h, c), S, ldk, n, v0, nvalid,
                   p.normalized && blockIdx.x == 0);
     if (tid < kL) {
@@ -143,7 +139,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const Params p) {
       if (jb == 0) zsum[r] = s;
     }
     if (p.delta) {
-      if (tid < kL) invert_diagonal(Tinv, gb, D, KK, tid);
+      if (tid < kL) invert_diagonal(Tinv, a_of(gb, D, KK), tid);
       zero_upper_blocks(Tinv);
     }
     __syncthreads();
@@ -258,11 +254,13 @@ namespace {
 // their scan, and its outputs kernel fits more CTAs per SM than the walk: on an H200 (forward
 // and backward) it won at one chunk (B128 T64 H4: mLSTM 0.125 against 0.137 ms, Mamba-2 0.115
 // against 0.136), at four (B64 T256 H8: 0.861 against 0.916, 0.637 against 0.683) and at 256
-// (B16 T16384 H4, forward). The delta rule's adds its transitions and their scan, which pays
-// only where the walk would leave the GPU idle: below two CTAs per SM, with chunks enough to
-// share out (GDN at B64 T256 H8: 1.826 against 1.477 ms for the walk).
+// (B16 T16384 H4, forward). For the delta rule one chunk needs no transitions, and its outputs
+// kernel beats the walk's (GDN at B128 T64 H4: 0.138 against 0.173 ms); more chunks add their
+// transitions and scan, which pays only where the walk would leave the GPU idle: below two CTAs
+// per SM, with chunks enough to share out (GDN at B64 T256 H8: 1.435 against 1.399 ms for the
+// walk; at B16 T16384 H4, forward, 1.49 against 3.47).
 bool chunk_parallel_pays(const Context& ctx, const Params& p) {
-  if (!p.delta) return p.boundary || p.nchunks == 1;
+  if (!p.delta || p.nchunks == 1) return p.boundary || p.nchunks == 1;
   return transition_fits(p) && y_apart_from_inputs(p) && p.boundary && p.nchunks >= 8 &&
          int64_t(p.B) * p.H * ceil_div(p.Dv, 16) < 2 * int64_t(ctx.sm_count);
 }
@@ -283,11 +281,9 @@ void forward(const Context& ctx, const cpu::LinearRecurrence<float>& r, Schedule
     // One chunk per CTA: measured at L, walks of 2, 4 or 8 chunks from the scanned states with
     // double-buffered loads were no faster for mLSTM and GDN and 1.5x slower for Mamba-2.
     scan_chunk_states(ctx, p);
-    p.from_boundary = true;
-    p.span = 1;
-    p.nv = pick_nv(p, false, 0);
+    p.nv = p.delta ? delta_outputs_nv(p) : pick_nv(p, false, 0);
     const dim3 grid(unsigned(ceil_div(p.Dv, p.nv)), unsigned(p.B * p.H), unsigned(p.nchunks));
-    return p.delta ? launch_forward(ctx, p, grid) : launch_outputs(ctx, p, grid);
+    return p.delta ? launch_delta_outputs(ctx, p, grid) : launch_outputs(ctx, p, grid);
   }
   p.nv = pick_nv(p, false, ctx.sm_count);
   p.stages = 2;

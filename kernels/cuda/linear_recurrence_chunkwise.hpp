@@ -20,8 +20,8 @@ bool supports_parallel(const cpu::LinearRecurrence<float>& p);
 // How forward covers the chunks. sequential: one pass over them carries the state on chip.
 // parallel (p.boundary required when T > chunk): every chunk's own contribution to its end state
 // at once, a scan over the chunks through p.boundary, then every chunk's outputs at once.
-// automatic: parallel for scalar decay wherever it can run, and for the delta rule where the
-// sequential pass would leave the GPU mostly idle.
+// automatic: parallel for scalar decay wherever it can run, and for the delta rule at one chunk
+// or where the sequential pass would leave the GPU mostly idle.
 enum class Schedule { automatic, sequential, parallel };
 
 // Same contract as linear_recurrence_fwd: writes y, and boundary / final_state when non-null.

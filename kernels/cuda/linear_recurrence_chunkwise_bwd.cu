@@ -198,7 +198,7 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
       dz[r] = dzr;
       xv[r] = p.normalized ? dzr * qn0[r] : 0.f;
     } else if (p.delta && tid < 2 * kL) {
-      invert_diagonal(Tinv, gb, D, KK, tid - kL);
+      invert_diagonal(Tinv, a_of(gb, D, KK), tid - kL);
     }
     if (p.delta) zero_upper_blocks(Tinv);
     __syncthreads();
