@@ -19,7 +19,7 @@ namespace statelab::selftest {
 
 struct TensorCheck {
   std::string name;         // e.g. "y", "dq", "boundary"
-  double rel_rms = 0;       // ‖gpu − ref‖ / ‖ref‖ (‖gpu − ref‖ alone when ref is all zero)
+  double rel_rms = 0;       // ‖gpu − ref‖ / max(‖ref‖, √n·FLT_MIN) (‖gpu − ref‖ if ref is 0)
   double max_abs = 0;       // worst |gpu − ref|
   int64_t worst = -1;       // its index
   int64_t non_finite = 0;   // NaN / Inf elements in the GPU result (never passes)

@@ -1,9 +1,11 @@
 // Every selftest case (each CUDA kernel against its CPU twin on shapes that break tiling, see
 // kernels/selftest/) as one test, at fp32 and, for the matrix-product kernels, at tf32 and bf16
-// with their looser limits. Skipped with the reason when no GPU is present.
+// with their looser limits. Skipped with the reason when no GPU is present; the comparison's own
+// test needs none.
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cmath>
 
 #include "kernels/selftest/harness.hpp"
 #include "tests/support/gpu.hpp"
@@ -51,6 +53,19 @@ std::string name_of(const ::testing::TestParamInfo<Param>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryKernel, SelftestCase, ::testing::ValuesIn(params()), name_of);
+
+// The comparison itself needs no GPU. A double reference below float's smallest normal (Mamba-2's
+// decay e^-dt·A at saturated dt) is 0 or a denormal in float, which must pass; an error that float
+// could have avoided must still fail, and relative errors elsewhere are unchanged.
+TEST(SelftestCompare, AReferenceBelowFloatRangeCountsAsFloatsSmallestNormal) {
+  EXPECT_TRUE(selftest::compare("decay", {0.f}, {2.4e-65}, 1e-5).passed());
+  EXPECT_FALSE(selftest::compare("decay", {1e-30f}, {2.4e-65}, 1e-5).passed());
+  EXPECT_FALSE(selftest::compare("decay", {0.f, 1e-30f}, {2.4e-65, 0.0}, 1e-5).passed());
+  const selftest::TensorCheck c = selftest::compare("y", {1.f, 2.f}, {1.0, 2.0 + 2e-5}, 1e-5);
+  EXPECT_NEAR(c.rel_rms, 2e-5 / std::sqrt(5.0), 1e-9);
+  EXPECT_FALSE(selftest::compare("y", {1.f}, {1.0 + 4e-5}, 1e-5).passed());
+  EXPECT_TRUE(selftest::compare("zero", {0.f, 0.f}, {0.0, 0.0}, 1e-5).passed());
+}
 
 }  // namespace
 }  // namespace statelab
