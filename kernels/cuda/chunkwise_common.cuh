@@ -421,6 +421,21 @@ __device__ inline void invert_levels(float* Tinv, const float* A, float* scratch
   __syncthreads();
 }
 
+// U = Tinv RHS on the kL × 16·vt tiles (RHS and U with leading dimension ld), the warp's tiles
+// from `warp` in steps of `warps`; Tinv is lower, so row block m0 reads RHS rows below m0 + 16.
+template <bool kSplit>
+__device__ inline void apply_inverse(const float* Tinv, const float* RHS, float* U, int ld, int vt,
+                                     int warp, int warps) {
+  for (int job = warp; job < 4 * vt; job += warps) {
+    const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
+    float acc[8] = {};
+    mma_tile<kSplit>(
+        acc, [&](int r, int k) { return Tinv[r * kLdL + k]; },
+        [&](int k, int j) { return RHS[k * ld + j]; }, m0, n0, 0, m0 + 16);
+    for_acc(acc, m0, n0, [&](int r, int j, float& v) { U[r * ld + j] = v; });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Host side: parameters, slicing and launches.
 

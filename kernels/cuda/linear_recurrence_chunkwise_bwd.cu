@@ -228,14 +228,7 @@ __global__ void __launch_bounds__(kBwdThreads) backward_kernel(const Params p) {
     }
     __syncthreads();
     if (p.delta) {
-      for (int job = warp; job < 4 * vt; job += kBwdWarps) {
-        const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
-        float acc[8] = {};
-        mma_tile<kSplit>(
-            acc, [&](int r, int k) { return Tinv[r * kLdL + k]; },
-            [&](int k, int j) { return RHS[k * ldv + j]; }, m0, n0, 0, m0 + 16);
-        for_acc(acc, m0, n0, [&](int r, int j, float& v) { U[r * ldv + j] = v; });
-      }
+      apply_inverse<kSplit>(Tinv, RHS, U, ldv, vt, warp, kBwdWarps);
       __syncthreads();
     }
 

@@ -126,15 +126,7 @@ __global__ void __launch_bounds__(kThreads, 3) delta_outputs_kernel(const Params
   __syncthreads();
   invert_levels(Tinv, A, Tinv + 32, kLdL);
 
-  // U = Tinv RHS over A; Tinv is lower, so row block m0 reads RHS rows below m0 + 16 only.
-  for (int job = warp; job < 4 * vt; job += kWarps) {
-    const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
-    float acc[8] = {};
-    mma_tile<kSplit>(
-        acc, [&](int r, int k) { return Tinv[r * kLdL + k]; },
-        [&](int k, int j) { return RHS[k * ldv + j]; }, m0, n0, 0, m0 + 16);
-    for_acc(acc, m0, n0, [&](int r, int j, float& v) { U[r * ldv + j] = v; });
-  }
+  apply_inverse<kSplit>(Tinv, RHS, U, ldv, vt, warp, kWarps);  // U over A, read by no one now
   __syncthreads();
 
   // The final state needs K again, where Tinv was.
