@@ -22,7 +22,7 @@ namespace statelab::cuda::chunkwise::internal {
 // 3xTF32's x = hi + lo: hi rounded with its low bits cleared, so that lo = x − hi is exact; lo
 // enters truncated, an error below 2^-21 |x|.
 __device__ __forceinline__ void tf32_split(float x, uint32_t& hi, uint32_t& lo) {
-  hi = tf32_round(x) & 0xffffe000u;
+  hi = to_tf32(x);
   lo = __float_as_uint(x - __uint_as_float(hi));
 }
 
