@@ -80,9 +80,10 @@ size_t chunk_state_smem(const Params& p) {
 }
 
 // Six CTAs an SM (40 registers; 48 fit five): the kernel mostly waits on its loads, so more of
-// them in flight pay (warps active 52 -> 66% at mLSTM B16 T16384 H4).
+// them in flight pay (warps active 52 -> 66% at mLSTM B16 T16384 H4). 3xTF32 stays at five, as
+// it spills in 40.
 template <bool kSplit>
-__global__ void __launch_bounds__(kThreads, 6) chunk_state_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, kSplit ? 5 : 6) chunk_state_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
   const int ldk = column_read_ld(p.dkp), ldv = column_read_ld(p.nv);
   float* K = smem;
