@@ -69,6 +69,7 @@ struct Params {
   int dkp;        // Dk rounded up to 16 (zero-padded)
   int stages;     // forward: 2 = the next chunk's inputs are copied in during this one
   int dot_tiles;  // value slices of the normalizer partials in work
+  int head_group;  // chunk state and outputs: heads a CTA takes (1, or more where k, q are shared)
   // ⌊2^24 / Dv⌋ + 1: for 0 <= i < 2^14 and Dv <= 256, (i · dv_inverse) >> 24 is i / Dv exactly
   // (it exceeds i / Dv by less than 2^-10, and i / Dv's fraction is at most 1 − 2^-8).
   uint32_t dv_inverse;
@@ -460,6 +461,7 @@ inline Params base_params(const cpu::LinearRecurrence<float>& r) {
   p.dkp = int(ceil_div(r.Dk, 16) * 16);
   p.dv_inverse = r.Dv >= 1 ? (uint32_t(1) << 24) / uint32_t(r.Dv) + 1 : 0;
   p.stages = 1;
+  p.head_group = 1;
   p.delta = r.b != nullptr;
   p.normalized = r.floor != nullptr;
   p.eps = r.eps;
@@ -495,6 +497,20 @@ inline int pick_nv(Params p, bool backward, int64_t min_ctas) {
 inline int dot_nv(const cpu::LinearRecurrence<float>& r) {
   Params p = base_params(r);
   return pick_nv(p, false, 0);
+}
+
+// Heads that share k (and q) can share a CTA, which then loads and multiplies what they share
+// once: p.head_group for a grid of B·H / head_group · per_head CTAs is the largest divisor of H
+// that leaves four CTAs an SM and whose layout fits(p), since fewer CTAs each taking more heads
+// in turn would leave SMs idle (B128 T64 H4 keeps one head a CTA; B16 T16384 H4 takes all four).
+template <class Fits>
+int shared_head_group(const Context& ctx, Params p, int64_t per_head, const Fits& fits) {
+  for (int g = p.H; g > 1; --g) {
+    p.head_group = g;
+    if (p.H % g == 0 && per_head * p.B * (p.H / g) >= 4 * int64_t(ctx.sm_count) && fits(p))
+      return g;
+  }
+  return 1;
 }
 
 template <class Kernel>
@@ -564,8 +580,8 @@ int delta_outputs_nv(const Params& p);
 void launch_delta_outputs(const Context& ctx, const Params& p, dim3 grid);
 
 // Scalar decay only: every chunk's outputs at once from its start state (c = 0: zero, else its
-// boundary slot), into y or, in dot mode, the dy·(S q) partials into work; grid (value slices,
-// B·H, chunks) (linear_recurrence_chunk_outputs.cu).
-void launch_outputs(const Context& ctx, const Params& p, dim3 grid);
+// boundary slot), into y or, in dot mode, the dy·(S q) partials into work; p.nv columns a CTA
+// (linear_recurrence_chunk_outputs.cu).
+void launch_outputs(const Context& ctx, Params p);
 
 }  // namespace statelab::cuda::chunkwise::internal

@@ -74,31 +74,51 @@ __device__ void load_chunk(const Params& p, float* K, int ldk, float* V, int ldv
 // their rows, conflicted two ways on every fragment load here.
 __host__ __device__ inline int column_read_ld(int width) { return width + 8; }
 
-// Shared memory of chunk_state_kernel: K and V tiles (V as wide as p.nv), the gates, w.
+// Shared memory of chunk_state_kernel: K, then for each of its p.head_group heads the V tile (as
+// wide as p.nv), the gates and w.
+__host__ __device__ inline int chunk_state_head_floats(const Params& p) {
+  return kL * column_read_ld(p.nv) + 5 * kL;
+}
 size_t chunk_state_smem(const Params& p) {
-  return size_t(kL * column_read_ld(p.dkp) + kL * column_read_ld(p.nv) + 5 * kL) * sizeof(float);
+  return size_t(kL * column_read_ld(p.dkp) + p.head_group * chunk_state_head_floats(p)) *
+         sizeof(float);
 }
 
 // Six CTAs an SM (40 registers; 48 fit five): the kernel mostly waits on its loads, so more of
 // them in flight pay (warps active 52 -> 66% at mLSTM B16 T16384 H4). 3xTF32 stays at five, as
-// it spills in 40.
+// it spills in 40. Heads that share k (Mamba-2's one group) share a CTA, p.head_group of them,
+// which loads K once for them all.
 template <bool kSplit>
 __global__ void __launch_bounds__(kThreads, kSplit ? 5 : 6) chunk_state_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
   const int ldk = column_read_ld(p.dkp), ldv = column_read_ld(p.nv);
+  const int groups = p.H / p.head_group, c = blockIdx.y;
+  const int bb = blockIdx.x / groups, h0 = (blockIdx.x % groups) * p.head_group;
   float* K = smem;
-  float* V = K + kL * ldk;
-  float* gates = V + kL * ldv;
-  float* w = gates + 4 * kL;
-  const int bb = blockIdx.x / p.H, h = blockIdx.x % p.H, c = blockIdx.y;
-  load_chunk(p, K, ldk, V, ldv, gates);
+  auto V_of = [&](int i) { return smem + kL * ldk + i * chunk_state_head_floats(p); };
+  auto gates_of = [&](int i) { return V_of(i) + kL * ldv; };
+  auto w_of = [&](int i) { return gates_of(i) + 4 * kL; };
+  {
+    const int t0 = c * p.chunk, len = min(p.chunk, p.T - t0);
+    const int64_t token0 = int64_t(bb) * p.T + t0;
+    load_tile(K, ldk, p.dkp, p.k, token0, h0, len, 0, p.Dk);
+    for (int i = 0; i < p.head_group; ++i) {
+      load_tile(V_of(i), ldv, p.nv, p.v, token0, h0 + i, len, 0, p.Dv);
+      load_gates(gates_of(i), p, bb, h0 + i, t0, len);
+    }
+    copy_commit();
+    copy_wait<0>();
+    __syncthreads();
+  }
   // w_t = c_t · Π of a after t (padding steps are identities: a = 1, c = 0), by a suffix scan
-  // over warp 0, lane l holding steps 2l and 2l + 1: one thread's chain of 64 products kept the
-  // other 255 waiting.
+  // over a warp a head, lane l holding steps 2l and 2l + 1: one thread's chain of 64 products
+  // kept the other 255 waiting.
   static_assert(kL == 64, "two steps a lane");
-  if (threadIdx.x < 32) {
-    const int l = threadIdx.x;
+  for (int i = threadIdx.x >> 5; i < p.head_group; i += kWarps) {
+    const int l = threadIdx.x & 31;
+    const float* gates = gates_of(i);
     const float a0 = gates[2 * l], a1 = gates[2 * l + 1];
+    float* w = w_of(i);
     float suffix = a0 * a1;  // inclusive, over lanes l..31
     for (int o = 1; o < 32; o *= 2) {
       const float v = __shfl_down_sync(kFullMask, suffix, o);
@@ -110,10 +130,12 @@ __global__ void __launch_bounds__(kThreads, kSplit ? 5 : 6) chunk_state_kernel(c
     w[2 * l] = gates[2 * kL + 2 * l] * (a1 * after);
   }
   __syncthreads();
-  float* slot = end_state(p, bb, h, c);
   const int vt = p.nv / 16, kt = p.dkp / 16, warp = threadIdx.x >> 5;
-  for (int job = warp; job < vt * kt; job += kWarps) {
-    const int m0 = 16 * (job % vt), n0 = 16 * (job / vt);
+  for (int job = warp; job < p.head_group * vt * kt; job += kWarps) {
+    const int i = job / (vt * kt), tile = job - i * vt * kt;
+    const int m0 = 16 * (tile % vt), n0 = 16 * (tile / vt);
+    const float *V = V_of(i), *w = w_of(i);
+    float* slot = end_state(p, bb, h0 + i, c);
     float acc[8] = {};
     mma_tile<kSplit>(
         acc, [&](int r, int k) { return V[k * ldv + r] * w[k]; },
@@ -127,13 +149,17 @@ __global__ void __launch_bounds__(kThreads, kSplit ? 5 : 6) chunk_state_kernel(c
     constexpr int kPer = 4;
     static_assert(kL % kPer == 0, "every thread of a column sums as many steps");
     const int part = threadIdx.x % kPer;
-    for (int k0 = 0; k0 < p.Dk; k0 += kThreads / kPer) {
-      const int k = k0 + threadIdx.x / kPer;
-      float s = 0.f;
-      if (k < p.Dk)  // steps part, part + 4, ...: a warp's reads of K spread over the banks
-        for (int t = part; t < kL; t += kPer) s += w[t] * K[t * ldk + k];
-      s = lane_sum(s, kPer);
-      if (k < p.Dk && part == 0) slot[int64_t(p.Dv) * p.Dk + k] = s;
+    for (int i = 0; i < p.head_group; ++i) {
+      const float* w = w_of(i);
+      float* slot = end_state(p, bb, h0 + i, c);
+      for (int k0 = 0; k0 < p.Dk; k0 += kThreads / kPer) {
+        const int k = k0 + threadIdx.x / kPer;
+        float s = 0.f;
+        if (k < p.Dk)  // steps part, part + 4, ...: a warp's reads of K spread over the banks
+          for (int t = part; t < kL; t += kPer) s += w[t] * K[t * ldk + k];
+        s = lane_sum(s, kPer);
+        if (k < p.Dk && part == 0) slot[int64_t(p.Dv) * p.Dk + k] = s;
+      }
     }
   }
 }
@@ -387,8 +413,13 @@ void scan_chunk_states(const Context& ctx, const Params& p) {
   Params s = p;
   s.nv = int(ceil_div(p.Dv, 16) * 16);
   if (!p.delta) {
+    if (p.k.head == 0)  // three CTAs an SM still
+      s.head_group = shared_head_group(ctx, s, chunk_ends(p), [&](const Params& t) {
+        return chunk_state_smem(t) <= kSmemLimit / 3;
+      });
     launch(ctx, split ? chunk_state_kernel<true> : chunk_state_kernel<false>,
-           dim3(unsigned(p.B * p.H), unsigned(chunk_ends(p))), s, chunk_state_smem(s));
+           dim3(unsigned(p.B * p.H / s.head_group), unsigned(chunk_ends(p))), s,
+           chunk_state_smem(s));
     if (p.nchunks == 1) return;  // from the zero state, the one chunk's Δ is its end state
     const dim3 grid(unsigned(ceil_div(state_size(p), kScanThreads)), unsigned(p.B * p.H));
     chunk_scan_kernel<<<grid, kScanThreads, 0, ctx.stream>>>(p);

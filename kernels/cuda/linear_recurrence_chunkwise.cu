@@ -282,8 +282,9 @@ void forward(const Context& ctx, const cpu::LinearRecurrence<float>& r, Schedule
     // double-buffered loads were no faster for mLSTM and GDN and 1.5x slower for Mamba-2.
     scan_chunk_states(ctx, p);
     p.nv = p.delta ? delta_outputs_nv(p) : pick_nv(p, false, 0);
+    if (!p.delta) return launch_outputs(ctx, p);
     const dim3 grid(unsigned(ceil_div(p.Dv, p.nv)), unsigned(p.B * p.H), unsigned(p.nchunks));
-    return p.delta ? launch_delta_outputs(ctx, p, grid) : launch_outputs(ctx, p, grid);
+    return launch_delta_outputs(ctx, p, grid);
   }
   p.nv = pick_nv(p, false, ctx.sm_count);
   p.stages = 2;

@@ -456,9 +456,8 @@ void backward(const Context& ctx, const cpu::LinearRecurrence<float>& r,
     Params d = p;
     d.dot_mode = true;
     d.nv = dot_nv(r);
-    const dim3 grid(unsigned(ceil_div(d.Dv, d.nv)), unsigned(d.B * d.H), unsigned(d.nchunks));
-    launch_outputs(ctx, d, grid);
-    p.dot_tiles = int(grid.x);
+    launch_outputs(ctx, d);
+    p.dot_tiles = int(ceil_div(d.Dv, d.nv));
   }
   p.nv = pick_nv(p, true, ctx.sm_count);
   const dim3 grid(unsigned(ceil_div(p.Dv, p.nv)), unsigned(p.B * p.H), 1);
