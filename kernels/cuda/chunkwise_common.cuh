@@ -61,6 +61,7 @@ struct In {  // a strided [B, T, H, width] input, as cpu::Rows
 struct Out {
   float* p;
   int64_t row, head;
+  bool pairs;  // 8-byte stores of two neighbouring columns allowed from any even column
 };
 
 struct Params {
@@ -76,6 +77,7 @@ struct Params {
   bool delta, normalized;
   bool dot_mode;    // outputs kernel: write dy·(S q) partials into work instead of y
   bool state_vec4;  // boundary slots allow 16-byte copies (Dk a multiple of 4, aligned)
+  bool state_pairs;  // boundary slots and the final state allow 8-byte stores from even columns
   float eps;
   In q, k, v, dy;
   const float *a, *b, *c, *floor;
@@ -255,6 +257,8 @@ __device__ inline void store_state(const Params& p, float* slot, const float* S,
 
 // The lane's entries of output tile (m0, n0) into y's rows token0 + r (r < len), columns
 // v0 + j (j < nvalid), row r times scale(r): one call of scale per row rather than per entry.
+// A lane holds columns j and j + 1 side by side, stored as one 8-byte pair where y allows: a
+// warp's store then fills whole 32-byte sectors instead of every other 4 bytes of them.
 template <class Scale>
 __device__ __forceinline__ void store_output_tile(const float (&acc)[8], int m0, int n0,
                                                   const Out& y, int64_t token0, int h, int v0,
@@ -267,9 +271,15 @@ __device__ __forceinline__ void store_output_tile(const float (&acc)[8], int m0,
     const float s = scale(r);
     float* row = y.p + (token0 + r) * y.row + h * y.head + v0;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {  // entry 4·(i / 2) + 2·half + i % 2 of the C fragment
-      const int j = n0 + 8 * (i >> 1) + 2 * t + (i & 1);
-      if (j < nvalid) row[j] = acc[4 * (i >> 1) + 2 * half + (i & 1)] * s;
+    for (int i = 0; i < 2; ++i) {  // entries 4·i + 2·half and the next of the C fragment
+      const int j = n0 + 8 * i + 2 * t;
+      const float e0 = acc[4 * i + 2 * half] * s, e1 = acc[4 * i + 2 * half + 1] * s;
+      if (y.pairs && j + 1 < nvalid) {
+        *reinterpret_cast<float2*>(row + j) = make_float2(e0, e1);
+      } else {
+        if (j < nvalid) row[j] = e0;
+        if (j + 1 < nvalid) row[j + 1] = e1;
+      }
     }
   }
 }
@@ -451,7 +461,10 @@ inline In in_rows(const cpu::Rows<const float>& r, int64_t width) {
   const bool aligned = reinterpret_cast<uintptr_t>(r.data) % 16 == 0;
   return {r.data, r.row, r.head, aligned && r.row % 4 == 0 && r.head % 4 == 0 && width % 4 == 0};
 }
-inline Out out_rows(const cpu::Rows<float>& r) { return {r.data, r.row, r.head}; }
+inline Out out_rows(const cpu::Rows<float>& r) {
+  const bool aligned = reinterpret_cast<uintptr_t>(r.data) % 8 == 0;
+  return {r.data, r.row, r.head, aligned && r.row % 2 == 0 && r.head % 2 == 0};
+}
 
 inline Params base_params(const cpu::LinearRecurrence<float>& r) {
   Params p{};
@@ -473,6 +486,8 @@ inline Params base_params(const cpu::LinearRecurrence<float>& r) {
   p.boundary = r.boundary;
   p.final_state = r.final_state;
   p.state_vec4 = r.Dk % 4 == 0 && reinterpret_cast<uintptr_t>(r.boundary) % 16 == 0;
+  p.state_pairs = r.Dk % 2 == 0 && reinterpret_cast<uintptr_t>(r.boundary) % 8 == 0 &&
+                  reinterpret_cast<uintptr_t>(r.final_state) % 8 == 0;
   return p;
 }
 

@@ -100,6 +100,16 @@ __device__ __forceinline__ void for_acc(float (&acc)[8], int m0, int n0, Fn&& fn
     fn(m0 + g + 8 * ((i >> 1) & 1), n0 + 8 * (i >> 2) + 2 * t + (i & 1), acc[i]);
 }
 
+// fn(row, column, entry, next entry) over the four pairs of neighbouring entries (columns j and
+// j + 1, j even) this lane holds of a 16 × 16 tile, for 8-byte stores.
+template <class Fn>
+__device__ __forceinline__ void for_acc_pairs(const float (&acc)[8], int m0, int n0, Fn&& fn) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int i = 0; i < 8; i += 2)
+    fn(m0 + g + 8 * ((i >> 1) & 1), n0 + 8 * (i >> 2) + 2 * t, acc[i], acc[i + 1]);
+}
+
 // out[row] += Σ over the tile's columns of fn(row, column, entry). The four lanes of a row sum
 // by shuffles first: shared-memory float atomics are compare-and-swap loops, and four lanes on
 // one address retry each other. All 32 lanes must call it.
