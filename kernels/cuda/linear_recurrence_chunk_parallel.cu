@@ -270,44 +270,62 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_transition_kernel(const Par
 
 constexpr int kScanThreads = 256;
 constexpr int kScanWindow = 64;  // chunks whose products of a are staged at once
-constexpr int kScanAhead = 16;   // slot loads in flight ahead of the dependent updates
+constexpr int kScanAhead = 16;   // slot loads in flight while the updates before them run
+static_assert(kScanWindow % kScanAhead == 0, "a window starts with a group of loads");
 
-// Scalar decay: chunk c's end state (end_state) holds Δ_c on entry and S_{c+1} on exit.
-__global__ void __launch_bounds__(kScanThreads) chunk_scan_kernel(const Params p) {
+// Scalar decay: chunk c's end state (end_state) holds Δ_c on entry and S_{c+1} on exit. Each
+// thread issues the loads of the next kScanAhead chunks before it updates the current ones, and
+// a window's products of a are staged while those loads are in flight (Mamba-2 B16 T16384 H4
+// under ncu: 109 µs with loads and updates taking turns, 94 µs so).
+__global__ void __launch_bounds__(kScanThreads, 4) chunk_scan_kernel(const Params p) {
   __shared__ float steps[kScanWindow * kL];
   __shared__ float gamma[kScanWindow];
   const int bb = blockIdx.y / p.H, h = blockIdx.y % p.H;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t e = int64_t(blockIdx.x) * kScanThreads + threadIdx.x;
+  const bool active = e < state_size(p);
   const int kept = chunk_ends(p);
+  // end_state(p, bb, h, c) + e without branches, so that the loads issue back to back; past the
+  // last kept chunk they read that one again.
+  const int64_t size = state_size(p), bh = int64_t(bb) * p.H + h;
+  float* const slots = p.boundary ? p.boundary + bh * (p.nchunks - 1) * size + e : nullptr;
+  float* const last = p.final_state ? p.final_state + bh * size + e : nullptr;
+  auto slot = [&](int c) { return c + 1 < p.nchunks ? slots + c * size : last; };
+  float next[kScanAhead];
+  auto load = [&](int c0) {
+#pragma unroll
+    for (int i = 0; i < kScanAhead; ++i) next[i] = *slot(min(c0 + i, kept - 1));
+  };
+  if (active) load(0);
   float S = 0.f;
-  for (int w0 = 0; w0 < kept; w0 += kScanWindow) {
-    const int w1 = min(kept, w0 + kScanWindow);
-    __syncthreads();  // the previous window's products have been read
-    for (int i = threadIdx.x; i < (w1 - w0) * kL; i += kScanThreads) {
-      const int j = i % kL, t = (w0 + i / kL) * p.chunk + j;
-      steps[i] = j < p.chunk && t < p.T ? p.a[(int64_t(bb) * p.T + t) * p.H + h] : 1.f;
+  for (int c0 = 0; c0 < kept; c0 += kScanAhead) {
+    const int w0 = c0 - c0 % kScanWindow;
+    if (c0 == w0) {  // stage the window's γ
+      const int w1 = min(kept, w0 + kScanWindow);
+      __syncthreads();  // the previous window's products have been read
+      for (int i = threadIdx.x; i < (w1 - w0) * kL; i += kScanThreads) {
+        const int j = i % kL, t = (w0 + i / kL) * p.chunk + j;
+        steps[i] = j < p.chunk && t < p.T ? p.a[(int64_t(bb) * p.T + t) * p.H + h] : 1.f;
+      }
+      __syncthreads();
+      for (int c = warp; c < w1 - w0; c += kScanThreads / 32) {
+        float g = steps[c * kL + lane] * steps[c * kL + lane + 32];
+        for (int o = 16; o > 0; o >>= 1) g *= __shfl_xor_sync(0xffffffffu, g, o);
+        if (lane == 0) gamma[c] = g;
+      }
+      __syncthreads();
     }
-    __syncthreads();
-    for (int c = warp; c < w1 - w0; c += kScanThreads / 32) {
-      float g = steps[c * kL + lane] * steps[c * kL + lane + 32];
-      for (int o = 16; o > 0; o >>= 1) g *= __shfl_xor_sync(0xffffffffu, g, o);
-      if (lane == 0) gamma[c] = g;
-    }
-    __syncthreads();
-    if (e >= state_size(p)) continue;
-    for (int c0 = w0; c0 < w1; c0 += kScanAhead) {
-      float x[kScanAhead];
+    if (!active) continue;
+    float x[kScanAhead];
 #pragma unroll
-      for (int i = 0; i < kScanAhead; ++i)
-        x[i] = c0 + i < w1 ? end_state(p, bb, h, c0 + i)[e] : 0.f;
+    for (int i = 0; i < kScanAhead; ++i) x[i] = next[i];
+    if (c0 + kScanAhead < kept) load(c0 + kScanAhead);
 #pragma unroll
-      for (int i = 0; i < kScanAhead; ++i)
-        if (c0 + i < w1) {
-          S = gamma[c0 + i - w0] * S + x[i];
-          end_state(p, bb, h, c0 + i)[e] = S;
-        }
-    }
+    for (int i = 0; i < kScanAhead; ++i)
+      if (c0 + i < kept) {
+        S = gamma[c0 + i - w0] * S + x[i];
+        *slot(c0 + i) = S;
+      }
   }
 }
 
