@@ -617,8 +617,8 @@ std::vector<Case> linear_recurrence_cases() {
     cases.push_back(decay_case(64 * 256, 8, sat, !sat, salt++));
   }
   cases.push_back(empty_scans_case());
-  // Mamba-2's heads sharing one outputs CTA, over more chunks than an H200 needs to take all four
-  // heads a CTA (601 CTAs of (b, chunk) against four an SM); K's tile too narrow to hold P.
+  // Mamba-2's four heads sharing each chunk-state and outputs CTA: enough chunks for that on an
+  // H200 (602 of (b, chunk) against four CTAs an SM), and K's tile too narrow to hold P.
   cases.push_back(recurrence_case({Cell::mamba2, true, 2, 16 * 300 + 5, 4, 16, 24, 16},
                                   LinearKernel::chunk_parallel, salt++));
   return cases;
