@@ -255,10 +255,22 @@ __device__ inline void store_state(const Params& p, float* slot, const float* S,
       slot[int64_t(p.Dv) * p.Dk + col] = n[col];
 }
 
+// e0 and e1 into at[0] and at[1], the columns j and j + 1 of a row `width` wide (those past it
+// dropped): one 8-byte store where `pairs` allows it and both fit, so that a warp's store fills
+// whole 32-byte sectors instead of every other 4 bytes of them.
+__device__ __forceinline__ void store_pair(float* at, float e0, float e1, int j, int width,
+                                           bool pairs) {
+  if (pairs && j + 1 < width) {
+    *reinterpret_cast<float2*>(at) = make_float2(e0, e1);
+    return;
+  }
+  if (j < width) at[0] = e0;
+  if (j + 1 < width) at[1] = e1;
+}
+
 // The lane's entries of output tile (m0, n0) into y's rows token0 + r (r < len), columns
 // v0 + j (j < nvalid), row r times scale(r): one call of scale per row rather than per entry.
-// A lane holds columns j and j + 1 side by side, stored as one 8-byte pair where y allows: a
-// warp's store then fills whole 32-byte sectors instead of every other 4 bytes of them.
+// A lane holds columns j and j + 1 side by side, stored as a pair.
 template <class Scale>
 __device__ __forceinline__ void store_output_tile(const float (&acc)[8], int m0, int n0,
                                                   const Out& y, int64_t token0, int h, int v0,
@@ -273,13 +285,8 @@ __device__ __forceinline__ void store_output_tile(const float (&acc)[8], int m0,
 #pragma unroll
     for (int i = 0; i < 2; ++i) {  // entries 4·i + 2·half and the next of the C fragment
       const int j = n0 + 8 * i + 2 * t;
-      const float e0 = acc[4 * i + 2 * half] * s, e1 = acc[4 * i + 2 * half + 1] * s;
-      if (y.pairs && j + 1 < nvalid) {
-        *reinterpret_cast<float2*>(row + j) = make_float2(e0, e1);
-      } else {
-        if (j < nvalid) row[j] = e0;
-        if (j + 1 < nvalid) row[j + 1] = e1;
-      }
+      store_pair(row + j, acc[4 * i + 2 * half] * s, acc[4 * i + 2 * half + 1] * s, j, nvalid,
+                 y.pairs);
     }
   }
 }

@@ -141,14 +141,7 @@ __global__ void __launch_bounds__(kThreads, kSplit ? 5 : 6) chunk_state_kernel(c
         acc, [&](int r, int k) { return V[k * ldv + r] * w[k]; },
         [&](int k, int j) { return K[k * ldk + j]; }, m0, n0, 0, kL);
     for_acc_pairs(acc, m0, n0, [&](int r, int j, float e0, float e1) {
-      if (r >= p.Dv) return;
-      float* at = slot + int64_t(r) * p.Dk + j;
-      if (p.state_pairs && j + 1 < p.Dk) {
-        *reinterpret_cast<float2*>(at) = make_float2(e0, e1);
-      } else {
-        if (j < p.Dk) at[0] = e0;
-        if (j + 1 < p.Dk) at[1] = e1;
-      }
+      if (r < p.Dv) store_pair(slot + int64_t(r) * p.Dk + j, e0, e1, j, p.Dk, p.state_pairs);
     });
   }
   // n's share, Kᵀ w: four threads a column (neighbouring lanes), every fourth step each.
