@@ -161,6 +161,19 @@ __host__ __device__ inline Layout make_layout(const Params& p, bool backward) {
   return l;
 }
 
+// The rows and column group of a rows × cols tile that this thread copies in copy_rows.
+struct RowCopies {
+  int r0, col, rows_per_pass;  // first row, first column, row step
+  bool active;                 // false: a thread past the last column group
+};
+
+__device__ __forceinline__ RowCopies row_copies(int cols, bool vec4) {
+  const int width = vec4 ? 4 : 1, per_row = vec4 ? cols >> 2 : cols;
+  const int shift = 32 - __clz(per_row - 1);  // ⌈log2 per_row⌉
+  const int col = (threadIdx.x & ((1 << shift) - 1)) * width;
+  return {int(threadIdx.x >> shift), col, int(blockDim.x >> shift), col < cols};
+}
+
 // rows × cols floats into dst (leading dimension ld) from src (row stride `stride` floats):
 // entries past valid_rows or valid_cols are zero and read nothing. Each thread keeps one column
 // group and steps through the rows, so the source address only advances; vec4 copies 16 bytes at
@@ -171,20 +184,35 @@ __host__ __device__ inline Layout make_layout(const Params& p, bool backward) {
 __device__ inline void copy_rows(float* dst, int ld, int rows, int cols, const float* src,
                                  int64_t stride, int valid_rows, int valid_cols, bool vec4,
                                  const float* any_valid) {
-  const int width = vec4 ? 4 : 1, per_row = vec4 ? cols >> 2 : cols;
-  const int shift = 32 - __clz(per_row - 1);  // ⌈log2 per_row⌉
-  const int r0 = threadIdx.x >> shift, col = (threadIdx.x & ((1 << shift) - 1)) * width;
-  const int rows_per_pass = blockDim.x >> shift;
-  if (col >= cols) return;
-  const bool col_valid = col < valid_cols;
-  const float* from = src + r0 * stride + col;
-  const int64_t step = rows_per_pass * stride;
-  for (int r = r0; r < rows; r += rows_per_pass, from += step) {
+  const RowCopies my = row_copies(cols, vec4);
+  if (!my.active) return;
+  const bool col_valid = my.col < valid_cols;
+  const float* from = src + my.r0 * stride + my.col;
+  const int64_t step = my.rows_per_pass * stride;
+  for (int r = my.r0; r < rows; r += my.rows_per_pass, from += step) {
     const bool valid = col_valid && r < valid_rows;
     if (vec4)
-      copy16(dst + r * ld + col, valid ? from : any_valid, valid);
+      copy16(dst + r * ld + my.col, valid ? from : any_valid, valid);
     else
-      copy4(dst + r * ld + col, valid ? from : any_valid, valid);
+      copy4(dst + r * ld + my.col, valid ? from : any_valid, valid);
+  }
+}
+
+// The entries copy_rows (same rows, cols and vec4) had this thread copy, rounded to TF32 in
+// place once they have landed: after copy_wait a thread sees its own copies, so no barrier comes
+// between.
+__device__ inline void round_rows(float* dst, int ld, int rows, int cols, bool vec4) {
+  const RowCopies my = row_copies(cols, vec4);
+  if (!my.active) return;
+  for (int r = my.r0; r < rows; r += my.rows_per_pass) {
+    float* at = dst + r * ld + my.col;
+    if (vec4) {
+      const float4 x = *reinterpret_cast<const float4*>(at);
+      *reinterpret_cast<float4*>(at) =
+          make_float4(tf32_value(x.x), tf32_value(x.y), tf32_value(x.z), tf32_value(x.w));
+    } else {
+      *at = tf32_value(*at);
+    }
   }
 }
 
@@ -194,6 +222,11 @@ __device__ inline void load_tile(float* dst, int ld, int cols, const In& in, int
                                  int len, int c0, int width) {
   copy_rows(dst, ld, kL, cols, in.p + token0 * in.row + h * in.head + c0, in.row, len, width,
             in.vec4, in.p);
+}
+
+// A tile that load_tile copied (the same cols and input), rounded as round_rows does.
+__device__ inline void round_tile(float* dst, int ld, int cols, const In& in) {
+  round_rows(dst, ld, kL, cols, in.vec4);
 }
 
 // a, b, c, floor of the chunk; padding steps are identities (a = 1, b = c = 0) with floor 1,

@@ -26,11 +26,18 @@ __device__ __forceinline__ void tf32_split(float x, uint32_t& hi, uint32_t& lo) 
   lo = __float_as_uint(x - __uint_as_float(hi));
 }
 
+__device__ __forceinline__ float tf32_value(float x) { return __uint_as_float(tf32_round(x)); }
+
 // acc += one k-step of the tile from fp32 fragments: af as the mma's A fragment, bf as B's for
-// columns n0.. (bf[0], bf[1]) and n0+8.. (bf[2], bf[3]).
-template <bool kSplit>
+// columns n0.. (bf[0], bf[1]) and n0+8.. (bf[2], bf[3]). kRounded names the operands that are
+// TF32 already (tf32_value, once where they were written to shared memory): the single-TF32 path
+// skips rounding their every fragment element, and the bits the tensor cores see are the same.
+enum Rounded { kRoundedNone = 0, kRoundedA = 1, kRoundedB = 2, kRoundedBoth = 3 };
+
+template <bool kSplit, int kRounded = kRoundedNone>
 __device__ __forceinline__ void mma_step(float (&acc)[8], const float (&af)[4],
                                          const float (&bf)[4]) {
+  static_assert(!kSplit || kRounded == kRoundedNone, "3xTF32 splits fp32 operands");
   uint32_t ah[4], bh[4];
   if constexpr (kSplit) {
     uint32_t al[4], bl[4];
@@ -46,8 +53,8 @@ __device__ __forceinline__ void mma_step(float (&acc)[8], const float (&af)[4],
   } else {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      ah[i] = tf32_round(af[i]);
-      bh[i] = tf32_round(bf[i]);
+      ah[i] = kRounded & kRoundedA ? __float_as_uint(af[i]) : tf32_round(af[i]);
+      bh[i] = kRounded & kRoundedB ? __float_as_uint(bf[i]) : tf32_round(bf[i]);
     }
   }
   mma_tf32(acc, ah, bh[0], bh[1]);
@@ -57,7 +64,7 @@ __device__ __forceinline__ void mma_step(float (&acc)[8], const float (&af)[4],
 // acc += A[m0 .. m0+15, k0 .. k1) · B[k0 .. k1, n0 .. n0+15], k0 and k1 multiples of 8.
 // acc[i] holds row m0 + g + 8·((i >> 1) & 1), column n0 + 8·(i >> 2) + 2·t + (i & 1), with
 // g = lane / 4 and t = lane % 4 (the mma C-fragment layout).
-template <bool kSplit, class AFn, class BFn>
+template <bool kSplit, int kRounded = kRoundedNone, class AFn, class BFn>
 __device__ __forceinline__ void mma_tile(float (&acc)[8], const AFn& A, const BFn& B, int m0,
                                          int n0, int k0, int k1) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -66,7 +73,7 @@ __device__ __forceinline__ void mma_tile(float (&acc)[8], const AFn& A, const BF
                          A(m0 + g + 8, k + t + 4)};
     const float bf[4] = {B(k + t, n0 + g), B(k + t + 4, n0 + g), B(k + t, n0 + 8 + g),
                          B(k + t + 4, n0 + 8 + g)};
-    mma_step<kSplit>(acc, af, bf);
+    mma_step<kSplit, kRounded>(acc, af, bf);
   }
 }
 
