@@ -198,20 +198,23 @@ __device__ inline void copy_rows(float* dst, int ld, int rows, int cols, const f
   }
 }
 
-// The entries copy_rows (same rows, cols and vec4) had this thread copy, rounded to TF32 in
-// place once they have landed: after copy_wait a thread sees its own copies, so no barrier comes
-// between.
-__device__ inline void round_rows(float* dst, int ld, int rows, int cols, bool vec4) {
+// The entries copy_rows (same rows, cols and vec4) had this thread copy, times scale(row) and
+// rounded to TF32 in place. Right after copy_wait a thread sees its own copies, so no barrier
+// comes between; after a barrier any mapping would do.
+template <class Scale>
+__device__ inline void round_rows(float* dst, int ld, int rows, int cols, bool vec4,
+                                  const Scale& scale) {
   const RowCopies my = row_copies(cols, vec4);
   if (!my.active) return;
   for (int r = my.r0; r < rows; r += my.rows_per_pass) {
     float* at = dst + r * ld + my.col;
+    const float s = scale(r);
     if (vec4) {
       const float4 x = *reinterpret_cast<const float4*>(at);
-      *reinterpret_cast<float4*>(at) =
-          make_float4(tf32_value(x.x), tf32_value(x.y), tf32_value(x.z), tf32_value(x.w));
+      *reinterpret_cast<float4*>(at) = make_float4(tf32_value(x.x * s), tf32_value(x.y * s),
+                                                   tf32_value(x.z * s), tf32_value(x.w * s));
     } else {
-      *at = tf32_value(*at);
+      *at = tf32_value(*at * s);
     }
   }
 }
@@ -226,7 +229,7 @@ __device__ inline void load_tile(float* dst, int ld, int cols, const In& in, int
 
 // A tile that load_tile copied (the same cols and input), rounded as round_rows does.
 __device__ inline void round_tile(float* dst, int ld, int cols, const In& in) {
-  round_rows(dst, ld, kL, cols, in.vec4);
+  round_rows(dst, ld, kL, cols, in.vec4, [](int) { return 1.f; });
 }
 
 // a, b, c, floor of the chunk; padding steps are identities (a = 1, b = c = 0) with floor 1,

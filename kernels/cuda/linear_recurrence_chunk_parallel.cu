@@ -134,18 +134,10 @@ __global__ void __launch_bounds__(kThreads, kSplit ? 5 : 6) chunk_state_kernel(c
     w[2 * l] = gates[2 * kL + 2 * l] * (a1 * after);
   }
   __syncthreads();
-  if constexpr (!kSplit) {  // V ⊙ w, four columns a thread as load_tile copied them
-    const RowCopies my = row_copies(p.nv, true);
-    for (int i = 0; i < p.head_group && my.active; ++i) {
-      float* V = V_of(i);
+  if constexpr (!kSplit) {  // V ⊙ w, four columns a thread
+    for (int i = 0; i < p.head_group; ++i) {
       const float* w = w_of(i);
-      for (int k = my.r0; k < kL; k += my.rows_per_pass) {
-        float4* at = reinterpret_cast<float4*>(V + k * ldv + my.col);
-        const float4 x = *at;
-        const float wk = w[k];
-        *at = make_float4(tf32_value(x.x * wk), tf32_value(x.y * wk), tf32_value(x.z * wk),
-                          tf32_value(x.w * wk));
-      }
+      round_rows(V_of(i), ldv, kL, p.nv, true, [&](int k) { return w[k]; });
     }
     __syncthreads();
   }
