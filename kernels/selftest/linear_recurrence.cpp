@@ -577,9 +577,9 @@ std::vector<Case> linear_recurrence_cases() {
     push({Cell::gdn, false, 1, 40, 2, 128, 256, 16});
     push({Cell::mamba2, true, 2, 100, 4, 16, 64, 32});
     // Long sequences: more chunks than the chunk-parallel scan stages at once (64), and the
-    // delta rule's transition scan over several CTAs of state rows (Dv = 64) and with each row's
-    // columns over three warps (Dk = 80); its chunk-parallel outputs over two value slices, the
-    // second short (Dv = 80).
+    // delta rule's transition scan over several CTAs of state rows (Dv = 64); its chunk-parallel
+    // outputs over two value slices, the second short (Dv = 80); its scan with each state row's
+    // columns over three warps (Dk = 80).
     push({Cell::mlstm, true, 1, 64 * 70 + 5, 1, 16, 16, 64});
     push({Cell::mamba2, false, 1, 16 * 130 + 7, 2, 16, 24, 16});
     push({Cell::gdn, true, 1, 64 * 70 + 5, 1, 16, 16, 64});
