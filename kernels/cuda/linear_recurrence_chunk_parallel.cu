@@ -378,9 +378,9 @@ __global__ void __launch_bounds__(kScanThreads, 4 / kVec) chunk_scan_kernel(cons
 // before. At GDN B16 T16384 H4 (Dk = 32) on an H200 that is 1.12 µs a step (285 µs under ncu)
 // against 1.25 µs (317 µs) for one thread an entry with two barriers a step. ncu finds one warp a
 // scheduler, issuing about 650 instructions a step, most of them index and loop arithmetic.
-constexpr int kScanRows = 4;         // state rows a warp keeps
-constexpr int kMaxScanStages = 8;    // chunks staged at once, two of them being read or refilled
-constexpr int kScanCtaWarps = 8;
+constexpr int kScanRows = 4;       // state rows a warp keeps
+constexpr int kMaxScanStages = 8;  // chunks staged at once, two of them being read or refilled
+constexpr int kScanCtaWarps = 8;   // the widest CTA
 
 // A CTA of the delta rule's scan: `groups` warps' worth of kScanRows rows, each row's columns
 // split over `column_blocks` warps of 32.
@@ -505,10 +505,10 @@ __global__ void __launch_bounds__(kScanCtaWarps * 32) chunk_transition_scan_kern
   }
 }
 
-// The scan's CTA shape: as many rows as 8 warps hold, halved while the grid leaves SMs idle
-// (a CTA's step time is its lanes' own, so more, smaller CTAs shorten nothing but fill the GPU
-// with the chains that run side by side), and as many stages as leave room for two CTAs an SM
-// (for one where even two stages do not: Dk = 128).
+// The scan's CTA shape: as many rows as 8 warps hold, halved while the grid leaves SMs idle, so
+// that the warps, each with its own chain of steps, spread over the SMs' schedulers instead of
+// sharing them; and as many stages as leave room for two CTAs an SM (for one where even two
+// stages do not: Dk = 128).
 TransitionScanShape transition_scan_shape(const Context& ctx, const Params& p) {
   TransitionScanShape s{};
   s.column_blocks = int(ceil_div(p.Dk, 32));
