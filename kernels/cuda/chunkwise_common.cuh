@@ -571,16 +571,17 @@ int shared_head_group(const Context& ctx, Params p, int64_t per_head, const Fits
   return 1;
 }
 
-template <class Kernel>
+// kernel<<<grid, threads, bytes>>>(p, extra...) after checking and granting its shared memory.
+template <class Kernel, class... Extra>
 void launch(const Context& ctx, Kernel kernel, dim3 grid, const Params& p, size_t bytes,
-            int threads = kThreads) {
+            int threads = kThreads, const Extra&... extra) {
   SL_CHECK(bytes <= ctx.max_shared_per_block,
            "linear recurrence (chunkwise): needs " + std::to_string(bytes) +
                " bytes of shared memory per block, the device allows " +
                std::to_string(ctx.max_shared_per_block));
   SL_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  kernel<<<grid, threads, bytes, ctx.stream>>>(p);
+  kernel<<<grid, threads, bytes, ctx.stream>>>(p, extra...);
   SL_CUDA_LAUNCH_CHECK();
 }
 

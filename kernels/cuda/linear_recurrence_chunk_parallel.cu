@@ -568,16 +568,9 @@ void scan_chunk_states(const Context& ctx, const Params& p) {
          size_t(make_transition_layout(s).total) * sizeof(float));
   if (p.nchunks > 2) {
     const TransitionScanShape shape = transition_scan_shape(ctx, p);
-    const size_t bytes = transition_scan_smem(p, shape);
-    SL_CHECK(bytes <= ctx.max_shared_per_block,
-             "linear recurrence (chunk-parallel): the transition scan needs " +
-                 std::to_string(bytes) + " bytes of shared memory per block, the device allows " +
-                 std::to_string(ctx.max_shared_per_block));
-    SL_CUDA_CHECK(cudaFuncSetAttribute(chunk_transition_scan_kernel,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-    const dim3 grid(unsigned(ceil_div(p.Dv, shape.rows())), unsigned(p.B * p.H));
-    chunk_transition_scan_kernel<<<grid, shape.threads(), bytes, ctx.stream>>>(p, shape);
-    SL_CUDA_LAUNCH_CHECK();
+    launch(ctx, chunk_transition_scan_kernel,
+           dim3(unsigned(ceil_div(p.Dv, shape.rows())), unsigned(p.B * p.H)), p,
+           transition_scan_smem(p, shape), shape.threads(), shape);
   }
 }
 
