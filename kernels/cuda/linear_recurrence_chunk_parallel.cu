@@ -32,14 +32,21 @@ namespace {
 // It moves the boundary states through memory twice more than the walk does, but its parallelism
 // is B·H·chunks instead of B·H·value slices, so few long sequences stop being latency-bound.
 
-// Where M_c's entry i (row-major Dk × Dk) waits in y: row t0 + i / Dv, column i % Dv of chunk c.
-// The quotient by one multiply (p.dv_inverse), as a division for every entry made the stores of M
-// and the scan's staging of it cost more than their products.
-__device__ __forceinline__ float* transition_entry(const Params& p, int bb, int h, int c, int i) {
+// Where M_c's entry i (row-major Dk × Dk) waits in y: row t0 + i / Dv, column i % Dv of chunk c,
+// as chunk c's first entry plus the offset of entry i, which is the same in every chunk. The
+// quotient by one multiply (p.dv_inverse), as a division for every entry made the stores of M
+// and the scan's staging of it cost more than their products; __umulhi of i · 2^8 is
+// (i · dv_inverse) >> 24 without a 64-bit product.
+__device__ __forceinline__ float* transition_start(const Params& p, int bb, int h, int c) {
+  return p.y.p + (int64_t(bb) * p.T + int64_t(c) * p.chunk) * p.y.row + h * p.y.head;
+}
+__device__ __forceinline__ int64_t transition_offset(const Params& p, int i) {
   static_assert(kMaxDk * kMaxDk <= (1 << 14) && kMaxDv <= 256, "the range dv_inverse is exact in");
-  const int row = int((uint64_t(i) * p.dv_inverse) >> 24), col = i - row * p.Dv;
-  const int64_t token = int64_t(bb) * p.T + int64_t(c) * p.chunk + row;
-  return p.y.p + token * p.y.row + h * p.y.head + col;
+  const int row = int(__umulhi(uint32_t(i) << 8, p.dv_inverse)), col = i - row * p.Dv;
+  return int64_t(row) * p.y.row + col;
+}
+__device__ __forceinline__ float* transition_entry(const Params& p, int bb, int h, int c, int i) {
+  return transition_start(p, bb, h, c) + transition_offset(p, i);
 }
 
 // Chunks whose end state step 1 and the scalar decay's scan produce: every one but the last, and
@@ -375,9 +382,10 @@ __global__ void __launch_bounds__(kScanThreads, 4 / kVec) chunk_scan_kernel(cons
 // per (b, h). A warp owns kScanRows state rows and 32 of their columns (lane j column j) and sums
 // them in registers from broadcast reads of the rows in shared memory: a step is its lanes' 4·Dk
 // FMAs (two chains a row) and one CTA barrier for the staged M_c and the rows written the step
-// before. At GDN B16 T16384 H4 (Dk = 32) on an H200 that is 1.12 µs a step (285 µs under ncu)
-// against 1.25 µs (317 µs) for one thread an entry with two barriers a step. ncu finds one warp a
-// scheduler, issuing about 650 instructions a step, most of them index and loop arithmetic.
+// before. At GDN B16 T16384 H4 (Dk = 32) on an H200 that took 285 µs under ncu against 317 µs
+// for one thread an entry with two barriers a step, with one warp a scheduler issuing about 650
+// instructions a step, most of them index and loop arithmetic; with Dk fixed at compile time
+// (below) the whole op went from 1.218 to 1.108 ms.
 constexpr int kScanRows = 4;       // state rows a warp keeps
 constexpr int kMaxScanStages = 8;  // chunks staged at once, two of them being read or refilled
 constexpr int kScanCtaWarps = 8;   // the widest CTA
@@ -393,12 +401,12 @@ struct TransitionScanShape {
 // Shared memory: S's rows twice (read one step, written the next), then per stage M_c and Δ_c's
 // rows; S's rows padded to a multiple of 4 columns for 16-byte broadcast reads.
 __host__ __device__ inline int scan_row_ld(int Dk) { return (Dk + 3) & ~3; }
-__host__ __device__ inline int scan_stage_floats(const Params& p, const TransitionScanShape& s) {
-  return p.Dk * p.Dk + s.rows() * p.Dk;
+__host__ __device__ inline int scan_stage_floats(int Dk, const TransitionScanShape& s) {
+  return Dk * Dk + s.rows() * Dk;
 }
 __host__ __device__ inline size_t transition_scan_smem(const Params& p,
                                                        const TransitionScanShape& s) {
-  return size_t(2 * s.rows() * scan_row_ld(p.Dk) + s.stages * scan_stage_floats(p, s)) *
+  return size_t(2 * s.rows() * scan_row_ld(p.Dk) + s.stages * scan_stage_floats(p.Dk, s)) *
          sizeof(float);
 }
 
@@ -417,91 +425,106 @@ __device__ __forceinline__ void copy_wait_upto(int pending) {
 
 // The delta rule: S_{c+1} = S_c M_c + Δ_c for this CTA's rows of the state, from S_1 = Δ_0 (slot
 // c + 1 holds Δ_c on entry and S_{c+1} on exit). The chunks' transitions are the c = 1 .. n−2.
+// kDk > 0 fixes Dk at compile time: the step's loops unroll into FMAs on constant offsets, where
+// with Dk at run time most of a step's instructions were index and loop arithmetic.
+template <int kDk>
 __global__ void __launch_bounds__(kScanCtaWarps * 32) chunk_transition_scan_kernel(
     const Params p, const TransitionScanShape shape) {
   extern __shared__ __align__(16) float smem[];
+  const int Dk = kDk > 0 ? kDk : p.Dk, ld = scan_row_ld(Dk), msize = Dk * Dk;
   const int bb = blockIdx.y / p.H, h = blockIdx.y % p.H, r0 = blockIdx.x * shape.rows();
-  const int Dk = p.Dk, ld = scan_row_ld(Dk), msize = Dk * Dk, last = p.nchunks - 2;
-  const int rows = min(shape.rows(), p.Dv - r0), stage_size = scan_stage_floats(p, shape);
+  const int last = p.nchunks - 2, rows = min(shape.rows(), p.Dv - r0);
+  const int stage_size = scan_stage_floats(Dk, shape);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int i0 = kScanRows * (warp / shape.column_blocks);
   const int j = 32 * (warp % shape.column_blocks) + lane;
   const bool mine = j < Dk;
   const int jr = min(j, Dk - 1);  // a column to read for lanes past Dk, whose sums are dropped
-  auto S_of = [&](int c) { return smem + (c & 1) * shape.rows() * ld; };  // S_c's rows
-  auto stage_of = [&](int c) {
-    return smem + 2 * shape.rows() * ld + (c % shape.stages) * stage_size;
-  };
+  float* S_read = smem;                      // S_c's rows
+  float* S_write = smem + shape.rows() * ld;  // S_{c+1}'s
+  // Chunk c is staged in stage (c − 1) mod stages; the refill of chunk c + stages − 1 takes the
+  // stage of chunk c − 1, which every warp has read by the barrier that opens step c.
+  float* const stages_begin = smem + 2 * shape.rows() * ld;
+  float* const stages_end = stages_begin + shape.stages * stage_size;
+  float* reading = stages_begin;
+  float* refilling = stages_end - stage_size;
   auto rows_of = [&](int c) { return boundary_slot(p, bb, h, c) + int64_t(r0) * Dk; };
   // M_c by 16-byte copies where y's rows allow them (four entries never straddle a row then);
   // Δ_c's rows are contiguous in the slot.
   const bool m_vec4 = Dk % 2 == 0 && p.Dv % 4 == 0 && p.y.row % 4 == 0 && p.y.head % 4 == 0 &&
                       reinterpret_cast<uintptr_t>(p.y.p) % 16 == 0;
   const int mw = m_vec4 ? 4 : 1, dw = p.state_vec4 ? 4 : 1, entries = rows * Dk;
-  auto stage = [&](int c) {
-    float* dst = stage_of(c);
+  auto stage = [&](float* dst, int c) {
+    const float* m = transition_start(p, bb, h, c);
     for (int i = threadIdx.x * mw; i < msize; i += blockDim.x * mw) {
       if (m_vec4)
-        copy16(dst + i, transition_entry(p, bb, h, c, i), true);
+        copy16(dst + i, m + transition_offset(p, i), true);
       else
-        copy4(dst + i, transition_entry(p, bb, h, c, i), true);
+        copy4(dst + i, m + transition_offset(p, i), true);
     }
+    const float* delta = rows_of(c + 1);
     for (int e = threadIdx.x * dw; e < entries; e += blockDim.x * dw) {
       if (dw == 4)
-        copy16(dst + msize + e, rows_of(c + 1) + e, true);
+        copy16(dst + msize + e, delta + e, true);
       else
-        copy4(dst + msize + e, rows_of(c + 1) + e, true);
+        copy4(dst + msize + e, delta + e, true);
     }
     copy_commit();
   };
   for (int e = threadIdx.x; e < shape.rows() * ld; e += blockDim.x) {  // S_1, and S_2's padding
     const int i = e / ld, col = e % ld;
-    S_of(1)[e] = i < rows && col < Dk ? rows_of(1)[i * Dk + col] : 0.f;
-    S_of(2)[e] = 0.f;
+    S_read[e] = i < rows && col < Dk ? rows_of(1)[i * Dk + col] : 0.f;
+    S_write[e] = 0.f;
   }
   const int ahead = min(last, shape.stages - 1);
-  for (int c = 1; c <= ahead; ++c) stage(c);
+  for (int c = 1; c <= ahead; ++c) stage(stages_begin + (c - 1) * stage_size, c);
   for (int c = 1; c <= last; ++c) {
     // Chunk c's copies are done once no more than the groups newer than its are pending.
     copy_wait_upto<kMaxScanStages - 2>(min(last - c, shape.stages - 2));
     __syncthreads();  // chunk c staged, S_c written, and chunk c − 1's stage read by every warp
-    if (c + shape.stages - 1 <= last) stage(c + shape.stages - 1);
-    const float* Mc = stage_of(c);
+    if (c + shape.stages - 1 <= last) stage(refilling, c + shape.stages - 1);
+    const float* Mc = reading;
     const float* delta = Mc + msize;
-    const float* S = S_of(c);
+    refilling = reading;
+    reading = reading + stage_size == stages_end ? stages_begin : reading + stage_size;
     float even[kScanRows], odd[kScanRows];
 #pragma unroll
     for (int i = 0; i < kScanRows; ++i) {
       even[i] = i0 + i < rows ? delta[(i0 + i) * Dk + jr] : 0.f;
       odd[i] = 0.f;
     }
-    int l = 0;
-    for (; l + 4 <= Dk; l += 4) {
-      const float m0 = Mc[l * Dk + jr], m1 = Mc[(l + 1) * Dk + jr];
-      const float m2 = Mc[(l + 2) * Dk + jr], m3 = Mc[(l + 3) * Dk + jr];
+    const float* S = S_read + i0 * ld;
+    const float* Mj = Mc + jr;
+#pragma unroll
+    for (int l = 0; l + 4 <= Dk; l += 4) {
+      const float m0 = Mj[l * Dk], m1 = Mj[(l + 1) * Dk];
+      const float m2 = Mj[(l + 2) * Dk], m3 = Mj[(l + 3) * Dk];
 #pragma unroll
       for (int i = 0; i < kScanRows; ++i) {
-        const float4 s = *reinterpret_cast<const float4*>(S + (i0 + i) * ld + l);
+        const float4 s = *reinterpret_cast<const float4*>(S + i * ld + l);
         even[i] = fmaf(s.x, m0, even[i]);
         odd[i] = fmaf(s.y, m1, odd[i]);
         even[i] = fmaf(s.z, m2, even[i]);
         odd[i] = fmaf(s.w, m3, odd[i]);
       }
     }
-    for (; l < Dk; ++l) {
-      const float m = Mc[l * Dk + jr];
 #pragma unroll
-      for (int i = 0; i < kScanRows; ++i) even[i] = fmaf(S[(i0 + i) * ld + l], m, even[i]);
+    for (int l = Dk & ~3; l < Dk; ++l) {
+      const float m = Mj[l * Dk];
+#pragma unroll
+      for (int i = 0; i < kScanRows; ++i) even[i] = fmaf(S[i * ld + l], m, even[i]);
     }
-    float* next = S_of(c + 1);
     float* slot = rows_of(c + 1);
 #pragma unroll
     for (int i = 0; i < kScanRows; ++i)
       if (mine && i0 + i < rows) {
         const float s = even[i] + odd[i];
-        next[(i0 + i) * ld + j] = s;
+        S_write[(i0 + i) * ld + j] = s;
         slot[(i0 + i) * Dk + j] = s;
       }
+    float* const written = S_write;
+    S_write = S_read;
+    S_read = written;
   }
 }
 
@@ -568,8 +591,11 @@ void scan_chunk_states(const Context& ctx, const Params& p) {
          size_t(make_transition_layout(s).total) * sizeof(float));
   if (p.nchunks > 2) {
     const TransitionScanShape shape = transition_scan_shape(ctx, p);
-    launch(ctx, chunk_transition_scan_kernel,
-           dim3(unsigned(ceil_div(p.Dv, shape.rows())), unsigned(p.B * p.H)), p,
+    const auto kernel = p.Dk == 16   ? chunk_transition_scan_kernel<16>
+                        : p.Dk == 32 ? chunk_transition_scan_kernel<32>
+                        : p.Dk == 64 ? chunk_transition_scan_kernel<64>
+                                     : chunk_transition_scan_kernel<0>;
+    launch(ctx, kernel, dim3(unsigned(ceil_div(p.Dv, shape.rows())), unsigned(p.B * p.H)), p,
            transition_scan_smem(p, shape), shape.threads(), shape);
   }
 }
