@@ -109,7 +109,8 @@ void GdnBlock<S>::forward(Pass p, const S* x, S* y) {
   ops::selective_decay_fwd(ex, N, H, arena_(ar_), ps_.value(A_log_), ps_.value(dt_bias_),
                            arena_(dt_), arena_(alpha_));
   ops::scaled_sigmoid_fwd(ex, arena_(beta_), arena_(br_), signed_ ? 2.0 : 1.0, N * H);
-  ops::linear_recurrence_fwd(ex, recurrence(p));
+  const auto r = recurrence(p);
+  ops::linear_recurrence_fwd(ex, r, work_.get(ex, ops::linear_recurrence_fwd_work_size(ex, r)));
   out_norm_.forward(ps_, arena_, p, arena_(o_), arena_(on_));
   g_proj_.forward(ps_, p, xn, arena_(gr_));
   ops::silu_gate_fwd(ex, arena_(gated_), arena_(on_), arena_(gr_), N * V);

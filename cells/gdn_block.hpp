@@ -51,7 +51,7 @@ class GdnBlock final : public Block<S> {
   Linear<S> o_proj_;
   std::optional<RmsNorm<S>> ffn_norm_;
   std::optional<GatedFfn<S>> ffn_;
-  Scratch<S> work_;  // backward scratch of the recurrence, sized on first use
+  Scratch<S> work_;  // the recurrence's scratch, forward's and backward's, sized on first use
   // forward
   Slot xn_, qr_, kr_, vr_, qc_, kc_, vc_, qs_, ks_, vs_, qn_, rq_, kn_, rk_, qx_, ar_, br_, dt_,
       alpha_, beta_, o_, on_, gr_, gated_, boundary_, y1_, xn2_;

@@ -97,7 +97,8 @@ void Mamba2Block<S>::forward(Pass p, const S* x, S* y) {
                            arena_(dt_), arena_(decay_));
   // pm1: the transition 2·exp(dt·A) − 1 (Grazzi et al.); the input term keeps dt.
   ops::affine(ex, arena_(a_), arena_(decay_), signed_ ? 2.0 : 1.0, signed_ ? -1.0 : 0.0, N * H);
-  ops::linear_recurrence_fwd(ex, recurrence(p));
+  const auto r = recurrence(p);
+  ops::linear_recurrence_fwd(ex, r, work_.get(ex, ops::linear_recurrence_fwd_work_size(ex, r)));
   // g = (y + D ⊙ x) ⊙ SiLU(z), D per head
   ops::skip_add_fwd(ex, arena_(yd_), arena_(ys_), ps_.value(D_skip_), arena_(xbc_), C, N, I, P_);
   ops::silu_gate_fwd(ex, arena_(g_), arena_(yd_), arena_(z_), N * I);

@@ -49,7 +49,7 @@ class Mamba2Block final : public Block<S> {
   ParamId A_log_, dt_bias_, D_skip_;
   RmsNorm<S> out_norm_;
   Linear<S> out_;
-  Scratch<S> work_;  // backward scratch of the recurrence, sized on first use
+  Scratch<S> work_;  // the recurrence's scratch, forward's and backward's, sized on first use
   // forward
   Slot xn_, z_, xbc_raw_, xbc_conv_, xbc_, dt_raw_, dt_, decay_, a_, ys_, yd_, g_, gn_, boundary_;
   // backward

@@ -138,7 +138,8 @@ void MlstmBlock<S>::forward(Pass p, const S* x, S* y) {
   fgate_.forward(ps_, p, qkv, arena_(fg_));
   ops::stabilized_gates_fwd(ex, forget_, p.B, p.T, H_, arena_(ig_), arena_(fg_), arena_(m_),
                             arena_(a_), arena_(c_), arena_(floor_));
-  ops::linear_recurrence_fwd(ex, recurrence(p));
+  const auto r = recurrence(p);
+  ops::linear_recurrence_fwd(ex, r, work_.get(ex, ops::linear_recurrence_fwd_work_size(ex, r)));
   head_norm_.forward(ps_, arena_, p, arena_(h_), arena_(hn_));
   // hstate = (HeadNorm(h) + skip ⊙ x_c) ⊙ SiLU(z)
   ops::skip_add_fwd(ex, arena_(hskip_), arena_(hn_), ps_.value(skip_), arena_(xc_), I, N, I,

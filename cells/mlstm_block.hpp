@@ -49,7 +49,7 @@ class MlstmBlock final : public Block<S> {
   GroupLayerNorm<S> head_norm_;
   ParamId skip_;
   Linear<S> down_;
-  Scratch<S> work_;  // backward scratch of the recurrence, sized on first use
+  Scratch<S> work_;  // the recurrence's scratch, forward's and backward's, sized on first use
   // forward
   Slot xn_, xm_, z_, xconv_, xc_, qk_, v_, qkv_, ks_, ig_, fg_, m_, a_, c_, floor_, h_, boundary_,
       hn_, hskip_, hstate_;

@@ -339,8 +339,17 @@ int64_t nonlinear_recurrence_work_size(const Exec& ex, const cpu::NonlinearRecur
 }
 
 template <typename S>
-void linear_recurrence_fwd(const Exec& ex, const cpu::LinearRecurrence<S>& p) {
-  SL_ON_CUDA(ex, cuda::linear_recurrence_fwd(*ex.cuda, p));
+int64_t linear_recurrence_fwd_work_size(const Exec& ex, const cpu::LinearRecurrence<S>& p) {
+#ifdef STATELAB_HAVE_CUDA
+  if constexpr (std::is_same_v<S, float>)
+    if (ex.cuda) return cuda::linear_recurrence_fwd_work_size(*ex.cuda, p);
+#endif
+  return 0;
+}
+
+template <typename S>
+void linear_recurrence_fwd(const Exec& ex, const cpu::LinearRecurrence<S>& p, S* work) {
+  SL_ON_CUDA(ex, cuda::linear_recurrence_fwd(*ex.cuda, p, work));
   cpu::linear_recurrence_fwd(p);
 }
 
@@ -412,7 +421,9 @@ int64_t linear_recurrence_work_size(const Exec& ex, const cpu::LinearRecurrence<
                                                      const cpu::NonlinearRecurrence<S>&);          \
   template void nonlinear_recurrence_bwd<S>(const Exec&, const cpu::NonlinearRecurrence<S>&,       \
                                             const S*, S*, S*, S*);                                 \
-  template void linear_recurrence_fwd<S>(const Exec&, const cpu::LinearRecurrence<S>&);            \
+  template int64_t linear_recurrence_fwd_work_size<S>(const Exec&,                                 \
+                                                      const cpu::LinearRecurrence<S>&);           \
+  template void linear_recurrence_fwd<S>(const Exec&, const cpu::LinearRecurrence<S>&, S*);        \
   template int64_t linear_recurrence_work_size<S>(const Exec&, const cpu::LinearRecurrence<S>&);   \
   template void linear_recurrence_bwd<S>(const Exec&, const cpu::LinearRecurrence<S>&,             \
                                          const cpu::LinearRecurrenceGrads<S>&, S*);                \

@@ -131,8 +131,12 @@ template <typename S>
 void nonlinear_recurrence_bwd(const Exec& ex, const cpu::NonlinearRecurrence<S>& p, const S* dh,
                               S* dpre, S* dR, S* work);
 
+// work: linear_recurrence_fwd_work_size elements (the CUDA delta rule's chunk inverses at long
+// sequences; 0 on the CPU), null where that is 0.
 template <typename S>
-void linear_recurrence_fwd(const Exec& ex, const cpu::LinearRecurrence<S>& p);
+int64_t linear_recurrence_fwd_work_size(const Exec& ex, const cpu::LinearRecurrence<S>& p);
+template <typename S>
+void linear_recurrence_fwd(const Exec& ex, const cpu::LinearRecurrence<S>& p, S* work);
 template <typename S>
 int64_t linear_recurrence_work_size(const Exec& ex, const cpu::LinearRecurrence<S>& p);
 template <typename S>

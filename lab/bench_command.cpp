@@ -197,12 +197,13 @@ OpBench linear_bench(const cuda::Context& ctx, const OpShape& s, LinearCell cell
   g.dc = scratch(b, N * H);
   if (r.b) g.db = scratch(b, N * H);
   float* work = scratch(b, cuda::linear_recurrence_work_size(r));
+  float* fwd_work = scratch(b, cuda::linear_recurrence_fwd_work_size(ctx, r, kernel));
   const double per_token_io = 2.0 * qk_row + 2.0 * H * Dv + 3.0 * H;
   b.bytes = 4.0 * N * (s.backward ? 3 * per_token_io : per_token_io);
   b.flops = 2.0 * N * H * Dk * Dv * (r.b ? 4 : 2) * (s.backward ? 3 : 1);
   const bool bwd = s.backward;
-  b.run = [&ctx, r, g, work, bwd, kernel] {
-    cuda::linear_recurrence_fwd(ctx, r, kernel);
+  b.run = [&ctx, r, g, work, fwd_work, bwd, kernel] {
+    cuda::linear_recurrence_fwd(ctx, r, fwd_work, kernel);
     if (bwd) cuda::linear_recurrence_bwd(ctx, r, g, work, kernel);
   };
   return b;

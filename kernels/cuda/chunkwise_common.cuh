@@ -85,6 +85,8 @@ struct Params {
   float *boundary, *final_state;
   Out dq, dk, dv;
   float *da, *db, *dc, *dfloor;
+  // Backward: the normalizer partials. The delta rule's chunk-parallel forward: every chunk's
+  // triangular inverse but the last's (inverse_slot), or null where the outputs solve their own.
   float* work;
 };
 
@@ -478,6 +480,38 @@ __device__ inline void invert_levels(float* Tinv, const float* A, float* scratch
     for_acc(acc, m0, n0, [&](int r, int c, float& v) { Tinv[(32 + r) * kLdL + c] = -v; });
   }
   __syncthreads();
+}
+
+// The delta rule's chunk-parallel forward hands each chunk's Tinv from the transition kernel,
+// which solves it for the chunk's transition, to the outputs kernel, which then need not solve it
+// again: its ten blocks on and below the diagonal (lower_block's order, each 16 × 16 row-major)
+// in a slot of p.work per chunk 0 .. nchunks − 2 of every (b, h).
+constexpr int kInverseFloats = 10 * 16 * 16;
+
+__device__ __forceinline__ float* inverse_slot(const Params& p, int bb, int h, int c) {
+  return p.work + ((int64_t(bb) * p.H + h) * (p.nchunks - 1) + c) * kInverseFloats;
+}
+
+// fn(e, block's row-major offset r·kLdL + col in a kL × kLdL tile) for the first of every four
+// slot entries e, spread over the CTA's threads.
+template <class Fn>
+__device__ __forceinline__ void for_inverse_quads(Fn&& fn) {
+  for (int e = 4 * threadIdx.x; e < kInverseFloats; e += 4 * blockDim.x) {
+    int bt, bj;
+    lower_block(e >> 8, bt, bj);
+    fn(e, (16 * bt + ((e >> 4) & 15)) * kLdL + 16 * bj + (e & 15));
+  }
+}
+
+// Tinv (kL × kLdL in shared memory) into its slot, and back (cp.async, committed by the caller),
+// 16 bytes at a time: the slot is 16-byte aligned (forward checks work's alignment).
+__device__ inline void store_inverse(float* slot, const float* Tinv) {
+  for_inverse_quads([&](int e, int at) {
+    *reinterpret_cast<float4*>(slot + e) = *reinterpret_cast<const float4*>(Tinv + at);
+  });
+}
+__device__ inline void load_inverse(float* Tinv, const float* slot) {
+  for_inverse_quads([&](int e, int at) { copy16(Tinv + at, slot + e, true); });
 }
 
 // U = Tinv RHS on the kL × 16·vt tiles (RHS and U with leading dimension ld), the warp's tiles

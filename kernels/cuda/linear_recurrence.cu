@@ -86,13 +86,22 @@ chunkwise::Schedule schedule_of(LinearKernel kernel) {
 
 // ---- launchers -------------------------------------------------------------------------------
 
-void linear_recurrence_fwd(const Context& ctx, const LinearRecurrence<float>& p,
+int64_t linear_recurrence_fwd_work_size(const Context& ctx, const LinearRecurrence<float>& p,
+                                        LinearKernel kernel) {
+  check(p);
+  Plan plan;
+  const bool fits = plan_forward(ctx, p, plan, false);
+  if (!use_chunkwise(p, kernel, fits, "linear recurrence forward")) return 0;
+  return chunkwise::forward_work_size(ctx, p, schedule_of(kernel));
+}
+
+void linear_recurrence_fwd(const Context& ctx, const LinearRecurrence<float>& p, float* work,
                            LinearKernel kernel) {
   check(p);
   Plan plan;
   const bool fits = plan_forward(ctx, p, plan, false);
   if (use_chunkwise(p, kernel, fits, "linear recurrence forward"))
-    return chunkwise::forward(ctx, p, schedule_of(kernel));
+    return chunkwise::forward(ctx, p, work, schedule_of(kernel));
   launch_forward(ctx, recurrent_args(p, plan), plan, grid_of(p, plan), false);
 }
 

@@ -20,8 +20,15 @@ namespace statelab::cuda {
 // states (backward is the same for both); automatic chooses among all three.
 enum class LinearKernel { automatic, recurrent, chunkwise, chunk_parallel };
 
-// Writes p.y, and p.boundary / p.final_state when non-null, in the CPU twin's layout.
-void linear_recurrence_fwd(const Context& ctx, const cpu::LinearRecurrence<float>& p,
+// Scratch elements forward needs for these shapes and this choice of kernel: the delta rule's
+// chunk-parallel schedule passes each chunk's triangular inverse between its kernels; 0 for
+// every other form.
+int64_t linear_recurrence_fwd_work_size(const Context& ctx, const cpu::LinearRecurrence<float>& p,
+                                        LinearKernel kernel = LinearKernel::automatic);
+
+// Writes p.y, and p.boundary / p.final_state when non-null, in the CPU twin's layout. work:
+// linear_recurrence_fwd_work_size elements (16-byte aligned), null where that is 0.
+void linear_recurrence_fwd(const Context& ctx, const cpu::LinearRecurrence<float>& p, float* work,
                            LinearKernel kernel = LinearKernel::automatic);
 
 // cpu::linear_recurrence_probe's read-outs ([B, T, H] buffers on the device; null ones are

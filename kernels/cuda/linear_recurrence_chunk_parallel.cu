@@ -22,8 +22,9 @@ namespace {
 // (the forward's U and S_end with S0 factored out; without a delta term M = γ_last I and
 // Δ = Vᵀ diag(w) K, w_t = c_t Π_{t<l≤last} a_l). Three launches replace the walk over chunks:
 //   1. one CTA per chunk but the last: Δ into the boundary slot after the chunk, and for the delta
-//      rule M into the chunk's rows of y, which nothing reads before step 3 writes them; for
-//      scalar decay the last chunk too where the final state is asked for, its Δ into that;
+//      rule M into the chunk's rows of y, which nothing reads before step 3 writes them, and the
+//      chunk's triangular inverse into p.work; for scalar decay the last chunk too where the
+//      final state is asked for, its Δ into that;
 //   2. a scan over the chunks per (b, h): S_{c+1} = S_c M_c + Δ_c in place, γ_c S_c + Δ_c for
 //      scalar decay (one thread per state element), the matrix product for the delta rule (a warp
 //      per 4 state rows and 32 columns, M_c and Δ_c staged up to seven chunks ahead);
@@ -250,6 +251,7 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_transition_kernel(const Par
   if (tid < kL) invert_diagonal(Tinv, [&](int t, int i) { return A[t * kLdL + i]; }, tid);
   __syncthreads();
   invert_levels(Tinv, A, Tinv + 32, kLdL);
+  if (p.work) store_inverse(inverse_slot(p, bb, h, c), Tinv);  // for the outputs kernel
 
   // Z = Tinvᵀ diag(D_last,·) K over A; Tinv is lower, so only rows s >= t of it reach Z's row t.
   for (int job = warp; job < 4 * kt; job += kWarps) {

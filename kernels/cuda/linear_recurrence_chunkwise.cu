@@ -265,6 +265,11 @@ bool chunk_parallel_pays(const Context& ctx, const Params& p) {
          int64_t(p.B) * p.H * ceil_div(p.Dv, 16) < 2 * int64_t(ctx.sm_count);
 }
 
+bool runs_parallel(const Context& ctx, const Params& p, Schedule schedule) {
+  return schedule == Schedule::parallel ||
+         (schedule == Schedule::automatic && chunk_parallel_pays(ctx, p));
+}
+
 }  // namespace
 
 // Within supports(), the parallel kernels' shared memory fits (at most about 213 KB, at Dk = 128
@@ -273,11 +278,26 @@ bool supports_parallel(const cpu::LinearRecurrence<float>& r) {
   return supports(r) && transition_fits(base_params(r));
 }
 
-void forward(const Context& ctx, const cpu::LinearRecurrence<float>& r, Schedule schedule) {
+// The chunks' triangular inverses, where the delta rule's parallel schedule passes them on.
+int64_t forward_work_size(const Context& ctx, const cpu::LinearRecurrence<float>& r,
+                          Schedule schedule) {
+  check_supported(r);
+  const Params p = base_params(r);
+  if (!p.delta || p.nchunks == 1 || !runs_parallel(ctx, p, schedule)) return 0;
+  return int64_t(p.B) * p.H * (p.nchunks - 1) * kInverseFloats;
+}
+
+void forward(const Context& ctx, const cpu::LinearRecurrence<float>& r, float* work,
+             Schedule schedule) {
   check_supported(r);
   Params p = base_params(r);
-  if (schedule == Schedule::parallel ||
-      (schedule == Schedule::automatic && chunk_parallel_pays(ctx, p))) {
+  if (runs_parallel(ctx, p, schedule)) {
+    if (p.delta && p.nchunks > 1) {  // forward_work_size's inverses
+      SL_CHECK_SHAPE(work && reinterpret_cast<uintptr_t>(work) % 16 == 0,
+                     "linear recurrence forward (chunk-parallel): the delta rule needs work, "
+                     "16-byte aligned, for the chunks' inverses (linear_recurrence_fwd_work_size)");
+      p.work = work;
+    }
     // One chunk per CTA: measured at L, walks of 2, 4 or 8 chunks from the scanned states with
     // double-buffered loads were no faster for mLSTM and GDN and 1.5x slower for Mamba-2.
     scan_chunk_states(ctx, p);

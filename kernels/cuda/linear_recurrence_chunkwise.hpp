@@ -24,9 +24,14 @@ bool supports_parallel(const cpu::LinearRecurrence<float>& p);
 // or where the sequential pass would leave the GPU mostly idle.
 enum class Schedule { automatic, sequential, parallel };
 
-// Same contract as linear_recurrence_fwd: writes y, and boundary / final_state when non-null.
-// Needs no scratch (the parallel schedule works in p.boundary).
-void forward(const Context& ctx, const cpu::LinearRecurrence<float>& p,
+// Scratch elements forward needs: B·H·(⌈T / chunk⌉ − 1)·2560 where the delta rule takes the
+// parallel schedule (each chunk's triangular inverse, passed from the kernel that solves it for
+// the chunk's transition to the one that computes its outputs), 0 otherwise.
+int64_t forward_work_size(const Context& ctx, const cpu::LinearRecurrence<float>& p,
+                          Schedule schedule = Schedule::automatic);
+// Same contract as linear_recurrence_fwd: writes y, and boundary / final_state when non-null;
+// work (16-byte aligned) as forward_work_size says, null where that is 0.
+void forward(const Context& ctx, const cpu::LinearRecurrence<float>& p, float* work,
              Schedule schedule = Schedule::automatic);
 // Scratch elements backward needs: B·T·H·⌈Dv / slice⌉ (at most 16·B·T·H) for a normalized cell,
 // 0 otherwise (the states are recomputed from p.boundary).

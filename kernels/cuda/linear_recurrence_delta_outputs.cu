@@ -5,8 +5,10 @@
 // but it carries the state from chunk to chunk in registers and keeps D whole; without that this
 // kernel keeps D's diagonal blocks only, holds the start state's share of the outputs in
 // registers across the solve so that the inverse can take Q's and K's place, and so fits three
-// CTAs an SM at Dk = Dv = 32 (71 KB) where the walk's kernel fits two. Checked, through the
-// forward, against the CPU twin by kernels/selftest/linear_recurrence.cpp.
+// CTAs an SM at Dk = Dv = 32 (71 KB) where the walk's kernel fits two. Every chunk but the last
+// loads the triangular inverse the transition kernel solved (p.work), so forms no A and runs no
+// solve, its barrier-bound phase. Checked, through the forward, against the CPU twin by
+// kernels/selftest/linear_recurrence.cpp.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -20,7 +22,8 @@ namespace {
 // Shared memory (offsets in floats): Q and K (Tinv in their place once the products that read
 // them are done, its upper blocks the inverse's scratch), V (the right-hand side in its place),
 // the gates, the start state's slice S0, D's diagonal blocks, P = D ⊙ Q Kᵀ, A = b D ⊙ K Kᵀ (U
-// once the inverse is built) and the per-step vectors γ, ρ, σ and D's last row.
+// once the inverse is built) and the per-step vectors γ, ρ, σ and D's last row. A chunk whose
+// inverse is loaded has it where A would be, and U where Q and K were.
 struct DeltaOutputsLayout {
   int ldk, ldv, q, k, v, gates, s, Dd, P, A, vec, total;
 };
@@ -43,7 +46,8 @@ __host__ __device__ inline DeltaOutputsLayout make_delta_outputs_layout(const Pa
   l.s = o.take(p.nv * l.ldk);
   l.Dd = o.take(kL * kDiagLd);
   l.P = o.take(square);
-  l.A = o.take(square);  // U, kL × ldv with ldv <= kMaxNv + 4 = kLdL, fits after the inverse
+  // U, kL × ldv with ldv <= kMaxNv + 4 = kLdL, fits here after the inverse, and over Q and K.
+  l.A = o.take(square);
   l.vec = o.take(kDoVectors * kL);
   l.total = o.at;
   return l;
@@ -53,7 +57,8 @@ __host__ __device__ inline DeltaOutputsLayout make_delta_outputs_layout(const Pa
 //   U = (I + A)⁻¹ (diag(c) V − diag(bγ) K S0ᵀ),  Y = diag(γ) Q S0ᵀ + (D ⊙ Q Kᵀ) U,
 // and for the last chunk, where the final state is asked for,
 //   S_end = γ_last S0 + Uᵀ diag(D_last) K.
-// One CTA per (value slice, b·h, chunk).
+// One CTA per (value slice, b·h, chunk). Where p.work is set, every chunk but the last loads
+// (I + A)⁻¹ from it and forms no A.
 template <bool kSplit>
 __global__ void __launch_bounds__(kThreads, 3) delta_outputs_kernel(const Params p) {
   extern __shared__ __align__(16) float smem[];
@@ -65,10 +70,11 @@ __global__ void __launch_bounds__(kThreads, 3) delta_outputs_kernel(const Params
   const int t0 = c * p.chunk, len = min(p.chunk, p.T - t0);
   const int64_t token0 = int64_t(bb) * p.T + t0;
   const bool keeps_final = p.final_state && c == p.nchunks - 1;
+  const bool loads_inverse = p.work && c + 1 < p.nchunks;  // solved by the transition kernel
   float *Q = smem + L.q, *K = smem + L.k, *V = smem + L.v, *ga = smem + L.gates;
   const float *gb = ga + kL, *gc = ga + 2 * kL;
   float *S = smem + L.s, *Dd = smem + L.Dd, *P = smem + L.P, *A = smem + L.A;
-  float *Tinv = Q, *RHS = V, *U = A;
+  float *Tinv = loads_inverse ? A : Q, *RHS = V, *U = loads_inverse ? Q : A;
   float* vec = smem + L.vec;
   float *gamma = vec + kDoGamma * kL, *rho = vec + kDoRho * kL, *sigma = vec + kDoSigma * kL;
   float* d_last = vec + kDoLast * kL;
@@ -78,15 +84,16 @@ __global__ void __launch_bounds__(kThreads, 3) delta_outputs_kernel(const Params
   load_tile(K, ldk, p.dkp, p.k, token0, h, len, 0, p.Dk);
   load_tile(V, ldv, p.nv, p.v, token0, h, len, v0, nvalid);
   load_gates(ga, p, bb, h, t0, len);
+  if (loads_inverse) load_inverse(Tinv, inverse_slot(p, bb, h, c));
   copy_commit();
   copy_wait<0>();
   __syncthreads();
   if (tid < kL) decay_diagonal(Dd, rho, sigma, ga, kDiagLd, 15);
   __syncthreads();
 
-  // Every product that reads Q or K: P and A on the ten lower blocks, the right-hand side
-  // diag(c) V − diag(bγ) K S0ᵀ over V in place (each warp reads only the tile it writes), and the
-  // warp's own output tiles' Q S0ᵀ, held in registers.
+  // Every product that reads Q or K: P and, unless the inverse is loaded, A on the ten lower
+  // blocks, the right-hand side diag(c) V − diag(bγ) K S0ᵀ over V in place (each warp reads only
+  // the tile it writes), and the warp's own output tiles' Q S0ᵀ, held in registers.
   if (tid < kL) {
     gamma[tid] = block_decay(rho, tid, 0);
     d_last[tid] = last_row_decay(rho, sigma, tid);
@@ -99,9 +106,10 @@ __global__ void __launch_bounds__(kThreads, 3) delta_outputs_kernel(const Params
     for (int e = 0; e < 8; ++e) held[i][e] = 0.f;
     if (job < 4 * vt) mma_tile_abt<kSplit>(held[i], Q, ldk, S, ldk, m0, n0, 0, p.dkp);
   }
-  for (int job = warp; job < 20 + 4 * vt; job += kWarps) {
+  const int blocks = loads_inverse ? 10 : 20;
+  for (int job = warp; job < blocks + 4 * vt; job += kWarps) {
     float acc[8] = {};
-    if (job < 20) {
+    if (job < blocks) {
       const bool scores = job < 10;
       int bt, bj;
       lower_block(scores ? job : job - 10, bt, bj);
@@ -111,7 +119,7 @@ __global__ void __launch_bounds__(kThreads, 3) delta_outputs_kernel(const Params
       for_acc(acc, 16 * bt, 16 * bj, [&](int r, int j, float& v) { out[r * kLdL + j] = v; });
       continue;
     }
-    const int i = job - 20, m0 = 16 * (i & 3), n0 = 16 * (i >> 2);
+    const int i = job - blocks, m0 = 16 * (i & 3), n0 = 16 * (i >> 2);
     mma_tile_abt<kSplit>(acc, K, ldk, S, ldk, m0, n0, 0, p.dkp);
     const int g = (tid & 31) >> 2;
     const float gamma0 = block_decay(rho, m0 + g, 0), gamma8 = block_decay(rho, m0 + g + 8, 0);
@@ -120,16 +128,18 @@ __global__ void __launch_bounds__(kThreads, 3) delta_outputs_kernel(const Params
       RHS[r * ldv + j] = gc[r] * V[r * ldv + j] - bg * v;
     });
   }
-  __syncthreads();  // Q and K are read: the inverse takes their place
+  __syncthreads();  // Q and K are read: the inverse, or U where it was loaded, takes their place
 
-  if (tid < kL) invert_diagonal(Tinv, [&](int t, int i) { return A[t * kLdL + i]; }, tid);
+  if (!loads_inverse) {
+    if (tid < kL) invert_diagonal(Tinv, [&](int t, int i) { return A[t * kLdL + i]; }, tid);
+    __syncthreads();
+    invert_levels(Tinv, A, Tinv + 32, kLdL);
+  }
+  apply_inverse<kSplit>(Tinv, RHS, U, ldv, vt, warp, kWarps);  // U over A or Q, read by no one now
   __syncthreads();
-  invert_levels(Tinv, A, Tinv + 32, kLdL);
 
-  apply_inverse<kSplit>(Tinv, RHS, U, ldv, vt, warp, kWarps);  // U over A, read by no one now
-  __syncthreads();
-
-  // The final state needs K again, where Tinv was.
+  // The final state (the last chunk's, which solves its own inverse) needs K again, where Tinv
+  // was.
   if (keeps_final) {
     load_tile(K, ldk, p.dkp, p.k, token0, h, len, 0, p.Dk);
     copy_commit();

@@ -254,7 +254,9 @@ Case recurrence_case(const RecurrenceShape& sh, LinearKernel kernel, uint64_t s)
             pf.y = yv.rows(d_y.data());
             pf.boundary = d_boundary.data();
             pf.final_state = sh.no_final ? nullptr : d_final.data();
-            cuda::linear_recurrence_fwd(ctx, pf, kernel);
+            auto d_fwd_work =
+                output_buffer(ctx, cuda::linear_recurrence_fwd_work_size(ctx, pf, kernel));
+            cuda::linear_recurrence_fwd(ctx, pf, d_fwd_work.data(), kernel);
             cpu::LinearRecurrenceGrads<float> gf;
             gf.dy = yv.rows<const float>(d_dy.data());
             gf.dq = qv.rows(d_dq.data()), gf.dk = kv.rows(d_dkbuf), gf.dv = vv.rows(d_dv.data());
@@ -376,7 +378,7 @@ Case recurrent_width_limit_case() {
             p.a = d.data(), p.c = d.data(), p.y = {d.data(), 4, 4};
             bool thrown = false;
             try {
-              cuda::linear_recurrence_fwd(ctx, p, LinearKernel::recurrent);
+              cuda::linear_recurrence_fwd(ctx, p, nullptr, LinearKernel::recurrent);
             } catch (const ShapeError&) {
               thrown = true;
             }
