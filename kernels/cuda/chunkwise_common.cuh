@@ -347,6 +347,28 @@ __device__ inline void decay_diagonal(float* D, float* rho, float* sigma, const 
   sigma[j] = prod;
 }
 
+// decay_diagonal by all kThreads threads: four a column, each writing a quarter of its rows after
+// the product up to them, the same products in the same order. Threads 0..63 alone ran 16
+// dependent steps while the rest of the CTA waited at the next barrier: that wait was the largest
+// single stall of the transition and delta-outputs kernels under ncu (GDN L, an eighth of all
+// warp samples in each).
+__device__ inline void decay_diagonal_cta(float* D, float* rho, float* sigma, const float* a,
+                                          int ld, int col_mask) {
+  static_assert(kThreads == 4 * kL, "four threads a column");
+  const int j = threadIdx.x % kL, s = j & ~15, first = s + 4 * (threadIdx.x / kL);
+  float prod = 1.f;
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const int r = s + i;
+    if (r >= first + 4) break;
+    if (r > j) prod *= a[r];
+    if (r < first) continue;
+    D[r * ld + (j & col_mask)] = r < j ? 0.f : prod;
+    if (j == s) rho[r] = a[s] * prod;
+  }
+  if (first + 4 == s + 16) sigma[j] = prod;
+}
+
 // ρ_t · Π of a over the whole 16-blocks from block `first` up to t's own: γ_t for first = 0, and
 // D[t][j] / σ_j for j in block first − 1 < t's.
 __device__ __forceinline__ float block_decay(const float* rho, int t, int first) {

@@ -232,7 +232,7 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_transition_kernel(const Par
   float *d_last = vec + kTrLast * kL, *bg = vec + kTrBg * kL;
   load_chunk(p, K, ldk, V, ldv, ga);
 
-  if (tid < kL) decay_diagonal(Dd, rho, sigma, ga, kDiagLd, 15);
+  decay_diagonal_cta(Dd, rho, sigma, ga, kDiagLd, 15);
   __syncthreads();
   if (tid < kL) {
     gamma[tid] = block_decay(rho, tid, 0);

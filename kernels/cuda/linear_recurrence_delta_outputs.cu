@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(kThreads, 3) delta_outputs_kernel(const Params
   copy_commit();
   copy_wait<0>();
   __syncthreads();
-  if (tid < kL) decay_diagonal(Dd, rho, sigma, ga, kDiagLd, 15);
+  decay_diagonal_cta(Dd, rho, sigma, ga, kDiagLd, 15);
   __syncthreads();
 
   // Every product that reads Q or K: P and, unless the inverse is loaded, A on the ten lower
