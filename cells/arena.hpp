@@ -101,7 +101,11 @@ class Scratch {
 struct Pass {
   int64_t B = 0, T = 0;
   const Exec* ex = nullptr;
+  // False for an evaluation: a block may then store only what the next layer reads (the LSTM /
+  // sLSTM keep h, not their gates and states), and the model refuses backward and probes.
+  bool saves_activations = true;
   int64_t tokens() const { return B * T; }
+  static Pass evaluation(int64_t B, int64_t T) { return {B, T, nullptr, false}; }
   const Exec& exec() const {
     static const Exec kCpu;
     return ex ? *ex : kCpu;

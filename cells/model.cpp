@@ -119,6 +119,9 @@ void Model<S>::prepare_loss(bool grad) {
              "pass of " + std::to_string(pass_.tokens()) +
                  " tokens exceeds the backward budget " +
                  std::to_string(arena_.max_backward_tokens()));
+  if (grad)
+    SL_CHECK(pass_.saves_activations,
+             "loss with gradients after an evaluation forward, which saved no activations");
   grad_ready_ = grad;
 }
 
@@ -194,6 +197,7 @@ std::string Model<S>::find_non_finite() {
 template <typename S>
 void Model<S>::probe(ProbeSink& sink) {
   SL_CHECK(tokens_, "probe before forward");
+  SL_CHECK(pass_.saves_activations, "probe after an evaluation forward, which saved no gates");
   for (size_t i = 0; i < blocks_.size(); ++i)
     blocks_[i]->probe(pass_, "blocks." + std::to_string(i), sink);
 }

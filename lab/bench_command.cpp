@@ -143,18 +143,23 @@ OpBench nonlinear_bench(const cuda::Context& ctx, const OpShape& s, cpu::Nonline
   r.cell = cell, r.B = s.B, r.T = s.T, r.H = H, r.Dh = Dh;
   r.pre = filled(b, ctx, N * 4 * s.d, -1, 1);
   r.R = filled(b, ctx, H * Dh * 4 * Dh, -0.1, 0.1);
-  // As the blocks run it: only the sLSTM saves its pre-activations (raw).
-  const bool slstm = cell == cpu::NonlinearCell::slstm;
-  r.gates = scratch(b, N * 4 * s.d);
-  if (slstm) r.raw = scratch(b, N * 4 * s.d);
-  for (float** out : {&r.c, &r.n, &r.m, &r.h}) *out = scratch(b, N * s.d);
+  // As the blocks run it: only the sLSTM saves its pre-activations (raw), and a forward-only
+  // shape is an evaluation, which saves nothing but h.
+  const bool slstm = cell == cpu::NonlinearCell::slstm, saves = s.backward;
+  r.h = scratch(b, N * s.d);
+  if (saves) {
+    r.gates = scratch(b, N * 4 * s.d);
+    if (slstm) r.raw = scratch(b, N * 4 * s.d);
+    for (float** out : {&r.c, &r.n, &r.m}) *out = scratch(b, N * s.d);
+  }
   const float* dh = filled(b, ctx, N * s.d, -1, 1);
   float* dpre = scratch(b, N * 4 * s.d);
   float* dR = scratch(b, H * Dh * 4 * Dh);
   float* work = scratch(b, cuda::nonlinear_recurrence_work_size(r));
-  // Forward: pre and R in; (raw,) gates, c, h (n, m) out. Backward: those and dh in, dpre out.
-  const double saved = (slstm ? 4 + 2 : 0) + 4 + 2;
-  b.bytes = 4.0 * N * s.d * (4 + saved + (s.backward ? saved + 1 + 4 : 0));
+  // Forward: pre and R in; h, and where it saves (raw,) gates, c (n, m) out. Backward: those and
+  // dh in, dpre out.
+  const double saved = saves ? (slstm ? 4 + 2 : 0) + 4 + 1 : 0;
+  b.bytes = 4.0 * N * s.d * (4 + saved + 1 + (s.backward ? saved + 2 + 4 : 0));
   b.flops = 2.0 * N * 4 * Dh * s.d * (s.backward ? 3 : 1);
   const bool bwd = s.backward;
   b.run = [&ctx, r, dh, dpre, dR, work, bwd, kernel] {
@@ -363,12 +368,12 @@ json bench_models(const ComputeDevice& device, const std::string& filter, int st
       for (int L : {40, 400}) {
         Batch e;
         task->sample(rng, B, L, Readout::final, e);
-        model.forward(e.tokens.data(), Pass{B, L});
+        model.forward(e.tokens.data(), Pass::evaluation(B, L));
         model.loss(e.targets.data(), false);
         const auto t1 = std::chrono::steady_clock::now();
         const int reps = 5;
         for (int i = 0; i < reps; ++i) {
-          model.forward(e.tokens.data(), Pass{B, L});
+          model.forward(e.tokens.data(), Pass::evaluation(B, L));
           model.loss(e.targets.data(), false);  // waits for the device
         }
         row["eval_ms_T" + std::to_string(L)] =

@@ -44,7 +44,7 @@ EvalResult evaluate(Model<float>& model, const Task& task, Readout readout, cons
     for (int done = 0; done < e.samples; done += per_batch) {
       const int b = std::min(per_batch, e.samples - done);
       task.sample(rng, b, L, readout, batch);
-      model.forward(batch.tokens.data(), Pass{b, L});
+      model.forward(batch.tokens.data(), Pass::evaluation(b, L));
       const auto s = model.loss(batch.targets.data(), false);
       total.loss_sum += s.loss_sum;
       total.count += s.count;

@@ -32,9 +32,21 @@ void nonlinear_recurrence_fwd(const NonlinearRecurrence<S>& p) {
   const int64_t B = p.B, T = p.T, H = p.H, Dh = p.Dh, D = H * Dh, G = 4 * Dh;
   const bool slstm = p.cell == NonlinearCell::slstm;
   const int64_t rows = B * T * H, width = 2 * Dh;
+  SL_CHECK_SHAPE(p.gates || (!p.raw && !p.c && !p.n && !p.m),
+                 "nonlinear_recurrence_fwd: without gates (an evaluation, h alone) raw, c, n and "
+                 "m must be null too");
   // A step's pre-activations go to raw where it is saved, else to one step's scratch.
   std::vector<S> scratch(p.raw ? 0 : size_t(B * H * G));
   const int64_t raw_row = p.raw ? T * H * G : H * G;  // between a step's batch rows
+  // An evaluation (gates null) keeps a step's gates, and the states of steps t − 1 and t by
+  // parity, in scratch instead of the saved tensors.
+  const bool saves = p.gates != nullptr;
+  std::vector<S> step_gates(saves ? 0 : size_t(G)), carried(saves ? 0 : size_t(6 * B * D));
+  // Row (b, t, head) of state `which` (0: c, 1: n, 2: m), whose saved tensor is `saved`.
+  auto state_row = [&](S* saved, int which, int64_t b, int64_t t, int64_t hd) {
+    if (saves) return saved + ((b * T + t) * H + hd) * Dh;
+    return carried.data() + ((t & 1) * 3 + which) * B * D + (b * H + hd) * Dh;
+  };
   for (int64_t t = 0; t < T; ++t) {
     S* raw_t = p.raw ? p.raw + t * H * G : scratch.data();
     for (int64_t b = 0; b < B; ++b)
@@ -52,18 +64,23 @@ void nonlinear_recurrence_fwd(const NonlinearRecurrence<S>& p) {
       for (int64_t hd = 0; hd < H; ++hd) {
         const int64_t gi = ((b * T + t) * H + hd) * G;  // gate row of (b, t, head)
         const int64_t si = ((b * T + t) * H + hd) * Dh;  // state row
-        const int64_t prev = si - H * Dh;                // state row at t-1
         const S* r = raw_t + b * raw_row + hd * G;
-        S* g = p.gates + gi;
+        S* g = saves ? p.gates + gi : step_gates.data();
+        S* c_t = state_row(p.c, 0, b, t, hd);
+        const S* c_prev_row = t > 0 ? state_row(p.c, 0, b, t - 1, hd) : nullptr;
+        S* n_t = slstm ? state_row(p.n, 1, b, t, hd) : nullptr;
+        S* m_t = slstm ? state_row(p.m, 2, b, t, hd) : nullptr;
+        const S* n_prev_row = slstm && t > 0 ? state_row(p.n, 1, b, t - 1, hd) : nullptr;
+        const S* m_prev_row = slstm && t > 0 ? state_row(p.m, 2, b, t - 1, hd) : nullptr;
         for (int64_t k = 0; k < Dh; ++k) {
           const S z = std::tanh(r[2 * Dh + k]);
           const S o = sigmoid(r[3 * Dh + k]);
-          const S c_prev = t > 0 ? p.c[prev + k] : S(0);
+          const S c_prev = t > 0 ? c_prev_row[k] : S(0);
           if (!slstm) {
             const S i = sigmoid(r[k]), f = sigmoid(r[Dh + k]);
             const S c = f * c_prev + i * z;
             g[k] = i, g[Dh + k] = f, g[2 * Dh + k] = z, g[3 * Dh + k] = o;
-            p.c[si + k] = c;
+            c_t[k] = c;
             p.h[si + k] = o * std::tanh(c);
             continue;
           }
@@ -74,18 +91,18 @@ void nonlinear_recurrence_fwd(const NonlinearRecurrence<S>& p) {
             i_s = S(1);
             f_s = S(0);
           } else {
-            const S m_prev = p.m[prev + k];
+            const S m_prev = m_prev_row[k];
             m = std::max(log_f + m_prev, r[k]);
             i_s = std::exp(r[k] - m);
             f_s = std::exp(log_f + m_prev - m);
           }
-          const S n_prev = t > 0 ? p.n[prev + k] : S(0);
+          const S n_prev = t > 0 ? n_prev_row[k] : S(0);
           const S c = f_s * c_prev + i_s * z;
           const S n = f_s * n_prev + i_s;
           g[k] = i_s, g[Dh + k] = f_s, g[2 * Dh + k] = z, g[3 * Dh + k] = o;
-          p.c[si + k] = c;
-          p.n[si + k] = n;
-          p.m[si + k] = m;
+          c_t[k] = c;
+          n_t[k] = n;
+          m_t[k] = m;
           p.h[si + k] = o * c / n;
         }
       }
@@ -98,6 +115,9 @@ void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* d
   const int64_t B = p.B, T = p.T, H = p.H, Dh = p.Dh, D = H * Dh, G = 4 * Dh;
   const bool slstm = p.cell == NonlinearCell::slstm;
   const int64_t width = 2 * Dh, half = B * T * H * width;  // dpre's (z̃, õ) half starts at half
+  SL_CHECK_SHAPE(p.gates && p.c,
+                 "nonlinear_recurrence_bwd: the saved gates and c are required (an evaluation's "
+                 "forward saves none)");
   SL_CHECK_SHAPE(p.raw || !slstm || p.exp_forget,
                  "nonlinear_recurrence_bwd: the sLSTM with a sigmoid forget gate needs the saved "
                  "pre-activations raw");

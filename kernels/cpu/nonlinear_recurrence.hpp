@@ -25,7 +25,9 @@ struct NonlinearRecurrence {
   const S* pre = nullptr;  // [2, B, T, H, 2, Dh] input contribution W x_t + b
   const S* R = nullptr;    // [H, Dh, 4, Dh]: raw[b,h,g,:] += Σ_k h_{t-1}[b,h,k] · R[h,k,g,:]
   // Saved by forward. raw may be null, and is then not written: only the sLSTM's backward with
-  // a σ forget gate and the probes of the sLSTM's pre-activations read it back.
+  // a σ forget gate and the probes of the sLSTM's pre-activations read it back. gates null (and
+  // raw, c, n, m with it) is an evaluation's forward: it writes h alone, which nothing but the
+  // next layer reads, and backward cannot follow it.
   S* raw = nullptr;    // [B, T, H, 4, Dh] pre-activations ĩ, f̃, z̃, õ
   S* gates = nullptr;  // [B, T, H, 4, Dh] LSTM: σ(ĩ), σ(f̃), tanh(z̃), σ(õ); sLSTM: i', f', z, o
   S* c = nullptr;      // [B, T, H, Dh] cell state

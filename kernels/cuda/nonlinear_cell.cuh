@@ -91,16 +91,18 @@ __device__ __forceinline__ CellStep cell_step(bool slstm, bool exp_forget, bool 
 }
 
 // Where a forward kernel writes one step: [B, T, H, 4, Dh] for raw and gates, [B, T, H, Dh] for
-// the states (n and m only for sLSTM). raw is null where nobody reads it back.
+// the states (n and m only for sLSTM). raw is null where nobody reads it back; gates null is an
+// evaluation's forward, which stores h alone (raw, c, n and m null too).
 struct CellOutputs {
   float *raw, *gates, *c, *n, *m, *h;
 
   // Moves every pointer on: raw and gates by `gates_by` floats, the states by `states_by`.
   __device__ __forceinline__ void advance(int64_t gates_by, int64_t states_by) {
+    h += states_by;
+    if (!gates) return;
     if (raw) raw += gates_by;
     gates += gates_by;
     c += states_by;
-    h += states_by;
     if (n) {  // sLSTM only
       n += states_by;
       m += states_by;
@@ -112,6 +114,8 @@ struct CellOutputs {
 __device__ __forceinline__ void store_step(const CellOutputs& o, int64_t gi, int64_t si, int Dh,
                                            bool slstm, const float4& raw, const CellStep& step,
                                            const CellState& s) {
+  o.h[si] = step.h;
+  if (!o.gates) return;
   if (o.raw) {
     o.raw[gi] = raw.x;
     o.raw[gi + Dh] = raw.y;
@@ -127,7 +131,6 @@ __device__ __forceinline__ void store_step(const CellOutputs& o, int64_t gi, int
     o.n[si] = s.n;
     o.m[si] = s.m;
   }
-  o.h[si] = step.h;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -591,8 +591,9 @@ Plan plan_recurrence(const Context& ctx, const NonlinearRecurrence<float>& p, Di
                    " of them resident at once on " + std::to_string(sms) + " SMs");
 }
 
-// Shapes and pointers; false when there is nothing to compute (an empty dimension).
-bool check_shapes(const NonlinearRecurrence<float>& p, const char* who) {
+// Shapes and pointers; false when there is nothing to compute (an empty dimension). Backward
+// reads the saved tensors; a forward saves all or (an evaluation) none of them.
+bool check_shapes(const NonlinearRecurrence<float>& p, const char* who, bool backward) {
   const std::string w = who;
   SL_CHECK_SHAPE(p.B >= 0 && p.T >= 0 && p.H >= 0 && p.Dh >= 0,
                  w + ": negative size B=" + std::to_string(p.B) + " T=" + std::to_string(p.T) +
@@ -600,8 +601,13 @@ bool check_shapes(const NonlinearRecurrence<float>& p, const char* who) {
   if (p.B == 0 || p.T == 0 || p.H == 0 || p.Dh == 0) return false;
   SL_CHECK_SHAPE(p.B * p.T <= INT_MAX && p.B * p.H <= INT_MAX && 4 * p.H * p.Dh <= INT_MAX,
                  w + ": B·T, B·H and 4·H·Dh must fit in int");
-  SL_CHECK_SHAPE(p.pre && p.R && p.gates && p.c && p.h,
-                 w + ": pre, R, gates, c and h are required");
+  SL_CHECK_SHAPE(p.pre && p.R && p.h, w + ": pre, R and h are required");
+  if (!backward && !p.gates) {
+    SL_CHECK_SHAPE(!p.raw && !p.c && !p.n && !p.m,
+                   w + ": without gates (an evaluation, h alone) raw, c, n and m must be null too");
+    return true;
+  }
+  SL_CHECK_SHAPE(p.gates && p.c, w + ": the saved gates and c are required");
   if (p.cell == NonlinearCell::slstm) SL_CHECK_SHAPE(p.n && p.m, w + ": sLSTM needs n and m");
   return true;
 }
@@ -629,7 +635,7 @@ void fma_backward(const Context& ctx, const NonlinearRecurrence<float>& p, const
 
 void nonlinear_recurrence_fwd(const Context& ctx, const NonlinearRecurrence<float>& p,
                               NonlinearKernel kernel) {
-  if (!check_shapes(p, "nonlinear_recurrence_fwd")) return;
+  if (!check_shapes(p, "nonlinear_recurrence_fwd", false)) return;
   if (kernel == NonlinearKernel::tensor_core ||
       (kernel == NonlinearKernel::automatic && nonlinear_mma::pays(p))) {
     const bool wide = p.Dh > kTensorCoreMaxDh;
@@ -657,7 +663,7 @@ int64_t nonlinear_recurrence_work_size(const NonlinearRecurrence<float>& p) {
 void nonlinear_recurrence_bwd(const Context& ctx, const NonlinearRecurrence<float>& p,
                               const float* dh, float* dpre, float* dR, float* work,
                               NonlinearKernel kernel) {
-  if (!check_shapes(p, "nonlinear_recurrence_bwd")) return;
+  if (!check_shapes(p, "nonlinear_recurrence_bwd", true)) return;
   SL_CHECK_SHAPE(dh && dpre && dR && work,
                  "nonlinear_recurrence_bwd: dh, dpre, dR and work are required");
   SL_CHECK_SHAPE(p.raw || p.cell == NonlinearCell::lstm || p.exp_forget,

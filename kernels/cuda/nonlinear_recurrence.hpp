@@ -18,8 +18,9 @@ enum class NonlinearKernel { automatic, fma, tensor_core };
 // The widest head the cluster's tensor-core kernels take; wider ones go over a cooperative grid.
 constexpr int kTensorCoreMaxDh = 128;
 
-// Writes raw (where it is given), gates, c, h (and n, m for sLSTM) as the CPU twin does; backward
-// reads raw only for the sLSTM with a σ forget gate. On the tensor cores R·h is
+// Writes raw (where it is given), gates, c, h (and n, m for sLSTM) as the CPU twin does, or h
+// alone where gates is null (an evaluation); backward reads raw only for the sLSTM with a σ
+// forget gate. On the tensor cores R·h is
 // TF32 in tf32 and bf16 precision and 3xTF32 (fp32 accuracy) in fp32, where heads above 128 units
 // take the FFMA kernels; FFMA is fp32. Throws
 // ShapeError when a forced tensor_core kernel does not fit, saying why, and when a head's R

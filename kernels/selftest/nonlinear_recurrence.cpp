@@ -3,7 +3,8 @@
 // B = 1, Dh = 1, odd Dh, B not a multiple of the row tile), the S shapes, heads wide enough to be
 // split over a cluster or a cooperative grid, and pre-activations up to |x| = 6 that saturate the
 // gates. Heads the tensor-core kernels take run through them and through the FFMA kernels;
-// every other LSTM shape runs without saving its pre-activations, as the blocks run it.
+// every other LSTM shape runs without saving its pre-activations, as the blocks run it, and
+// every shape's forward runs once more as an evaluation, which writes h alone.
 // Backward gets the reference forward's saved tensors (rounded to float), so each direction is
 // checked on its own; dR starts from random values, so accumulation is proven.
 #include <cmath>
@@ -94,6 +95,11 @@ Case recurrence_case(const Shape& s, uint64_t salt, cuda::NonlinearKernel kernel
         fwd.h = d_h.data();
         if (slstm) fwd.n = d_n.data(), fwd.m = d_m.data();
         cuda::nonlinear_recurrence_fwd(ctx, fwd, kernel);
+        // The evaluation's forward: h alone.
+        auto d_h_eval = output_buffer(ctx, ns);
+        auto eval = recurrence<float>(s, d_pre.data(), d_R.data());
+        eval.h = d_h_eval.data();
+        cuda::nonlinear_recurrence_fwd(ctx, eval, kernel);
 
         // CUDA backward on the reference's saved tensors.
         auto d_raw_in = to_device(ctx, to_float(raw_in));
@@ -125,6 +131,7 @@ Case recurrence_case(const Shape& s, uint64_t salt, cuda::NonlinearKernel kernel
           r.checks.push_back(compare("m", d_m.download(ctx), m, lim));
         }
         r.checks.push_back(compare("h", d_h.download(ctx), h, lim));
+        r.checks.push_back(compare("h of the evaluation forward", d_h_eval.download(ctx), h, lim));
         r.checks.push_back(compare("dpre", d_dpre.download(ctx), dpre, lim));
         r.checks.push_back(compare("dR", d_dR.download(ctx), dR, limit_for(ctx.precision, true)));
         return r;
