@@ -11,6 +11,7 @@
 #include <string>
 
 #include "kernels/cuda/chunkwise_common.cuh"
+#include "kernels/cuda/chunkwise_inverse.cuh"
 #include "kernels/cuda/lane_sum.cuh"
 
 namespace statelab::cuda::chunkwise::internal {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "kernels/cuda/chunkwise_common.cuh"
+#include "kernels/cuda/chunkwise_inverse.cuh"
 #include "kernels/cuda/linear_recurrence_chunkwise.hpp"
 
 namespace statelab::cuda::chunkwise {

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/chunkwise_common.cuh"
+#include "kernels/cuda/chunkwise_inverse.cuh"
 
 namespace statelab::cuda::chunkwise::internal {
 
