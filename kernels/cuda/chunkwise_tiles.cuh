@@ -98,6 +98,23 @@ __device__ __forceinline__ void mma_tile_abt(float (&acc)[8], const float* A, in
   }
 }
 
+// acc += A[m0 .. m0+15, k0 .. k1) · B[k0 .. k1, n0 .. n0+15] for a row-major tile A in shared
+// memory (as mma_tile_abt's A: 16-byte aligned, lda ≡ 4 mod 8) and B through its accessor: A's
+// fragments in one ldmatrix a k-step where mma_tile issues four loads and their addresses.
+template <bool kSplit, class BFn>
+__device__ __forceinline__ void mma_tile_rows(float (&acc)[8], const float* A, int lda,
+                                              const BFn& B, int m0, int n0, int k0, int k1) {
+  const int lane = threadIdx.x & 31, row = lane & 7, block = lane >> 3, g = lane >> 2, t = lane & 3;
+  const float* a = A + (m0 + row + 8 * (block & 1)) * lda + 4 * (block >> 1);
+  for (int k = k0; k < k1; k += 8) {
+    float af[4];
+    load_blocks_x4(af, a + k);
+    const float bf[4] = {B(k + t, n0 + g), B(k + t + 4, n0 + g), B(k + t, n0 + 8 + g),
+                         B(k + t + 4, n0 + 8 + g)};
+    mma_step<kSplit>(acc, af, bf);
+  }
+}
+
 // fn(row, column, entry) over the 8 entries this lane holds of a 16 × 16 tile.
 template <class Fn>
 __device__ __forceinline__ void for_acc(float (&acc)[8], int m0, int n0, Fn&& fn) {

@@ -151,9 +151,8 @@ __global__ void __launch_bounds__(kThreads, 4) outputs_kernel(const Params p) {
       const int m0 = 16 * (job & 3), n0 = 16 * (job >> 2);
       float acc[8];
       start_state_part<kSplit>(acc, Q, S, ldk, p.dkp, gamma, m0, n0);
-      mma_tile<kSplit>(
-          acc, [&](int r, int k) { return P[r * kLdL + k]; },
-          [&](int k, int j) { return V[k * ldv + j]; }, m0, n0, 0, m0 + 16);
+      mma_tile_rows<kSplit>(
+          acc, P, kLdL, [&](int k, int j) { return V[k * ldv + j]; }, m0, n0, 0, m0 + 16);
       if (p.dot_mode) {
         add_row_sums(acc, m0, n0, rdot, [&](int r, int j, float v) {
           return r < len && j < nvalid
