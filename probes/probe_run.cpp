@@ -168,7 +168,8 @@ StateReadout fit_state_readout(LoadedRun& run, int samples, uint64_t seed, doubl
     Rng rng(seed, kStreamProbeFit, uint64_t(index));
     task.sample_mixed(rng, std::min(rows, samples - done), cfg.task.train_lengths[0],
                       cfg.task.train_lengths[1], readout_from_name(cfg.task.readout), batch);
-    run.model->forward(batch.tokens.data(), {batch.batch, batch.length, nullptr});
+    // Only the blocks' outputs are read out: an evaluation pass, which stores no gates or states.
+    run.model->forward(batch.tokens.data(), Pass::evaluation(batch.batch, batch.length));
     run.model->download_activations();
     gather_hidden(*run.model, batch, hidden, labels);
   }
