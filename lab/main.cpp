@@ -146,7 +146,9 @@ int main(int argc, char** argv) {
   b->add_option("--device", bench.device, "auto, cpu or cuda:N")->capture_default_str();
   b->add_option("--precision", bench.precision, "Matrix products: fp32, tf32 or bf16")
       ->capture_default_str();
-  b->add_option("--filter", bench.filter, "Only benchmarks whose name contains this");
+  b->add_option("--filter", bench.filter,
+                 "Only benchmarks whose name contains this: \"OP CONFIG\" for an op "
+                 "(\"mamba2 L\"), \"model NAME\" for a model (\"model slstm\"; \"model\": all)");
   b->add_option("--json", bench.json_out, "Also write every figure as JSON to this file");
   b->add_option("--reps", bench.reps, "Timed repetitions per op")->capture_default_str();
   b->add_option("--linear-kernel", bench.linear_kernel,

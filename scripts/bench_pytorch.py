@@ -2,7 +2,7 @@
 """The yardstick for `lab bench`'s model steps: the same 2-block models in eager PyTorch.
 
 Not part of the product (which never needs Python): run it on a GPU machine that has PyTorch,
-next to `lab bench --filter step`. Each model has StateLab's block layout (pre-LayerNorm cell,
+next to `lab bench --filter model`. Each model has StateLab's block layout (pre-LayerNorm cell,
 headwise norm, residual, pre-LayerNorm gated FFN of width 4/3 d, residual; final LayerNorm,
 linear head) at the S config (B 128, T 64, d 128, 4 heads), trained with AdamW and global-norm
 clipping at 1.0. The cells use the fastest kernels PyTorch offers here: cuDNN for the LSTM,
