@@ -28,13 +28,24 @@ S log_sigmoid(S x) {
 }  // namespace
 
 template <typename S>
+void nonlinear_recurrence_check_saved(const NonlinearRecurrence<S>& p, const std::string& who,
+                                      bool backward) {
+  if (!backward && !p.gates) {
+    SL_CHECK_SHAPE(!p.raw && !p.c && !p.n && !p.m,
+                   who + ": without gates (an evaluation, h alone) raw, c, n and m must be null");
+    return;
+  }
+  SL_CHECK_SHAPE(p.gates && p.c, who + ": the saved gates and c are required" +
+                                     (backward ? " (an evaluation's forward saves none)" : ""));
+  if (p.cell == NonlinearCell::slstm) SL_CHECK_SHAPE(p.n && p.m, who + ": sLSTM needs n and m");
+}
+
+template <typename S>
 void nonlinear_recurrence_fwd(const NonlinearRecurrence<S>& p) {
   const int64_t B = p.B, T = p.T, H = p.H, Dh = p.Dh, D = H * Dh, G = 4 * Dh;
   const bool slstm = p.cell == NonlinearCell::slstm;
   const int64_t rows = B * T * H, width = 2 * Dh;
-  SL_CHECK_SHAPE(p.gates || (!p.raw && !p.c && !p.n && !p.m),
-                 "nonlinear_recurrence_fwd: without gates (an evaluation, h alone) raw, c, n and "
-                 "m must be null too");
+  nonlinear_recurrence_check_saved(p, "nonlinear_recurrence_fwd", false);
   // A step's pre-activations go to raw where it is saved, else to one step's scratch.
   std::vector<S> scratch(p.raw ? 0 : size_t(B * H * G));
   const int64_t raw_row = p.raw ? T * H * G : H * G;  // between a step's batch rows
@@ -115,9 +126,7 @@ void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* d
   const int64_t B = p.B, T = p.T, H = p.H, Dh = p.Dh, D = H * Dh, G = 4 * Dh;
   const bool slstm = p.cell == NonlinearCell::slstm;
   const int64_t width = 2 * Dh, half = B * T * H * width;  // dpre's (z̃, õ) half starts at half
-  SL_CHECK_SHAPE(p.gates && p.c,
-                 "nonlinear_recurrence_bwd: the saved gates and c are required (an evaluation's "
-                 "forward saves none)");
+  nonlinear_recurrence_check_saved(p, "nonlinear_recurrence_bwd", true);
   SL_CHECK_SHAPE(p.raw || !slstm || p.exp_forget,
                  "nonlinear_recurrence_bwd: the sLSTM with a sigmoid forget gate needs the saved "
                  "pre-activations raw");
@@ -187,6 +196,8 @@ void nonlinear_recurrence_bwd(const NonlinearRecurrence<S>& p, const S* dh, S* d
 }
 
 #define SL_INSTANTIATE(S)                                                                    \
+  template void nonlinear_recurrence_check_saved<S>(const NonlinearRecurrence<S>&,           \
+                                                    const std::string&, bool);               \
   template void nonlinear_recurrence_fwd<S>(const NonlinearRecurrence<S>&);                  \
   template void nonlinear_recurrence_bwd<S>(const NonlinearRecurrence<S>&, const S*, S*, S*, \
                                             S*);

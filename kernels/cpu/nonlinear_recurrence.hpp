@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace statelab::cpu {
 
@@ -35,6 +36,13 @@ struct NonlinearRecurrence {
   S* m = nullptr;      // [B, T, H, Dh] stabilizer (sLSTM only)
   S* h = nullptr;      // [B, T, H, Dh] hidden state = the output
 };
+
+// The saved tensors a call needs, for both twins: a forward saves all of them or, with gates null
+// (an evaluation), none (raw, c, n and m null too); backward reads the saved gates and c, and
+// the sLSTM's n and m. Throws ShapeError naming `who`.
+template <typename S>
+void nonlinear_recurrence_check_saved(const NonlinearRecurrence<S>& p, const std::string& who,
+                                      bool backward);
 
 // Forward from a zero state. sLSTM: m_t = max(log f_t + m_{t-1}, ĩ_t) with m_0 = −∞, so the
 // first step has i' = 1 and f' = 0 (the reference code's rule); thereafter n_t >= 1, so

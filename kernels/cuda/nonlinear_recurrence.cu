@@ -602,13 +602,7 @@ bool check_shapes(const NonlinearRecurrence<float>& p, const char* who, bool bac
   SL_CHECK_SHAPE(p.B * p.T <= INT_MAX && p.B * p.H <= INT_MAX && 4 * p.H * p.Dh <= INT_MAX,
                  w + ": B·T, B·H and 4·H·Dh must fit in int");
   SL_CHECK_SHAPE(p.pre && p.R && p.h, w + ": pre, R and h are required");
-  if (!backward && !p.gates) {
-    SL_CHECK_SHAPE(!p.raw && !p.c && !p.n && !p.m,
-                   w + ": without gates (an evaluation, h alone) raw, c, n and m must be null too");
-    return true;
-  }
-  SL_CHECK_SHAPE(p.gates && p.c, w + ": the saved gates and c are required");
-  if (p.cell == NonlinearCell::slstm) SL_CHECK_SHAPE(p.n && p.m, w + ": sLSTM needs n and m");
+  cpu::nonlinear_recurrence_check_saved(p, w, backward);
   return true;
 }
 
