@@ -62,7 +62,7 @@ GdnBlock<S>::GdnBlock(ParamStore<S>& ps, Arena<S>& arena, const std::string& nam
     xn2_ = arena.reserve(D);
   }
   const auto bwd = SlotUse::backward;
-  for (Slot* s : {&dy1_, &dxn2_, &dxn_, &dxn_b_}) *s = arena.reserve(D, bwd);
+  for (Slot* s : {&dy1_, &dxn2_, &dxn_}) *s = arena.reserve(D, bwd);
   for (Slot* s : {&dgated_, &don_, &do_, &dgr_, &dv_, &dvc_, &dvr_}) *s = arena.reserve(V, bwd);
   for (Slot* s : {&dq_, &dk_, &dqn_, &dkn_, &dqs_, &dks_, &dqc_, &dkc_, &dqr_, &dkr_})
     *s = arena.reserve(Q, bwd);
@@ -173,18 +173,12 @@ void GdnBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
 
   const S* xn = arena_(xn_);
   S* dxn = arena_(dxn_);
-  S* part = arena_(dxn_b_);
   q_proj_.backward(ps_, p, xn, arena_(dqr_), dxn);
-  k_proj_.backward(ps_, p, xn, arena_(dkr_), part);
-  ops::add_inplace(ex, dxn, part, N * D_);
-  v_proj_.backward(ps_, p, xn, arena_(dvr_), part);
-  ops::add_inplace(ex, dxn, part, N * D_);
-  g_proj_.backward(ps_, p, xn, arena_(dgr_), part);
-  ops::add_inplace(ex, dxn, part, N * D_);
-  a_proj_.backward(ps_, p, xn, arena_(dar_), part);
-  ops::add_inplace(ex, dxn, part, N * D_);
-  b_proj_.backward(ps_, p, xn, arena_(dbr_), part);
-  ops::add_inplace(ex, dxn, part, N * D_);
+  k_proj_.backward(ps_, p, xn, arena_(dkr_), dxn, cpu::Into::add);
+  v_proj_.backward(ps_, p, xn, arena_(dvr_), dxn, cpu::Into::add);
+  g_proj_.backward(ps_, p, xn, arena_(dgr_), dxn, cpu::Into::add);
+  a_proj_.backward(ps_, p, xn, arena_(dar_), dxn, cpu::Into::add);
+  b_proj_.backward(ps_, p, xn, arena_(dbr_), dxn, cpu::Into::add);
   norm_.backward(ps_, arena_, p, x, dxn, dx);
   ops::add_inplace(ex, dx, dy1, N * D_);
 }

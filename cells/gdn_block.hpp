@@ -57,7 +57,7 @@ class GdnBlock final : public Block<S> {
       alpha_, beta_, o_, on_, gr_, gated_, boundary_, y1_, xn2_;
   // backward
   Slot dy1_, dxn2_, dgated_, don_, do_, dgr_, dq_, dk_, dv_, da_, db_, dc_, dar_, dbr_, dqn_, dkn_,
-      dqs_, dks_, dqc_, dkc_, dvc_, dqr_, dkr_, dvr_, dxn_, dxn_b_;
+      dqs_, dks_, dqc_, dkc_, dvc_, dqr_, dkr_, dvr_, dxn_;
 };
 
 }  // namespace statelab

@@ -26,9 +26,10 @@ void Linear<S>::forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const {
 }
 
 template <typename S>
-void Linear<S>::backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx) const {
+void Linear<S>::backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx,
+                         cpu::Into into) const {
   ops::linear_bwd(p.exec(), dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, ps.value(w_),
-                  p.tokens(), in_, out_);
+                  p.tokens(), in_, out_, into);
 }
 
 template <typename S>

@@ -9,6 +9,7 @@
 
 #include "cells/arena.hpp"
 #include "cells/params.hpp"
+#include "kernels/cpu/dense.hpp"
 #include "kernels/cpu/elementwise.hpp"
 
 namespace statelab {
@@ -19,7 +20,9 @@ class Linear {
   Linear(ParamStore<S>& ps, const std::string& name, int64_t in, int64_t out, bool bias,
          InitFn weight_init, InitFn bias_init = init::zeros());
   void forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const;           // [N, in] -> [N, out]
-  void backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx) const;  // dx may be null
+  // dx may be null; Into::add sums dx into what it holds (layers reading one input)
+  void backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx,
+                cpu::Into into = cpu::Into::overwrite) const;
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
 

@@ -64,7 +64,6 @@ Mamba2Block<S>::Mamba2Block(ParamStore<S>& ps, Arena<S>& arena, const std::strin
   ddecay_ = arena.reserve(H, bwd);
   ddt_raw_ = arena.reserve(H, bwd);
   dxn_ = arena.reserve(D, bwd);
-  dxn_b_ = arena.reserve(D, bwd);
 }
 
 template <typename S>
@@ -140,10 +139,8 @@ void Mamba2Block<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
                       N * C);
   conv_.backward(ps_, p, arena_(xbc_raw_), arena_(dxbc_conv_), arena_(dxbc_raw_));
   in_xbc_.backward(ps_, p, arena_(xn_), arena_(dxbc_raw_), arena_(dxn_));
-  in_z_.backward(ps_, p, arena_(xn_), arena_(dz_), arena_(dxn_b_));
-  ops::add_inplace(ex, arena_(dxn_), arena_(dxn_b_), N * D_);
-  in_dt_.backward(ps_, p, arena_(xn_), arena_(ddt_raw_), arena_(dxn_b_));
-  ops::add_inplace(ex, arena_(dxn_), arena_(dxn_b_), N * D_);
+  in_z_.backward(ps_, p, arena_(xn_), arena_(dz_), arena_(dxn_), cpu::Into::add);
+  in_dt_.backward(ps_, p, arena_(xn_), arena_(ddt_raw_), arena_(dxn_), cpu::Into::add);
   norm_.backward(ps_, arena_, p, x, arena_(dxn_), dx);
   ops::add_inplace(ex, dx, dy, N * D_);
 }

@@ -53,8 +53,7 @@ class Mamba2Block final : public Block<S> {
   // forward
   Slot xn_, z_, xbc_raw_, xbc_conv_, xbc_, dt_raw_, dt_, decay_, a_, ys_, yd_, g_, gn_, boundary_;
   // backward
-  Slot dgn_, dg_, dyd_, dz_, dxbc_, dxbc_conv_, dxbc_raw_, da_, dc_, ddecay_, ddt_raw_, dxn_,
-      dxn_b_;
+  Slot dgn_, dg_, dyd_, dz_, dxbc_, dxbc_conv_, dxbc_raw_, da_, dc_, ddecay_, ddt_raw_, dxn_;
 };
 
 }  // namespace statelab

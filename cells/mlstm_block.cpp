@@ -88,17 +88,14 @@ MlstmBlock<S>::MlstmBlock(ParamStore<S>& ps, Arena<S>& arena, const std::string&
   dfloor_ = arena.reserve(H, bwd);
   dig_ = arena.reserve(H, bwd);
   dfg_ = arena.reserve(H, bwd);
-  dqkv_a_ = arena.reserve(3 * I, bwd);
-  dqkv_b_ = arena.reserve(3 * I, bwd);
+  dqkv_ = arena.reserve(3 * I, bwd);
   dqk_ = arena.reserve(2 * I, bwd);
   dvt_ = arena.reserve(I, bwd);
   dxc_ = arena.reserve(I, bwd);
-  dxc_b_ = arena.reserve(I, bwd);
   dxconv_ = arena.reserve(I, bwd);
   dxm_ = arena.reserve(I, bwd);
   dxm_b_ = arena.reserve(I, bwd);
   dxn_ = arena.reserve(D, bwd);
-  dxn_b_ = arena.reserve(D, bwd);
 }
 
 template <typename S>
@@ -176,27 +173,24 @@ void MlstmBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   ops::stabilized_gates_bwd(ex, forget_, p.B, p.T, H, arena_(ig_), arena_(fg_), arena_(m_),
                             arena_(a_), arena_(c_), arena_(floor_), arena_(da_), arena_(dc_),
                             arena_(dfloor_), arena_(dig_), arena_(dfg_));
-  igate_.backward(ps_, p, arena_(qkv_), arena_(dig_), arena_(dqkv_a_));
-  fgate_.backward(ps_, p, arena_(qkv_), arena_(dfg_), arena_(dqkv_b_));
   // Both gates read [q, k, v]; q and k also reach the cell (k scaled), v the cell directly.
-  S* dqkv = arena_(dqkv_a_);
+  S* dqkv = arena_(dqkv_);
   S* dqk = arena_(dqk_);
-  ops::add_inplace(ex, dqkv, arena_(dqkv_b_), N * 3 * I);
+  igate_.backward(ps_, p, arena_(qkv_), arena_(dig_), dqkv);
+  fgate_.backward(ps_, p, arena_(qkv_), arena_(dfg_), dqkv, cpu::Into::add);
   ops::copy_rows(ex, dqk, 2 * I, dqkv, 3 * I, N, 2 * I);
   ops::axpy_rows(ex, dqk, 2 * I, arena_(dq_), I, N, I, 1.0);
   ops::axpy_rows(ex, dqk + I, 2 * I, arena_(dks_), I, N, I, 1.0 / std::sqrt(double(Dh_)));
   ops::copy_rows(ex, arena_(dvt_), I, dqkv + 2 * I, 3 * I, N, I);
   ops::add_inplace(ex, arena_(dvt_), arena_(dv_), N * I);
-  qk_proj_.backward(ps_, p, arena_(xc_), dqk, arena_(dxc_b_));
-  ops::add_inplace(ex, arena_(dxc_), arena_(dxc_b_), N * I);
+  qk_proj_.backward(ps_, p, arena_(xc_), dqk, arena_(dxc_), cpu::Into::add);
   v_proj_.backward(ps_, p, arena_(xm_), arena_(dvt_), arena_(dxm_));
   ops::activation_bwd(ex, cpu::Activation::silu, arena_(dxconv_), arena_(dxc_), arena_(xconv_),
                       N * I);
   conv_.backward(ps_, p, arena_(xm_), arena_(dxconv_), arena_(dxm_b_));
   ops::add_inplace(ex, arena_(dxm_), arena_(dxm_b_), N * I);
   up_x_.backward(ps_, p, arena_(xn_), arena_(dxm_), arena_(dxn_));
-  up_z_.backward(ps_, p, arena_(xn_), arena_(dz_), arena_(dxn_b_));
-  ops::add_inplace(ex, arena_(dxn_), arena_(dxn_b_), N * D_);
+  up_z_.backward(ps_, p, arena_(xn_), arena_(dz_), arena_(dxn_), cpu::Into::add);
   norm_.backward(ps_, arena_, p, x, arena_(dxn_), dx);
   ops::add_inplace(ex, dx, dy, N * D_);
 }

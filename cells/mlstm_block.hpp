@@ -54,8 +54,8 @@ class MlstmBlock final : public Block<S> {
   Slot xn_, xm_, z_, xconv_, xc_, qk_, v_, qkv_, ks_, ig_, fg_, m_, a_, c_, floor_, h_, boundary_,
       hn_, hskip_, hstate_;
   // backward
-  Slot dhstate_, dhskip_, dz_, dh_, dq_, dks_, dv_, da_, dc_, dfloor_, dig_, dfg_, dqkv_a_, dqkv_b_,
-      dqk_, dvt_, dxc_, dxc_b_, dxconv_, dxm_, dxm_b_, dxn_, dxn_b_;
+  Slot dhstate_, dhskip_, dz_, dh_, dq_, dks_, dv_, da_, dc_, dfloor_, dig_, dfg_, dqkv_,
+      dqk_, dvt_, dxc_, dxconv_, dxm_, dxm_b_, dxn_;
 };
 
 }  // namespace statelab

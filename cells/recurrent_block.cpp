@@ -75,7 +75,7 @@ RecurrentBlock<S>::RecurrentBlock(ParamStore<S>& ps, Arena<S>& arena, const std:
   dxif_ = arena.reserve(D, SlotUse::backward);
   if (conv_) dxc_ = arena.reserve(D, SlotUse::backward);
   dxn_ = arena.reserve(D, SlotUse::backward);
-  dxn_b_ = arena.reserve(D, SlotUse::backward);
+  if (conv_) dxn_b_ = arena.reserve(D, SlotUse::backward);
 }
 
 template <typename S>
@@ -154,10 +154,10 @@ void RecurrentBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
     gate_if_.backward(ps_, p, arena_(xif_), dpre_if, arena_(dxif_));
     ops::activation_bwd(ex, cpu::Activation::silu, arena_(dxc_), arena_(dxif_), arena_(xc_), N * D);
     conv_->backward(ps_, p, xn, arena_(dxc_), arena_(dxn_b_));
+    ops::add_inplace(ex, dxn, arena_(dxn_b_), N * D);
   } else {
-    gate_if_.backward(ps_, p, xn, dpre_if, arena_(dxn_b_));
+    gate_if_.backward(ps_, p, xn, dpre_if, dxn, cpu::Into::add);
   }
-  ops::add_inplace(ex, dxn, arena_(dxn_b_), N * D);
   norm1_.backward(ps_, arena_, p, x, dxn, dx);
   ops::add_inplace(ex, dx, dy1, N * D);
 }

@@ -73,7 +73,7 @@ TransformerBlock<S>::TransformerBlock(ParamStore<S>& ps, Arena<S>& arena, const 
     dy1_ = arena.reserve(D, SlotUse::backward);
     dxn2_ = arena.reserve(D, SlotUse::backward);
   }
-  for (Slot* s : {&datt_, &dq_, &dk_, &dv_, &dxn_, &dxn_b_})
+  for (Slot* s : {&datt_, &dq_, &dk_, &dv_, &dxn_})
     *s = arena.reserve(D, SlotUse::backward);
 }
 
@@ -138,12 +138,9 @@ void TransformerBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   }
   const S* xn = arena_(xn_);
   S* dxn = arena_(dxn_);
-  S* part = arena_(dxn_b_);
   q_proj_.backward(ps_, p, xn, arena_(dq_), dxn);
-  k_proj_.backward(ps_, p, xn, arena_(dk_), part);
-  ops::add_inplace(ex, dxn, part, N * D_);
-  v_proj_.backward(ps_, p, xn, arena_(dv_), part);
-  ops::add_inplace(ex, dxn, part, N * D_);
+  k_proj_.backward(ps_, p, xn, arena_(dk_), dxn, cpu::Into::add);
+  v_proj_.backward(ps_, p, xn, arena_(dv_), dxn, cpu::Into::add);
   norm1_.backward(ps_, arena_, p, x, dxn, dx);
   ops::add_inplace(ex, dx, dy1, N * D_);
 }

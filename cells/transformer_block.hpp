@@ -48,7 +48,7 @@ class TransformerBlock final : public Block<S> {
   // forward (q and k are rotated in place: RoPE's backward needs only the gradient)
   Slot xn_, q_, k_, v_, lse_, att_, y1_, xn2_;
   // backward
-  Slot dy1_, dxn2_, datt_, dq_, dk_, dv_, dxn_, dxn_b_;
+  Slot dy1_, dxn2_, datt_, dq_, dk_, dv_, dxn_;
   Scratch<S> work_;  // the attention kernels' scratch, grown with the sequence length
 };
 

@@ -43,9 +43,9 @@ void linear_fwd(const Exec& ex, S* y, const S* x, const S* W, const S* b, int64_
 
 template <typename S>
 void linear_bwd(const Exec& ex, S* dx, S* dW, S* db, const S* dy, const S* x, const S* W, int64_t N,
-                int64_t I, int64_t O) {
-  SL_ON_CUDA(ex, cuda::linear_bwd(*ex.cuda, dx, dW, db, dy, x, W, N, I, O));
-  cpu::linear_bwd(dx, dW, db, dy, x, W, N, I, O);
+                int64_t I, int64_t O, cpu::Into into) {
+  SL_ON_CUDA(ex, cuda::linear_bwd(*ex.cuda, dx, dW, db, dy, x, W, N, I, O, into));
+  cpu::linear_bwd(dx, dW, db, dy, x, W, N, I, O, into);
 }
 
 template <typename S>
@@ -368,7 +368,7 @@ int64_t linear_recurrence_work_size(const Exec& ex, const cpu::LinearRecurrence<
   template void linear_fwd<S>(const Exec&, S*, const S*, const S*, const S*, int64_t, int64_t,     \
                               int64_t);                                                            \
   template void linear_bwd<S>(const Exec&, S*, S*, S*, const S*, const S*, const S*, int64_t,      \
-                              int64_t, int64_t);                                                   \
+                              int64_t, int64_t, cpu::Into);                                        \
   template void embedding_fwd<S>(const Exec&, S*, const int32_t*, const S*, int64_t, int64_t);     \
   template void embedding_bwd<S>(const Exec&, S*, const int32_t*, const S*, int64_t, int64_t);     \
   template void activation_fwd<S>(const Exec&, Activation, S*, const S*, int64_t);                 \

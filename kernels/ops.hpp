@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/attention.hpp"
+#include "kernels/cpu/dense.hpp"
 #include "kernels/cpu/elementwise.hpp"
 #include "kernels/cpu/linear_recurrence.hpp"
 #include "kernels/cpu/nonlinear_recurrence.hpp"
@@ -24,7 +25,7 @@ void linear_fwd(const Exec& ex, S* y, const S* x, const S* W, const S* b, int64_
                 int64_t O);
 template <typename S>
 void linear_bwd(const Exec& ex, S* dx, S* dW, S* db, const S* dy, const S* x, const S* W,
-                int64_t N, int64_t I, int64_t O);
+                int64_t N, int64_t I, int64_t O, cpu::Into into = cpu::Into::overwrite);
 template <typename S>
 void embedding_fwd(const Exec& ex, S* y, const int32_t* tokens, const S* E, int64_t N, int64_t D);
 template <typename S>

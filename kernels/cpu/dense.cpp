@@ -16,9 +16,12 @@ void linear_fwd(S* y, const S* x, const S* W, const S* b, int64_t N, int64_t I, 
 
 template <typename S>
 void linear_bwd(S* dx, S* dW, S* db, const S* dy, const S* x, const S* W, int64_t N, int64_t I,
-                int64_t O) {
+                int64_t O, Into into) {
   const auto dY = cmat(dy, N, O);
-  if (dx) mat(dx, N, I).noalias() = dY * cmat(W, O, I);
+  if (dx && into == Into::add)
+    mat(dx, N, I).noalias() += dY * cmat(W, O, I);
+  else if (dx)
+    mat(dx, N, I).noalias() = dY * cmat(W, O, I);
   mat(dW, O, I).noalias() += dY.transpose() * cmat(x, N, I);
   if (db) VecMap<S>(db, O) += dY.colwise().sum().transpose();
 }
@@ -39,7 +42,7 @@ void embedding_bwd(S* dE, const int32_t* tokens, const S* dy, int64_t N, int64_t
 #define SL_INSTANTIATE(S)                                                                     \
   template void linear_fwd<S>(S*, const S*, const S*, const S*, int64_t, int64_t, int64_t); \
   template void linear_bwd<S>(S*, S*, S*, const S*, const S*, const S*, int64_t, int64_t,   \
-                              int64_t);                                                     \
+                              int64_t, Into);                                               \
   template void embedding_fwd<S>(S*, const int32_t*, const S*, int64_t, int64_t);           \
   template void embedding_bwd<S>(S*, const int32_t*, const S*, int64_t, int64_t);
 SL_INSTANTIATE(float)

@@ -152,11 +152,13 @@ void linear_fwd(const Context& ctx, float* y, const float* x, const float* W, co
 }
 
 void linear_bwd(const Context& ctx, float* dx, float* dW, float* db, const float* dy,
-                const float* x, const float* W, int64_t N, int64_t I, int64_t O) {
+                const float* x, const float* W, int64_t N, int64_t I, int64_t O, cpu::Into into) {
   check_dims(N, I, O);
   if (N == 0) return;
-  // dxᵀ[I×N] = Wᵀ[I×O] · dyᵀ[O×N]
-  if (dx) gemm(ctx, false, false, I, N, O, W, I, dy, O, 0.0f, dx, I, nullptr);
+  // dxᵀ[I×N] (+)= Wᵀ[I×O] · dyᵀ[O×N]
+  if (dx)
+    gemm(ctx, false, false, I, N, O, W, I, dy, O, into == cpu::Into::add ? 1.0f : 0.0f, dx, I,
+         nullptr);
   // dWᵀ[I×O] += xᵀ[I×N] · dy[N×O]
   gemm(ctx, false, true, I, O, N, x, I, dy, O, 1.0f, dW, I, nullptr);
   if (db) {

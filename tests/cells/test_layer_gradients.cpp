@@ -62,6 +62,24 @@ TEST(LayerGradients, LinearWithBias) {
           [&](auto x, auto dy, auto dx) { layer.backward(h.ps, h.pass, x, dy, dx); });
 }
 
+// Layers reading one input sum their input gradients in place: Into::add gives what dx held
+// plus the gradient that Into::overwrite writes.
+TEST(LayerGradients, LinearIntoAddSumsTheInputGradientIntoWhatDxHolds) {
+  Harness h;
+  Linear<double> layer(h.ps, "lin", 4, 3, true, init::normal(0.5));
+  h.finish();
+  const int64_t N = h.pass.tokens();
+  const auto x = random_vector(N * 4, 7), dy = random_vector(N * 3, 8);
+  const auto held = random_vector(N * 4, 9);
+  std::vector<double> fresh(size_t(N * 4)), summed = held;
+  layer.backward(h.ps, h.pass, x.data(), dy.data(), fresh.data());
+  layer.backward(h.ps, h.pass, x.data(), dy.data(), summed.data(), cpu::Into::add);
+  for (size_t i = 0; i < held.size(); ++i) {
+    EXPECT_NE(fresh[i], 0.0) << "dx[" << i << "]";
+    EXPECT_NEAR(summed[i], held[i] + fresh[i], 1e-12) << "dx[" << i << "]";
+  }
+}
+
 TEST(LayerGradients, EmbeddingAccumulatesRowsOfRepeatedTokens) {
   Harness h;
   Embedding<double> layer(h.ps, "emb", 4, 3);
