@@ -90,7 +90,6 @@ MlstmBlock<S>::MlstmBlock(ParamStore<S>& ps, Arena<S>& arena, const std::string&
   dfg_ = arena.reserve(H, bwd);
   dqkv_ = arena.reserve(3 * I, bwd);
   dqk_ = arena.reserve(2 * I, bwd);
-  dvt_ = arena.reserve(I, bwd);
   dxc_ = arena.reserve(I, bwd);
   dxconv_ = arena.reserve(I, bwd);
   dxm_ = arena.reserve(I, bwd);
@@ -181,10 +180,9 @@ void MlstmBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   ops::copy_rows(ex, dqk, 2 * I, dqkv, 3 * I, N, 2 * I);
   ops::axpy_rows(ex, dqk, 2 * I, arena_(dq_), I, N, I, 1.0);
   ops::axpy_rows(ex, dqk + I, 2 * I, arena_(dks_), I, N, I, 1.0 / std::sqrt(double(Dh_)));
-  ops::copy_rows(ex, arena_(dvt_), I, dqkv + 2 * I, 3 * I, N, I);
-  ops::add_inplace(ex, arena_(dvt_), arena_(dv_), N * I);
+  ops::axpy_rows(ex, arena_(dv_), I, dqkv + 2 * I, 3 * I, N, I, 1.0);  // v's whole gradient
   qk_proj_.backward(ps_, p, arena_(xc_), dqk, arena_(dxc_), cpu::Into::add);
-  v_proj_.backward(ps_, p, arena_(xm_), arena_(dvt_), arena_(dxm_));
+  v_proj_.backward(ps_, p, arena_(xm_), arena_(dv_), arena_(dxm_));
   ops::activation_bwd(ex, cpu::Activation::silu, arena_(dxconv_), arena_(dxc_), arena_(xconv_),
                       N * I);
   conv_.backward(ps_, p, arena_(xm_), arena_(dxconv_), arena_(dxm_b_));

@@ -55,7 +55,7 @@ class MlstmBlock final : public Block<S> {
       hn_, hskip_, hstate_;
   // backward
   Slot dhstate_, dhskip_, dz_, dh_, dq_, dks_, dv_, da_, dc_, dfloor_, dig_, dfg_, dqkv_,
-      dqk_, dvt_, dxc_, dxconv_, dxm_, dxm_b_, dxn_;
+      dqk_, dxc_, dxconv_, dxm_, dxm_b_, dxn_;
 };
 
 }  // namespace statelab
