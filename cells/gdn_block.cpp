@@ -115,12 +115,10 @@ void GdnBlock<S>::forward(Pass p, const S* x, S* y) {
   g_proj_.forward(ps_, p, xn, arena_(gr_));
   ops::silu_gate_fwd(ex, arena_(gated_), arena_(on_), arena_(gr_), N * V);
   S* y1 = ffn_ ? arena_(y1_) : y;
-  o_proj_.forward(ps_, p, arena_(gated_), y1);
-  ops::add_inplace(ex, y1, x, N * D_);
+  o_proj_.forward(ps_, p, arena_(gated_), y1, x);
   if (ffn_) {
     ffn_norm_->forward(ps_, arena_, p, y1, arena_(xn2_));
-    ffn_->forward(ps_, arena_, p, arena_(xn2_), y);
-    ops::add_inplace(ex, y, y1, N * D_);
+    ffn_->forward(ps_, arena_, p, arena_(xn2_), y, y1);
   }
 }
 
@@ -132,8 +130,7 @@ void GdnBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   const S* dy1 = dy;
   if (ffn_) {
     ffn_->backward(ps_, arena_, p, arena_(xn2_), dy, arena_(dxn2_));
-    ffn_norm_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_));
-    ops::add_inplace(ex, arena_(dy1_), dy, N * D_);
+    ffn_norm_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_), dy);
     dy1 = arena_(dy1_);
   }
   o_proj_.backward(ps_, p, arena_(gated_), dy1, arena_(dgated_));
@@ -179,8 +176,7 @@ void GdnBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   g_proj_.backward(ps_, p, xn, arena_(dgr_), dxn, cpu::Into::add);
   a_proj_.backward(ps_, p, xn, arena_(dar_), dxn, cpu::Into::add);
   b_proj_.backward(ps_, p, xn, arena_(dbr_), dxn, cpu::Into::add);
-  norm_.backward(ps_, arena_, p, x, dxn, dx);
-  ops::add_inplace(ex, dx, dy1, N * D_);
+  norm_.backward(ps_, arena_, p, x, dxn, dx, dy1);
 }
 
 template <typename S>

@@ -21,8 +21,9 @@ Linear<S>::Linear(ParamStore<S>& ps, const std::string& name, int64_t in, int64_
 }
 
 template <typename S>
-void Linear<S>::forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const {
-  ops::linear_fwd(p.exec(), y, x, ps.value(w_), b_ >= 0 ? ps.value(b_) : nullptr, p.tokens(), in_, out_);
+void Linear<S>::forward(ParamStore<S>& ps, Pass p, const S* x, S* y, const S* residual) const {
+  ops::linear_fwd(p.exec(), y, x, ps.value(w_), b_ >= 0 ? ps.value(b_) : nullptr, p.tokens(), in_,
+                  out_, residual);
 }
 
 template <typename S>
@@ -69,9 +70,10 @@ void GroupLayerNorm<S>::forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, cons
 
 template <typename S>
 void GroupLayerNorm<S>::backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x,
-                                 const S* dy, S* dx) const {
-  ops::group_layernorm_bwd(p.exec(), dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x, arena(mean_),
-                           arena(rstd_), ps.value(w_), p.tokens(), groups_, group_);
+                                 const S* dy, S* dx, const S* skip) const {
+  ops::group_layernorm_bwd(p.exec(), dx, ps.grad(w_), b_ >= 0 ? ps.grad(b_) : nullptr, dy, x,
+                           arena(mean_), arena(rstd_), ps.value(w_), p.tokens(), groups_, group_,
+                           skip);
 }
 
 template <typename S>
@@ -89,8 +91,9 @@ void RmsNorm<S>::forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x,
 
 template <typename S>
 void RmsNorm<S>::backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy,
-                          S* dx) const {
-  ops::rmsnorm_bwd(p.exec(), dx, ps.grad(w_), dy, x, arena(rstd_), ps.value(w_), p.tokens() * groups_, dim_);
+                          S* dx, const S* skip) const {
+  ops::rmsnorm_bwd(p.exec(), dx, ps.grad(w_), dy, x, arena(rstd_), ps.value(w_),
+                   p.tokens() * groups_, dim_, skip);
 }
 
 template <typename S>
@@ -129,10 +132,11 @@ GatedFfn<S>::GatedFfn(ParamStore<S>& ps, Arena<S>& arena, const std::string& nam
 }
 
 template <typename S>
-void GatedFfn<S>::forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const {
+void GatedFfn<S>::forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y,
+                          const S* residual) const {
   up_.forward(ps, p, x, arena(u_));
   ops::gated_fwd(p.exec(), act_, arena(a_), arena(u_), p.tokens(), hidden_);
-  down_.forward(ps, p, arena(a_), y);
+  down_.forward(ps, p, arena(a_), y, residual);
 }
 
 template <typename S>

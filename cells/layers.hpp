@@ -19,7 +19,8 @@ class Linear {
  public:
   Linear(ParamStore<S>& ps, const std::string& name, int64_t in, int64_t out, bool bias,
          InitFn weight_init, InitFn bias_init = init::zeros());
-  void forward(ParamStore<S>& ps, Pass p, const S* x, S* y) const;           // [N, in] -> [N, out]
+  // [N, in] -> [N, out]; a residual [N, out] (may be y) is added in the product
+  void forward(ParamStore<S>& ps, Pass p, const S* x, S* y, const S* residual = nullptr) const;
   // dx may be null; Into::add sums dx into what it holds (layers reading one input)
   void backward(ParamStore<S>& ps, Pass p, const S* x, const S* dy, S* dx,
                 cpu::Into into = cpu::Into::overwrite) const;
@@ -52,7 +53,10 @@ class GroupLayerNorm {
   GroupLayerNorm(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, int64_t groups,
                  int64_t group, bool bias);
   void forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const;
-  void backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy, S* dx) const;
+  // skip (may be null) is added to dx: the gradient that reaches x around the norm, along a
+  // residual path, summed in the norm's own pass
+  void backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy, S* dx,
+                const S* skip = nullptr) const;
 
  private:
   int64_t groups_, group_;
@@ -68,7 +72,9 @@ class RmsNorm {
   RmsNorm(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, int64_t dim,
           int64_t groups = 1);
   void forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const;
-  void backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy, S* dx) const;
+  // skip as for GroupLayerNorm::backward
+  void backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy, S* dx,
+                const S* skip = nullptr) const;
 
  private:
   int64_t dim_, groups_;
@@ -102,7 +108,9 @@ class GatedFfn {
  public:
   GatedFfn(ParamStore<S>& ps, Arena<S>& arena, const std::string& name, int64_t dim,
            int64_t hidden, cpu::Activation act, double down_init_scale);
-  void forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y) const;
+  // a residual (may be y) is added in the down projection
+  void forward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, S* y,
+               const S* residual = nullptr) const;
   void backward(ParamStore<S>& ps, Arena<S>& arena, Pass p, const S* x, const S* dy, S* dx) const;
   int64_t hidden() const { return hidden_; }
 

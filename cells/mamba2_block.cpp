@@ -102,8 +102,7 @@ void Mamba2Block<S>::forward(Pass p, const S* x, S* y) {
   ops::skip_add_fwd(ex, arena_(yd_), arena_(ys_), ps_.value(D_skip_), arena_(xbc_), C, N, I, P_);
   ops::silu_gate_fwd(ex, arena_(g_), arena_(yd_), arena_(z_), N * I);
   out_norm_.forward(ps_, arena_, p, arena_(g_), arena_(gn_));
-  out_.forward(ps_, p, arena_(gn_), y);
-  ops::add_inplace(ex, y, x, N * D_);
+  out_.forward(ps_, p, arena_(gn_), y, x);
 }
 
 template <typename S>
@@ -141,8 +140,7 @@ void Mamba2Block<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   in_xbc_.backward(ps_, p, arena_(xn_), arena_(dxbc_raw_), arena_(dxn_));
   in_z_.backward(ps_, p, arena_(xn_), arena_(dz_), arena_(dxn_), cpu::Into::add);
   in_dt_.backward(ps_, p, arena_(xn_), arena_(ddt_raw_), arena_(dxn_), cpu::Into::add);
-  norm_.backward(ps_, arena_, p, x, arena_(dxn_), dx);
-  ops::add_inplace(ex, dx, dy, N * D_);
+  norm_.backward(ps_, arena_, p, x, arena_(dxn_), dx, dy);
 }
 
 template <typename S>

@@ -141,8 +141,7 @@ void MlstmBlock<S>::forward(Pass p, const S* x, S* y) {
   ops::skip_add_fwd(ex, arena_(hskip_), arena_(hn_), ps_.value(skip_), arena_(xc_), I, N, I,
                     int64_t(1));
   ops::silu_gate_fwd(ex, arena_(hstate_), arena_(hskip_), arena_(z_), N * I);
-  down_.forward(ps_, p, arena_(hstate_), y);
-  ops::add_inplace(ex, y, x, N * D_);
+  down_.forward(ps_, p, arena_(hstate_), y, x);
 }
 
 template <typename S>
@@ -189,8 +188,7 @@ void MlstmBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   ops::add_inplace(ex, arena_(dxm_), arena_(dxm_b_), N * I);
   up_x_.backward(ps_, p, arena_(xn_), arena_(dxm_), arena_(dxn_));
   up_z_.backward(ps_, p, arena_(xn_), arena_(dz_), arena_(dxn_), cpu::Into::add);
-  norm_.backward(ps_, arena_, p, x, arena_(dxn_), dx);
-  ops::add_inplace(ex, dx, dy, N * D_);
+  norm_.backward(ps_, arena_, p, x, arena_(dxn_), dx, dy);
 }
 
 template <typename S>

@@ -125,8 +125,7 @@ void RecurrentBlock<S>::forward(Pass p, const S* x, S* y) {
   ops::add(ex, y1, x, arena_(hn_), N * D);
   if (ffn_) {
     norm2_->forward(ps_, arena_, p, y1, arena_(xn2_));
-    ffn_->forward(ps_, arena_, p, arena_(xn2_), y);
-    ops::add_inplace(ex, y, y1, N * D);
+    ffn_->forward(ps_, arena_, p, arena_(xn2_), y, y1);
   }
 }
 
@@ -137,8 +136,7 @@ void RecurrentBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   const S* dy1 = dy;
   if (ffn_) {
     ffn_->backward(ps_, arena_, p, arena_(xn2_), dy, arena_(dxn2_));
-    norm2_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_));
-    ops::add_inplace(ex, arena_(dy1_), dy, N * D);
+    norm2_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_), dy);
     dy1 = arena_(dy1_);
   }
   head_norm_.backward(ps_, arena_, p, arena_(h_), dy1, arena_(dh_));
@@ -158,8 +156,7 @@ void RecurrentBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   } else {
     gate_if_.backward(ps_, p, xn, dpre_if, dxn, cpu::Into::add);
   }
-  norm1_.backward(ps_, arena_, p, x, dxn, dx);
-  ops::add_inplace(ex, dx, dy1, N * D);
+  norm1_.backward(ps_, arena_, p, x, dxn, dx, dy1);
 }
 
 template <typename S>

@@ -97,7 +97,6 @@ S* TransformerBlock<S>::attention_work(Pass p) {
 template <typename S>
 void TransformerBlock<S>::forward(Pass p, const S* x, S* y) {
   const Exec& ex = p.exec();
-  const int64_t N = p.tokens();
   S* xn = arena_(xn_);
   norm1_.forward(ps_, arena_, p, x, xn);
   q_proj_.forward(ps_, p, xn, arena_(q_));
@@ -109,24 +108,20 @@ void TransformerBlock<S>::forward(Pass p, const S* x, S* y) {
   }
   ops::causal_attention_fwd(ex, attention(p), attention_work(p));
   S* y1 = ffn_ ? arena_(y1_) : y;
-  o_proj_.forward(ps_, p, arena_(att_), y1);
-  ops::add_inplace(ex, y1, x, N * D_);
+  o_proj_.forward(ps_, p, arena_(att_), y1, x);
   if (ffn_) {
     norm2_->forward(ps_, arena_, p, y1, arena_(xn2_));
-    ffn_->forward(ps_, arena_, p, arena_(xn2_), y);
-    ops::add_inplace(ex, y, y1, N * D_);
+    ffn_->forward(ps_, arena_, p, arena_(xn2_), y, y1);
   }
 }
 
 template <typename S>
 void TransformerBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   const Exec& ex = p.exec();
-  const int64_t N = p.tokens();
   const S* dy1 = dy;
   if (ffn_) {
     ffn_->backward(ps_, arena_, p, arena_(xn2_), dy, arena_(dxn2_));
-    norm2_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_));
-    ops::add_inplace(ex, arena_(dy1_), dy, N * D_);
+    norm2_->backward(ps_, arena_, p, arena_(y1_), arena_(dxn2_), arena_(dy1_), dy);
     dy1 = arena_(dy1_);
   }
   o_proj_.backward(ps_, p, arena_(att_), dy1, arena_(datt_));
@@ -141,8 +136,7 @@ void TransformerBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   q_proj_.backward(ps_, p, xn, arena_(dq_), dxn);
   k_proj_.backward(ps_, p, xn, arena_(dk_), dxn, cpu::Into::add);
   v_proj_.backward(ps_, p, xn, arena_(dv_), dxn, cpu::Into::add);
-  norm1_.backward(ps_, arena_, p, x, dxn, dx);
-  ops::add_inplace(ex, dx, dy1, N * D_);
+  norm1_.backward(ps_, arena_, p, x, dxn, dx, dy1);
 }
 
 template <typename S>

@@ -36,9 +36,9 @@ namespace statelab::ops {
 
 template <typename S>
 void linear_fwd(const Exec& ex, S* y, const S* x, const S* W, const S* b, int64_t N, int64_t I,
-                int64_t O) {
-  SL_ON_CUDA(ex, cuda::linear_fwd(*ex.cuda, y, x, W, b, N, I, O));
-  cpu::linear_fwd(y, x, W, b, N, I, O);
+                int64_t O, const S* residual) {
+  SL_ON_CUDA(ex, cuda::linear_fwd(*ex.cuda, y, x, W, b, N, I, O, residual));
+  cpu::linear_fwd(y, x, W, b, N, I, O, residual);
 }
 
 template <typename S>
@@ -186,9 +186,10 @@ void group_layernorm_fwd(const Exec& ex, S* y, S* mean, S* rstd, const S* x, con
 template <typename S>
 void group_layernorm_bwd(const Exec& ex, S* dx, S* dw, S* db, const S* dy, const S* x,
                          const S* mean, const S* rstd, const S* w, int64_t N, int64_t G,
-                         int64_t Dg) {
-  SL_ON_CUDA(ex, cuda::group_layernorm_bwd(*ex.cuda, dx, dw, db, dy, x, mean, rstd, w, N, G, Dg));
-  cpu::group_layernorm_bwd(dx, dw, db, dy, x, mean, rstd, w, N, G, Dg);
+                         int64_t Dg, const S* skip) {
+  SL_ON_CUDA(ex,
+             cuda::group_layernorm_bwd(*ex.cuda, dx, dw, db, dy, x, mean, rstd, w, N, G, Dg, skip));
+  cpu::group_layernorm_bwd(dx, dw, db, dy, x, mean, rstd, w, N, G, Dg, skip);
 }
 
 template <typename S>
@@ -200,9 +201,9 @@ void rmsnorm_fwd(const Exec& ex, S* y, S* rstd, const S* x, const S* w, int64_t 
 
 template <typename S>
 void rmsnorm_bwd(const Exec& ex, S* dx, S* dw, const S* dy, const S* x, const S* rstd, const S* w,
-                 int64_t N, int64_t D) {
-  SL_ON_CUDA(ex, cuda::rmsnorm_bwd(*ex.cuda, dx, dw, dy, x, rstd, w, N, D));
-  cpu::rmsnorm_bwd(dx, dw, dy, x, rstd, w, N, D);
+                 int64_t N, int64_t D, const S* skip) {
+  SL_ON_CUDA(ex, cuda::rmsnorm_bwd(*ex.cuda, dx, dw, dy, x, rstd, w, N, D, skip));
+  cpu::rmsnorm_bwd(dx, dw, dy, x, rstd, w, N, D, skip);
 }
 
 template <typename S>
@@ -366,7 +367,7 @@ int64_t linear_recurrence_work_size(const Exec& ex, const cpu::LinearRecurrence<
   template void cross_entropy<S>(const Exec&, S*, const S*, const int32_t*, int64_t, int64_t,      \
                                  LossTotals*);                                                     \
   template void linear_fwd<S>(const Exec&, S*, const S*, const S*, const S*, int64_t, int64_t,     \
-                              int64_t);                                                            \
+                              int64_t, const S*);                                                  \
   template void linear_bwd<S>(const Exec&, S*, S*, S*, const S*, const S*, const S*, int64_t,      \
                               int64_t, int64_t, cpu::Into);                                        \
   template void embedding_fwd<S>(const Exec&, S*, const int32_t*, const S*, int64_t, int64_t);     \
@@ -399,10 +400,10 @@ int64_t linear_recurrence_work_size(const Exec& ex, const cpu::LinearRecurrence<
   template void group_layernorm_fwd<S>(const Exec&, S*, S*, S*, const S*, const S*, const S*,      \
                                        int64_t, int64_t, int64_t, double);                         \
   template void group_layernorm_bwd<S>(const Exec&, S*, S*, S*, const S*, const S*, const S*,      \
-                                       const S*, const S*, int64_t, int64_t, int64_t);             \
+                                       const S*, const S*, int64_t, int64_t, int64_t, const S*);   \
   template void rmsnorm_fwd<S>(const Exec&, S*, S*, const S*, const S*, int64_t, int64_t, double); \
   template void rmsnorm_bwd<S>(const Exec&, S*, S*, const S*, const S*, const S*, const S*,        \
-                               int64_t, int64_t);                                                  \
+                               int64_t, int64_t, const S*);                                        \
   template void l2norm_fwd<S>(const Exec&, S*, S*, const S*, int64_t, int64_t, double);            \
   template void l2norm_bwd<S>(const Exec&, S*, const S*, const S*, const S*, int64_t, int64_t);    \
   template void rope_fwd<S>(const Exec&, S*, const S*, int64_t, int64_t, int64_t, int64_t,         \

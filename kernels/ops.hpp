@@ -22,7 +22,7 @@ using cpu::Activation;
 // --- dense -------------------------------------------------------------------------------------
 template <typename S>
 void linear_fwd(const Exec& ex, S* y, const S* x, const S* W, const S* b, int64_t N, int64_t I,
-                int64_t O);
+                int64_t O, const S* residual = nullptr);
 template <typename S>
 void linear_bwd(const Exec& ex, S* dx, S* dW, S* db, const S* dy, const S* x, const S* W,
                 int64_t N, int64_t I, int64_t O, cpu::Into into = cpu::Into::overwrite);
@@ -90,13 +90,13 @@ void group_layernorm_fwd(const Exec& ex, S* y, S* mean, S* rstd, const S* x, con
 template <typename S>
 void group_layernorm_bwd(const Exec& ex, S* dx, S* dw, S* db, const S* dy, const S* x,
                          const S* mean, const S* rstd, const S* w, int64_t N, int64_t G,
-                         int64_t Dg);
+                         int64_t Dg, const S* skip = nullptr);
 template <typename S>
 void rmsnorm_fwd(const Exec& ex, S* y, S* rstd, const S* x, const S* w, int64_t N, int64_t D,
                  double eps);
 template <typename S>
 void rmsnorm_bwd(const Exec& ex, S* dx, S* dw, const S* dy, const S* x, const S* rstd, const S* w,
-                 int64_t N, int64_t D);
+                 int64_t N, int64_t D, const S* skip = nullptr);
 template <typename S>
 void l2norm_fwd(const Exec& ex, S* y, S* rnorm, const S* x, int64_t N, int64_t D, double eps);
 template <typename S>

@@ -8,9 +8,15 @@
 namespace statelab::cpu {
 
 template <typename S>
-void linear_fwd(S* y, const S* x, const S* W, const S* b, int64_t N, int64_t I, int64_t O) {
+void linear_fwd(S* y, const S* x, const S* W, const S* b, int64_t N, int64_t I, int64_t O,
+                const S* residual) {
   auto Y = mat(y, N, O);
-  Y.noalias() = cmat(x, N, I) * cmat(W, O, I).transpose();
+  if (residual) {
+    if (residual != y) Y = cmat(residual, N, O);
+    Y.noalias() += cmat(x, N, I) * cmat(W, O, I).transpose();
+  } else {
+    Y.noalias() = cmat(x, N, I) * cmat(W, O, I).transpose();
+  }
   if (b) Y.rowwise() += ConstVecMap<S>(b, O).transpose();
 }
 
@@ -40,7 +46,8 @@ void embedding_bwd(S* dE, const int32_t* tokens, const S* dy, int64_t N, int64_t
 }
 
 #define SL_INSTANTIATE(S)                                                                     \
-  template void linear_fwd<S>(S*, const S*, const S*, const S*, int64_t, int64_t, int64_t); \
+  template void linear_fwd<S>(S*, const S*, const S*, const S*, int64_t, int64_t, int64_t,   \
+                              const S*);                                                    \
   template void linear_bwd<S>(S*, S*, S*, const S*, const S*, const S*, int64_t, int64_t,   \
                               int64_t, Into);                                               \
   template void embedding_fwd<S>(S*, const int32_t*, const S*, int64_t, int64_t);           \

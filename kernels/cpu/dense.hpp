@@ -12,9 +12,12 @@ namespace statelab::cpu {
 // (on CUDA the sum rides in the GEMM instead of a separate pass over dx).
 enum class Into { overwrite, add };
 
-// y[N, O] = x[N, I] · W[O, I]ᵀ + b[O] (b may be null)
+// y[N, O] = x[N, I] · W[O, I]ᵀ + b[O] (+ residual[N, O]): b and residual may be null, and
+// residual may be y itself. A residual block's output projection adds its skip here (on CUDA
+// in the GEMM) rather than in a separate pass over y.
 template <typename S>
-void linear_fwd(S* y, const S* x, const S* W, const S* b, int64_t N, int64_t I, int64_t O);
+void linear_fwd(S* y, const S* x, const S* W, const S* b, int64_t N, int64_t I, int64_t O,
+                const S* residual = nullptr);
 // dx[N, I] = dy · W, or += for Into::add (skipped when dx is null); dW[O, I] += dyᵀ · x;
 // db[O] += Σ_n dy (if db)
 template <typename S>

@@ -31,7 +31,8 @@ void group_layernorm_fwd(S* y, S* mean, S* rstd, const S* x, const S* w, const S
 
 template <typename S>
 void group_layernorm_bwd(S* dx, S* dw, S* db, const S* dy, const S* x, const S* mean,
-                         const S* rstd, const S* w, int64_t N, int64_t G, int64_t Dg) {
+                         const S* rstd, const S* w, int64_t N, int64_t G, int64_t Dg,
+                         const S* skip) {
   const int64_t D = G * Dg;
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t g = 0; g < G; ++g) {
@@ -51,7 +52,7 @@ void group_layernorm_bwd(S* dx, S* dw, S* db, const S* dy, const S* x, const S* 
       for (int64_t d = 0; d < Dg; ++d) {
         const S xh = (x[row + d] - mu) * rs;
         const S dxh = dy[row + d] * w[g * Dg + d];
-        dx[row + d] = rs * (dxh - S(mean_dxh) - xh * S(mean_dxh_xh));
+        dx[row + d] = rs * (dxh - S(mean_dxh) - xh * S(mean_dxh_xh)) + (skip ? skip[row + d] : S(0));
       }
     }
   }
@@ -70,7 +71,7 @@ void rmsnorm_fwd(S* y, S* rstd, const S* x, const S* w, int64_t N, int64_t D, do
 
 template <typename S>
 void rmsnorm_bwd(S* dx, S* dw, const S* dy, const S* x, const S* rstd, const S* w, int64_t N,
-                 int64_t D) {
+                 int64_t D, const S* skip) {
   for (int64_t n = 0; n < N; ++n) {
     const S rs = rstd[n];
     double mean_dxh_xh = 0;
@@ -82,7 +83,7 @@ void rmsnorm_bwd(S* dx, S* dw, const S* dy, const S* x, const S* rstd, const S* 
     mean_dxh_xh /= D;
     for (int64_t d = 0; d < D; ++d) {
       const S xh = x[n * D + d] * rs;
-      dx[n * D + d] = rs * (dy[n * D + d] * w[d] - xh * S(mean_dxh_xh));
+      dx[n * D + d] = rs * (dy[n * D + d] * w[d] - xh * S(mean_dxh_xh)) + (skip ? skip[n * D + d] : S(0));
     }
   }
 }
@@ -113,9 +114,10 @@ void l2norm_bwd(S* dx, const S* dy, const S* y, const S* rnorm, int64_t N, int64
   template void group_layernorm_fwd<S>(S*, S*, S*, const S*, const S*, const S*, int64_t, int64_t, \
                                        int64_t, double);                                           \
   template void group_layernorm_bwd<S>(S*, S*, S*, const S*, const S*, const S*, const S*,         \
-                                       const S*, int64_t, int64_t, int64_t);                       \
+                                       const S*, int64_t, int64_t, int64_t, const S*);             \
   template void rmsnorm_fwd<S>(S*, S*, const S*, const S*, int64_t, int64_t, double);              \
-  template void rmsnorm_bwd<S>(S*, S*, const S*, const S*, const S*, const S*, int64_t, int64_t);  \
+  template void rmsnorm_bwd<S>(S*, S*, const S*, const S*, const S*, const S*, int64_t, int64_t,   \
+                               const S*);                                                          \
   template void l2norm_fwd<S>(S*, S*, const S*, int64_t, int64_t, double);                         \
   template void l2norm_bwd<S>(S*, const S*, const S*, const S*, int64_t, int64_t);
 SL_INSTANTIATE(float)

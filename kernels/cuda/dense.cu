@@ -1,8 +1,9 @@
 // Linear layers through cuBLASLt and the token embedding on CUDA. Row-major [N, I] activations
 // and [O, I] weights are column-major transposes to cuBLAS, so y = x Wᵀ is yᵀ = W xᵀ with W
-// read transposed; the bias rides in the GEMM's epilogue. The precision picks the compute type:
-// fp32 exact, tf32 or bf16 tensor cores on fp32 storage. Bias gradients and the embedding are
-// small reductions of our own (atomics per block). Checked by kernels/selftest/dense.cpp.
+// read transposed; the bias rides in the GEMM's epilogue and a residual in its C operand. The
+// precision picks the compute type: fp32 exact, tf32 or bf16 tensor cores on fp32 storage. Bias
+// gradients and the embedding are small reductions of our own (atomics per block). Checked by
+// kernels/selftest/dense.cpp.
 #include <algorithm>
 #include <cstdint>
 #include <utility>
@@ -76,24 +77,26 @@ uint32_t alignment(const void* p) {
   return bytes;
 }
 
-// Column-major C[m×n] = op(A) op(B) (+ beta C) (+ bias[m] per column when bias is set).
+// Column-major D[m×n] = op(A) op(B) (+ beta C) (+ bias[m] per column when bias is set); C and D
+// share one layout and may be one buffer (C is not read when beta is 0).
 void gemm(const Context& ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-          int64_t ldc, const float* bias) {
+          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, const float* C,
+          float* D, int64_t ldc, const float* bias) {
   if (m == 0 || n == 0) return;
-  if (k == 0) {  // an empty sum: C = beta·C, which only matters for beta = 0
-    SL_CHECK(beta == 1.0f && !bias, "empty GEMM that would have to write its output");
+  if (k == 0) {  // an empty sum: D = beta·C, which only matters unless it is D += 0
+    SL_CHECK(beta == 1.0f && C == D && !bias, "empty GEMM that would have to write its output");
     return;
   }
   GemmKey key{trans_a, trans_b, bias != nullptr, m, n, k, lda, ldb, ldc, 0, 0, 0, 0};
   key.compute = int(cublas_compute_type(ctx.precision));
-  key.align_a = alignment(A), key.align_b = alignment(B), key.align_c = alignment(C);
+  key.align_a = alignment(A), key.align_b = alignment(B);
+  key.align_c = std::min(alignment(C), alignment(D));
   const GemmPlan& plan = plan_for(ctx, key);
   if (bias)
     SL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                    &bias, sizeof bias));
   const float alpha = 1.0f;
-  SL_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, plan.op, &alpha, A, plan.a, B, plan.b, &beta, C, plan.c, C,
+  SL_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, plan.op, &alpha, A, plan.a, B, plan.b, &beta, C, plan.c, D,
                                  plan.c, &plan.algo, ctx.lt_workspace, ctx.lt_workspace_bytes,
                                  ctx.stream));
 }
@@ -145,10 +148,11 @@ void check_dims(int64_t N, int64_t I, int64_t O) {
 }  // namespace
 
 void linear_fwd(const Context& ctx, float* y, const float* x, const float* W, const float* b,
-                int64_t N, int64_t I, int64_t O) {
+                int64_t N, int64_t I, int64_t O, const float* residual) {
   check_dims(N, I, O);
-  // yᵀ[O×N] = W[O×I] · xᵀ[I×N]; W's storage is the column-major I×O matrix Wᵀ.
-  gemm(ctx, true, false, O, N, I, W, I, x, I, 0.0f, y, O, b);
+  // yᵀ[O×N] = W[O×I] · xᵀ[I×N] (+ residualᵀ); W's storage is the column-major I×O matrix Wᵀ.
+  gemm(ctx, true, false, O, N, I, W, I, x, I, residual ? 1.0f : 0.0f, residual ? residual : y, y,
+       O, b);
 }
 
 void linear_bwd(const Context& ctx, float* dx, float* dW, float* db, const float* dy,
@@ -157,10 +161,10 @@ void linear_bwd(const Context& ctx, float* dx, float* dW, float* db, const float
   if (N == 0) return;
   // dxᵀ[I×N] (+)= Wᵀ[I×O] · dyᵀ[O×N]
   if (dx)
-    gemm(ctx, false, false, I, N, O, W, I, dy, O, into == cpu::Into::add ? 1.0f : 0.0f, dx, I,
-         nullptr);
+    gemm(ctx, false, false, I, N, O, W, I, dy, O, into == cpu::Into::add ? 1.0f : 0.0f, dx, dx,
+         I, nullptr);
   // dWᵀ[I×O] += xᵀ[I×N] · dy[N×O]
-  gemm(ctx, false, true, I, O, N, x, I, dy, O, 1.0f, dW, I, nullptr);
+  gemm(ctx, false, true, I, O, N, x, I, dy, O, 1.0f, dW, dW, I, nullptr);
   if (db) {
     // About four blocks per SM, of at least kMinRowsPerBlock rows each.
     const int64_t tiles = (O + kColumnTile - 1) / kColumnTile;

@@ -11,9 +11,10 @@
 
 namespace statelab::cuda {
 
-// y[N, O] = x[N, I] · W[O, I]ᵀ + b[O] (b may be null)
+// y[N, O] = x[N, I] · W[O, I]ᵀ + b[O] (+ residual[N, O], in the GEMM as its C); b and residual
+// may be null, residual may be y
 void linear_fwd(const Context& ctx, float* y, const float* x, const float* W, const float* b,
-                int64_t N, int64_t I, int64_t O);
+                int64_t N, int64_t I, int64_t O, const float* residual = nullptr);
 // dx[N, I] = dy · W, or += for Into::add (skipped when dx is null); dW[O, I] += dyᵀ · x;
 // db[O] += Σ_n dy (if db)
 void linear_bwd(const Context& ctx, float* dx, float* dW, float* db, const float* dy,

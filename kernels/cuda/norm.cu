@@ -87,10 +87,11 @@ __global__ void __launch_bounds__(kThreads) norm_fwd_kernel(NormFwdParams p) {
 }
 
 // Backward of the three: with x̂ = (x − μ)·rstd (or x̂ given: the L2 norm's saved output) and
-// g = dy·w, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), mean(g) only when centring and "mean" a
-// plain sum for the L2 norm.
+// g = dy·w, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) (+ skip), mean(g) only when centring and
+// "mean" a plain sum for the L2 norm.
 struct NormBwdParams {
   float* dx;          // [segments, len]
+  const float* skip;  // [segments, len] or null: added to dx (a residual path's gradient)
   const float* dy;    // [segments, len]
   const float* x;     // [segments, len]: the input, or x̂ when normalised
   const float* mean;  // [segments] or null (μ = 0)
@@ -124,7 +125,8 @@ __global__ void __launch_bounds__(kThreads) norm_bwd_kernel(NormBwdParams p) {
     const float mg = p.centre ? lane_group_sum<kWarps>(sg, lanes, red) / float(p.len) : 0.f;
     const float sum_gx = lane_group_sum<kWarps>(sgx, lanes, red);
     const float mgx = p.mean_square ? sum_gx / float(p.len) : sum_gx;
-    for (int64_t d = lane; d < len; d += lanes) p.dx[row + d] = rs * (grad(d) - mg - xhat(d) * mgx);
+    for (int64_t d = lane; d < len; d += lanes)
+      p.dx[row + d] = rs * (grad(d) - mg - xhat(d) * mgx) + (p.skip ? p.skip[row + d] : 0.f);
   }
 }
 
@@ -195,6 +197,7 @@ __global__ void __launch_bounds__(kThreads) norm_bwd_vec_kernel(NormBwdParams p)
   const auto* dy4 = reinterpret_cast<const float4*>(p.dy);
   const auto* w4 = reinterpret_cast<const float4*>(p.w);
   auto* dx4 = reinterpret_cast<float4*>(p.dx);
+  const auto* skip4 = reinterpret_cast<const float4*>(p.skip);
   for (int64_t first = int64_t(blockIdx.x) * per_block; first < p.segments;
        first += int64_t(gridDim.x) * per_block) {
     const int64_t s = first + threadIdx.x / lanes;
@@ -226,9 +229,10 @@ __global__ void __launch_bounds__(kThreads) norm_bwd_vec_kernel(NormBwdParams p)
     for (int i = 0; i < kVec; ++i) {
       const int64_t c = lane + int64_t(i) * lanes;
       if (c >= quads) break;
-      dx4[row + c] =
-          make_float4(rs * (g[i].x - mg - xh[i].x * mgx), rs * (g[i].y - mg - xh[i].y * mgx),
-                      rs * (g[i].z - mg - xh[i].z * mgx), rs * (g[i].w - mg - xh[i].w * mgx));
+      const float4 s = skip4 ? skip4[row + c] : zero4();
+      dx4[row + c] = make_float4(
+          rs * (g[i].x - mg - xh[i].x * mgx) + s.x, rs * (g[i].y - mg - xh[i].y * mgx) + s.y,
+          rs * (g[i].z - mg - xh[i].z * mgx) + s.z, rs * (g[i].w - mg - xh[i].w * mgx) + s.w);
     }
   }
 }
@@ -315,7 +319,7 @@ void launch_fwd(const Context& ctx, NormFwdParams p) {
 }
 
 void launch_bwd(const Context& ctx, NormBwdParams p) {
-  const bool vec = vec_fits(p.len, {p.dx, p.dy, p.x, p.w});
+  const bool vec = vec_fits(p.len, {p.dx, p.skip, p.dy, p.x, p.w});
   p.lanes = vec ? vec_lanes(p.len) : lanes_for(p.len);
   const int grid = segment_grid(ctx, p.segments, p.lanes);
   if (vec)
@@ -346,10 +350,11 @@ void group_layernorm_fwd(const Context& ctx, float* y, float* mean, float* rstd,
 
 void group_layernorm_bwd(const Context& ctx, float* dx, float* dw, float* db, const float* dy,
                          const float* x, const float* mean, const float* rstd, const float* w,
-                         int64_t N, int64_t G, int64_t Dg) {
+                         int64_t N, int64_t G, int64_t Dg, const float* skip) {
   check_sizes(N, G, Dg, "group_layernorm_bwd");
   if (N == 0) return;
-  launch_bwd(ctx, NormBwdParams{dx, dy, x, mean, rstd, w, N * G, Dg, G, true, true, false, 0});
+  launch_bwd(ctx,
+             NormBwdParams{dx, skip, dy, x, mean, rstd, w, N * G, Dg, G, true, true, false, 0});
   launch_param_grad(ctx, NormParamGradParams{dw, db, dy, x, mean, rstd, N, G, Dg});
 }
 
@@ -362,10 +367,11 @@ void rmsnorm_fwd(const Context& ctx, float* y, float* rstd, const float* x, cons
 }
 
 void rmsnorm_bwd(const Context& ctx, float* dx, float* dw, const float* dy, const float* x,
-                 const float* rstd, const float* w, int64_t N, int64_t D) {
+                 const float* rstd, const float* w, int64_t N, int64_t D, const float* skip) {
   check_sizes(N, 1, D, "rmsnorm_bwd");
   if (N == 0) return;
-  launch_bwd(ctx, NormBwdParams{dx, dy, x, nullptr, rstd, w, N, D, 1, false, true, false, 0});
+  launch_bwd(ctx,
+             NormBwdParams{dx, skip, dy, x, nullptr, rstd, w, N, D, 1, false, true, false, 0});
   launch_param_grad(ctx, NormParamGradParams{dw, nullptr, dy, x, nullptr, rstd, N, 1, D});
 }
 
@@ -382,7 +388,8 @@ void l2norm_bwd(const Context& ctx, float* dx, const float* dy, const float* y, 
   check_sizes(N, 1, D, "l2norm_bwd");
   if (N == 0) return;
   launch_bwd(ctx,
-             NormBwdParams{dx, dy, y, nullptr, rnorm, nullptr, N, D, 1, false, false, true, 0});
+             NormBwdParams{dx, nullptr, dy, y, nullptr, rnorm, nullptr, N, D, 1, false, false, true,
+                           0});
 }
 
 }  // namespace statelab::cuda

@@ -14,12 +14,13 @@ void group_layernorm_fwd(const Context& ctx, float* y, float* mean, float* rstd,
                          double eps);
 void group_layernorm_bwd(const Context& ctx, float* dx, float* dw, float* db, const float* dy,
                          const float* x, const float* mean, const float* rstd, const float* w,
-                         int64_t N, int64_t G, int64_t Dg);
+                         int64_t N, int64_t G, int64_t Dg, const float* skip = nullptr);
 
 void rmsnorm_fwd(const Context& ctx, float* y, float* rstd, const float* x, const float* w,
                  int64_t N, int64_t D, double eps);
 void rmsnorm_bwd(const Context& ctx, float* dx, float* dw, const float* dy, const float* x,
-                 const float* rstd, const float* w, int64_t N, int64_t D);
+                 const float* rstd, const float* w, int64_t N, int64_t D,
+                 const float* skip = nullptr);
 
 void l2norm_fwd(const Context& ctx, float* y, float* rnorm, const float* x, int64_t N, int64_t D,
                 double eps);

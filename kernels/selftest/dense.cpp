@@ -11,33 +11,38 @@ namespace {
 
 // offset > 0 shifts every buffer by that many floats off cudaMalloc's 256-byte alignment, as
 // the 64-byte-aligned slots of the arena and the parameter store are.
-// Into::add: dx starts from values of its own, which the backward sums into.
+// Into::add: dx starts from values of its own, which the backward sums into. residual: the
+// forward adds a buffer apart from y, as a block's output projection adds its skip.
 Case linear_case(int64_t N, int64_t I, int64_t O, bool bias, int64_t offset = 0,
-                 cpu::Into into = cpu::Into::overwrite) {
+                 cpu::Into into = cpu::Into::overwrite, bool residual = false) {
   const std::string shape = "N=" + std::to_string(N) + " I=" + std::to_string(I) +
                             " O=" + std::to_string(O) + (bias ? " bias" : "") +
                             (offset ? " offset=" + std::to_string(offset) : "") +
-                            (into == cpu::Into::add ? " dx+=" : "");
+                            (into == cpu::Into::add ? " dx+=" : "") +
+                            (residual ? " y=r+" : "");
   return {"linear fwd+bwd", shape, [=](const cuda::Context& ctx) {
             const uint64_t seed = uint64_t(N * 131 + I * 7 + O);
             const auto x = uniform_values(seed, 1, N * I, -1, 1);
             const auto W = uniform_values(seed, 2, O * I, -0.5, 0.5);
             const auto b = uniform_values(seed, 3, O, -1, 1);
             const auto dy = uniform_values(seed, 4, N * O, -1, 1);
+            const auto res = uniform_values(seed, 8, N * O, -1, 1);
             auto dW = uniform_values(seed, 5, O * I, -1, 1);  // accumulates
             auto db = uniform_values(seed, 6, O, -1, 1);
             std::vector<double> y(size_t(N * O));
             auto dx = into == cpu::Into::add ? uniform_values(seed, 7, N * I, -1, 1)
                                              : std::vector<double>(size_t(N * I));
-            cpu::linear_fwd(y.data(), x.data(), W.data(), bias ? b.data() : nullptr, N, I, O);
+            cpu::linear_fwd(y.data(), x.data(), W.data(), bias ? b.data() : nullptr, N, I, O,
+                            residual ? res.data() : nullptr);
 
             auto gx = place(ctx, x, offset), gW = place(ctx, W, offset);
             auto gb = place(ctx, b, offset), gdy = place(ctx, dy, offset);
             auto gdW = place(ctx, dW, offset), gdb = place(ctx, db, offset);
-            auto gy = place_output(ctx, N * O, offset);
+            auto gy = place_output(ctx, N * O, offset), gr = place(ctx, res, offset);
             auto gdx = into == cpu::Into::add ? place(ctx, dx, offset)
                                               : place_output(ctx, N * I, offset);
-            cuda::linear_fwd(ctx, gy.ptr(), gx.ptr(), gW.ptr(), bias ? gb.ptr() : nullptr, N, I, O);
+            cuda::linear_fwd(ctx, gy.ptr(), gx.ptr(), gW.ptr(), bias ? gb.ptr() : nullptr, N, I, O,
+                             residual ? gr.ptr() : nullptr);
             cuda::linear_bwd(ctx, gdx.ptr(), gdW.ptr(), bias ? gdb.ptr() : nullptr, gdy.ptr(),
                              gx.ptr(), gW.ptr(), N, I, O, into);
             cuda::synchronize(ctx);
@@ -97,6 +102,9 @@ std::vector<Case> dense_cases() {
           // Projections of one input summing their input gradients in place.
           linear_case(8192, 128, 128, false, 0, cpu::Into::add),
           linear_case(57, 96, 2, true, 16, cpu::Into::add),
+          // Output projections adding the residual stream in the product.
+          linear_case(8192, 128, 128, false, 0, cpu::Into::overwrite, true),
+          linear_case(300, 33, 7, true, 1, cpu::Into::overwrite, true),
           embedding_case(1, 3, 1), embedding_case(257, 3, 64), embedding_case(8192, 50, 130)};
 }
 

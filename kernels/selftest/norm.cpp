@@ -3,7 +3,7 @@
 // paths, and the register-resident one for widths in fours up to 512: one to 32 lanes a
 // segment, several grid strides, G that does not divide a block's segments, a width just past
 // it), with and without bias; RMSNorm and the L2 norm over widths from 2 to 5000; 8192-token
-// shapes. Backward gets the forward's saved statistics from the reference (rounded to float),
+// shapes; a few backwards also add a residual path's gradient (skip) into dx. Backward gets the forward's saved statistics from the reference (rounded to float),
 // so each direction is checked on its own; dw and db start from random values.
 #include <string>
 #include <vector>
@@ -30,12 +30,14 @@ std::vector<double> offset_inputs(uint64_t salt, int64_t n) {
 struct LayerNormShape {
   int64_t N, G, Dg;
   bool bias;
+  bool skip = false;  // backward adds a skip gradient into dx
 };
 
 Case layernorm_case(const LayerNormShape& sh, uint64_t s) {
   return {"group_layernorm fwd+bwd",
           "N=" + std::to_string(sh.N) + " G=" + std::to_string(sh.G) +
-              " Dg=" + std::to_string(sh.Dg) + (sh.bias ? " bias" : " no bias"),
+              " Dg=" + std::to_string(sh.Dg) + (sh.bias ? " bias" : " no bias") +
+              (sh.skip ? " skip" : ""),
           [=](const cuda::Context& ctx) {
             const int64_t D = sh.G * sh.Dg, n = sh.N * D, ns = sh.N * sh.G;
             const double eps = 1e-5;
@@ -45,6 +47,7 @@ Case layernorm_case(const LayerNormShape& sh, uint64_t s) {
             const auto dy = uniform_values(kSeed, s * 16 + 3, n, -1, 1);
             const auto dw0 = uniform_values(kSeed, s * 16 + 4, D, -1, 1);
             const auto db0 = uniform_values(kSeed, s * 16 + 5, D, -1, 1);
+            const auto skip = uniform_values(kSeed, s * 16 + 6, n, -1, 1);
             auto y = zeros(n), mean = zeros(ns), rstd = zeros(ns);
             cpu::group_layernorm_fwd(y.data(), mean.data(), rstd.data(), x.data(), w.data(),
                                      sh.bias ? b.data() : nullptr, sh.N, sh.G, sh.Dg, eps);
@@ -52,13 +55,14 @@ Case layernorm_case(const LayerNormShape& sh, uint64_t s) {
             auto dx = zeros(n), dw = dw0, db = db0;
             cpu::group_layernorm_bwd(dx.data(), dw.data(), sh.bias ? db.data() : nullptr, dy.data(),
                                      x.data(), mean_in.data(), rstd_in.data(), w.data(), sh.N, sh.G,
-                                     sh.Dg);
+                                     sh.Dg, sh.skip ? skip.data() : nullptr);
 
             auto d_x = to_device(ctx, to_float(x)), d_w = to_device(ctx, to_float(w));
             auto d_b = to_device(ctx, to_float(b)), d_dy = to_device(ctx, to_float(dy));
             auto d_mean_in = to_device(ctx, to_float(mean_in));
             auto d_rstd_in = to_device(ctx, to_float(rstd_in));
             auto d_dw = to_device(ctx, to_float(dw0)), d_db = to_device(ctx, to_float(db0));
+            auto d_skip = to_device(ctx, to_float(skip));
             auto d_y = output_buffer(ctx, n), d_mean = output_buffer(ctx, ns);
             auto d_rstd = output_buffer(ctx, ns), d_dx = output_buffer(ctx, n);
             cuda::group_layernorm_fwd(ctx, d_y.data(), d_mean.data(), d_rstd.data(), d_x.data(),
@@ -66,7 +70,8 @@ Case layernorm_case(const LayerNormShape& sh, uint64_t s) {
                                       eps);
             cuda::group_layernorm_bwd(
                 ctx, d_dx.data(), d_dw.data(), sh.bias ? d_db.data() : nullptr, d_dy.data(),
-                d_x.data(), d_mean_in.data(), d_rstd_in.data(), d_w.data(), sh.N, sh.G, sh.Dg);
+                d_x.data(), d_mean_in.data(), d_rstd_in.data(), d_w.data(), sh.N, sh.G, sh.Dg,
+                sh.skip ? d_skip.data() : nullptr);
             cuda::synchronize(ctx);
             const double lim = limit_for(ctx.precision, false);
             CaseResult r{{compare("y", d_y.download(ctx), y, lim),
@@ -79,8 +84,9 @@ Case layernorm_case(const LayerNormShape& sh, uint64_t s) {
           }};
 }
 
-Case rmsnorm_case(int64_t N, int64_t D, uint64_t s) {
-  return {"rmsnorm fwd+bwd", "N=" + std::to_string(N) + " D=" + std::to_string(D),
+Case rmsnorm_case(int64_t N, int64_t D, uint64_t s, bool with_skip = false) {
+  return {"rmsnorm fwd+bwd",
+          "N=" + std::to_string(N) + " D=" + std::to_string(D) + (with_skip ? " skip" : ""),
           [=](const cuda::Context& ctx) {
             const int64_t n = N * D;
             const double eps = 1e-6;
@@ -88,21 +94,23 @@ Case rmsnorm_case(int64_t N, int64_t D, uint64_t s) {
             const auto w = uniform_values(kSeed, s * 16 + 1, D, 0.5, 1.5);
             const auto dy = uniform_values(kSeed, s * 16 + 2, n, -1, 1);
             const auto dw0 = uniform_values(kSeed, s * 16 + 3, D, -1, 1);
+            const auto skip = uniform_values(kSeed, s * 16 + 4, n, -1, 1);
             auto y = zeros(n), rstd = zeros(N);
             cpu::rmsnorm_fwd(y.data(), rstd.data(), x.data(), w.data(), N, D, eps);
             const auto rstd_in = rounded(rstd);
             auto dx = zeros(n), dw = dw0;
             cpu::rmsnorm_bwd(dx.data(), dw.data(), dy.data(), x.data(), rstd_in.data(), w.data(), N,
-                             D);
+                             D, with_skip ? skip.data() : nullptr);
 
             auto d_x = to_device(ctx, to_float(x)), d_w = to_device(ctx, to_float(w));
             auto d_dy = to_device(ctx, to_float(dy)), d_rstd_in = to_device(ctx, to_float(rstd_in));
-            auto d_dw = to_device(ctx, to_float(dw0));
+            auto d_dw = to_device(ctx, to_float(dw0)), d_skip = to_device(ctx, to_float(skip));
             auto d_y = output_buffer(ctx, n), d_rstd = output_buffer(ctx, N);
             auto d_dx = output_buffer(ctx, n);
             cuda::rmsnorm_fwd(ctx, d_y.data(), d_rstd.data(), d_x.data(), d_w.data(), N, D, eps);
             cuda::rmsnorm_bwd(ctx, d_dx.data(), d_dw.data(), d_dy.data(), d_x.data(),
-                              d_rstd_in.data(), d_w.data(), N, D);
+                              d_rstd_in.data(), d_w.data(), N, D,
+                              with_skip ? d_skip.data() : nullptr);
             cuda::synchronize(ctx);
             const double lim = limit_for(ctx.precision, false);
             return CaseResult{{compare("y", d_y.download(ctx), y, lim),
@@ -180,7 +188,11 @@ std::vector<Case> norm_cases() {
                                    {300, 1, 512, true},
                                    {20, 1, 516, true},
                                    {33, 1, 4099, true},
-                                   {5, 2, 1500, true}})
+                                   {5, 2, 1500, true},
+                                   // the blocks' input norms: the register-resident and the
+                                   // generic kernel adding the residual gradient
+                                   {8192, 1, 128, true, true},
+                                   {37, 1, 7, true, true}})
     cases.push_back(layernorm_case(sh, salt++));
   // D >= 2 for RMSNorm and the L2 norm too: at D = 1 the output is ±1 whatever x, and dx is
   // pure cancellation that fp32 cannot resolve.
@@ -192,6 +204,8 @@ std::vector<Case> norm_cases() {
                          {17, 2049},
                          {3, 5000}})
     cases.push_back(rmsnorm_case(nd.first, nd.second, salt++));
+  cases.push_back(rmsnorm_case(8192, 128, salt++, true));
+  cases.push_back(rmsnorm_case(17, 2049, salt++, true));
   for (const auto& nd :
        {std::pair<int64_t, int64_t>{1, 3}, {37, 16}, {8192, 64}, {8192, 128}, {9, 1500}})
     cases.push_back(l2norm_case(nd.first, nd.second, salt++));

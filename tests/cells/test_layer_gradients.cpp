@@ -80,6 +80,51 @@ TEST(LayerGradients, LinearIntoAddSumsTheInputGradientIntoWhatDxHolds) {
   }
 }
 
+// y = x + x Wᵀ + b with the residual added in the product: its gradient is the projection's plus
+// the identity's. The residual may also be y itself, holding x.
+TEST(LayerGradients, LinearAddsAResidualInItsProductEvenWhenItIsTheOutput) {
+  Harness h;
+  Linear<double> layer(h.ps, "lin", 4, 4, true, init::normal(0.5));
+  h.finish();
+  h.check(
+      "linear + residual", 4, 4, [&](auto x, auto y) { layer.forward(h.ps, h.pass, x, y, x); },
+      [&](auto x, auto dy, auto dx) {
+        layer.backward(h.ps, h.pass, x, dy, dx);
+        for (int64_t i = 0; i < h.pass.tokens() * 4; ++i) dx[i] += dy[i];
+      });
+  const auto x = random_vector(h.pass.tokens() * 4, 7);
+  std::vector<double> apart(x.size()), in_place = x;
+  layer.forward(h.ps, h.pass, x.data(), apart.data(), x.data());
+  layer.forward(h.ps, h.pass, x.data(), in_place.data(), in_place.data());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_DOUBLE_EQ(in_place[i], apart[i]) << "y[" << i << "]";
+}
+
+// y = x + norm(x): the norms' backward adds the residual path's gradient (skip) into dx.
+TEST(LayerGradients, NormBackwardsAddTheResidualPathsGradientIntoDx) {
+  Harness h;
+  GroupLayerNorm<double> ln(h.ps, h.arena, "ln", 1, 6, true);
+  RmsNorm<double> rms(h.ps, h.arena, "rms", 6);
+  h.finish();
+  const int64_t n = h.pass.tokens() * 6;
+  auto plus_input = [n](const double* x, double* y) {
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  };
+  h.check(
+      "x + layernorm(x)", 6, 6,
+      [&](auto x, auto y) {
+        ln.forward(h.ps, h.arena, h.pass, x, y);
+        plus_input(x, y);
+      },
+      [&](auto x, auto dy, auto dx) { ln.backward(h.ps, h.arena, h.pass, x, dy, dx, dy); });
+  h.check(
+      "x + rmsnorm(x)", 6, 6,
+      [&](auto x, auto y) {
+        rms.forward(h.ps, h.arena, h.pass, x, y);
+        plus_input(x, y);
+      },
+      [&](auto x, auto dy, auto dx) { rms.backward(h.ps, h.arena, h.pass, x, dy, dx, dy); });
+}
+
 TEST(LayerGradients, EmbeddingAccumulatesRowsOfRepeatedTokens) {
   Harness h;
   Embedding<double> layer(h.ps, "emb", 4, 3);
