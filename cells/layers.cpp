@@ -47,7 +47,7 @@ void Embedding<S>::forward(ParamStore<S>& ps, Pass p, const int32_t* tokens, S* 
 
 template <typename S>
 void Embedding<S>::backward(ParamStore<S>& ps, Pass p, const int32_t* tokens, const S* dy) const {
-  ops::embedding_bwd(p.exec(), ps.grad(e_), tokens, dy, p.tokens(), dim_);
+  ops::embedding_bwd(p.exec(), ps.grad(e_), tokens, dy, p.tokens(), vocab_, dim_);
 }
 
 template <typename S>

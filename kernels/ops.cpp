@@ -56,8 +56,8 @@ void embedding_fwd(const Exec& ex, S* y, const int32_t* tokens, const S* E, int6
 
 template <typename S>
 void embedding_bwd(const Exec& ex, S* dE, const int32_t* tokens, const S* dy, int64_t N,
-                   int64_t D) {
-  SL_ON_CUDA(ex, cuda::embedding_bwd(*ex.cuda, dE, tokens, dy, N, D));
+                   int64_t V, int64_t D) {
+  SL_ON_CUDA(ex, cuda::embedding_bwd(*ex.cuda, dE, tokens, dy, N, V, D));
   cpu::embedding_bwd(dE, tokens, dy, N, D);
 }
 
@@ -371,7 +371,8 @@ int64_t linear_recurrence_work_size(const Exec& ex, const cpu::LinearRecurrence<
   template void linear_bwd<S>(const Exec&, S*, S*, S*, const S*, const S*, const S*, int64_t,      \
                               int64_t, int64_t, cpu::Into);                                        \
   template void embedding_fwd<S>(const Exec&, S*, const int32_t*, const S*, int64_t, int64_t);     \
-  template void embedding_bwd<S>(const Exec&, S*, const int32_t*, const S*, int64_t, int64_t);     \
+  template void embedding_bwd<S>(const Exec&, S*, const int32_t*, const S*, int64_t, int64_t,      \
+                                 int64_t);                                                         \
   template void activation_fwd<S>(const Exec&, Activation, S*, const S*, int64_t);                 \
   template void activation_bwd<S>(const Exec&, Activation, S*, const S*, const S*, int64_t);       \
   template void gated_fwd<S>(const Exec&, Activation, S*, const S*, int64_t, int64_t);             \

@@ -30,7 +30,7 @@ template <typename S>
 void embedding_fwd(const Exec& ex, S* y, const int32_t* tokens, const S* E, int64_t N, int64_t D);
 template <typename S>
 void embedding_bwd(const Exec& ex, S* dE, const int32_t* tokens, const S* dy, int64_t N,
-                   int64_t D);
+                   int64_t V, int64_t D);  // dE: [V, D]
 
 // Masked cross-entropy (kernels/cpu/loss.hpp) adding its sums into *totals, which lives on
 // the pass's device (device memory on CUDA).

@@ -24,8 +24,8 @@ void linear_bwd(const Context& ctx, float* dx, float* dW, float* db, const float
 // y[N, D] = E[tokens[n], :]; tokens (device memory) are checked by the caller.
 void embedding_fwd(const Context& ctx, float* y, const int32_t* tokens, const float* E, int64_t N,
                    int64_t D);
-// dE[tokens[n], :] += dy[n, :]
+// dE[V, D]: dE[tokens[n], :] += dy[n, :]
 void embedding_bwd(const Context& ctx, float* dE, const int32_t* tokens, const float* dy,
-                   int64_t N, int64_t D);
+                   int64_t N, int64_t V, int64_t D);
 
 }  // namespace statelab::cuda

@@ -79,7 +79,7 @@ Case embedding_case(int64_t N, int64_t V, int64_t D) {
         auto gtok = to_device(ctx, tokens);
         auto gy = output_buffer(ctx, N * D);
         cuda::embedding_fwd(ctx, gy.data(), gtok.data(), gE.data(), N, D);
-        cuda::embedding_bwd(ctx, gdE.data(), gtok.data(), gdy.data(), N, D);
+        cuda::embedding_bwd(ctx, gdE.data(), gtok.data(), gdy.data(), N, V, D);
         cuda::synchronize(ctx);
         cpu::embedding_bwd(dE.data(), tokens.data(), dy.data(), N, D);
         CaseResult r;
@@ -105,7 +105,10 @@ std::vector<Case> dense_cases() {
           // Output projections adding the residual stream in the product.
           linear_case(8192, 128, 128, false, 0, cpu::Into::overwrite, true),
           linear_case(300, 33, 7, true, 1, cpu::Into::overwrite, true),
-          embedding_case(1, 3, 1), embedding_case(257, 3, 64), embedding_case(8192, 50, 130)};
+          // Vocabularies from a handful of symbols (the shared-memory tile) to past its 256 rows.
+          embedding_case(1, 3, 1), embedding_case(257, 3, 64), embedding_case(8192, 50, 130),
+          embedding_case(8192, 4, 128), embedding_case(3000, 256, 40),
+          embedding_case(2000, 300, 33)};
 }
 
 }  // namespace statelab::selftest
