@@ -52,7 +52,8 @@ void group_layernorm_bwd(S* dx, S* dw, S* db, const S* dy, const S* x, const S* 
       for (int64_t d = 0; d < Dg; ++d) {
         const S xh = (x[row + d] - mu) * rs;
         const S dxh = dy[row + d] * w[g * Dg + d];
-        dx[row + d] = rs * (dxh - S(mean_dxh) - xh * S(mean_dxh_xh)) + (skip ? skip[row + d] : S(0));
+        dx[row + d] =
+            rs * (dxh - S(mean_dxh) - xh * S(mean_dxh_xh)) + (skip ? skip[row + d] : S(0));
       }
     }
   }
@@ -83,7 +84,8 @@ void rmsnorm_bwd(S* dx, S* dw, const S* dy, const S* x, const S* rstd, const S* 
     mean_dxh_xh /= D;
     for (int64_t d = 0; d < D; ++d) {
       const S xh = x[n * D + d] * rs;
-      dx[n * D + d] = rs * (dy[n * D + d] * w[d] - xh * S(mean_dxh_xh)) + (skip ? skip[n * D + d] : S(0));
+      dx[n * D + d] =
+          rs * (dy[n * D + d] * w[d] - xh * S(mean_dxh_xh)) + (skip ? skip[n * D + d] : S(0));
     }
   }
 }
