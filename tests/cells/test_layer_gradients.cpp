@@ -106,23 +106,17 @@ TEST(LayerGradients, NormBackwardsAddTheResidualPathsGradientIntoDx) {
   RmsNorm<double> rms(h.ps, h.arena, "rms", 6);
   h.finish();
   const int64_t n = h.pass.tokens() * 6;
-  auto plus_input = [n](const double* x, double* y) {
-    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  auto check_with_skip = [&](const std::string& what, const auto& norm) {
+    h.check(
+        what, 6, 6,
+        [&](auto x, auto y) {
+          norm.forward(h.ps, h.arena, h.pass, x, y);
+          for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+        },
+        [&](auto x, auto dy, auto dx) { norm.backward(h.ps, h.arena, h.pass, x, dy, dx, dy); });
   };
-  h.check(
-      "x + layernorm(x)", 6, 6,
-      [&](auto x, auto y) {
-        ln.forward(h.ps, h.arena, h.pass, x, y);
-        plus_input(x, y);
-      },
-      [&](auto x, auto dy, auto dx) { ln.backward(h.ps, h.arena, h.pass, x, dy, dx, dy); });
-  h.check(
-      "x + rmsnorm(x)", 6, 6,
-      [&](auto x, auto y) {
-        rms.forward(h.ps, h.arena, h.pass, x, y);
-        plus_input(x, y);
-      },
-      [&](auto x, auto dy, auto dx) { rms.backward(h.ps, h.arena, h.pass, x, dy, dx, dy); });
+  check_with_skip("x + layernorm(x)", ln);
+  check_with_skip("x + rmsnorm(x)", rms);
 }
 
 TEST(LayerGradients, EmbeddingAccumulatesRowsOfRepeatedTokens) {
