@@ -1,7 +1,7 @@
 // Rotary position embedding on CUDA, twin of rope_fwd / rope_bwd in kernels/cpu/attention.cpp:
 // the rotation of each (even, odd) pair of a head by its position's angle, and its transpose for
 // the gradient. A second tensor of the same shape (the Transformer's k beside q) may ride in the
-// same launch, on grid z = 1: the short launches of a small model cost more than their work.
+// same launch as grid z index 1: the short launches of a small model cost more than their work.
 // Checked by kernels/selftest/attention.cpp.
 #include <cuda_runtime.h>
 
