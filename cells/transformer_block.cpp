@@ -102,9 +102,10 @@ void TransformerBlock<S>::forward(Pass p, const S* x, S* y) {
   q_proj_.forward(ps_, p, xn, arena_(q_));
   k_proj_.forward(ps_, p, xn, arena_(k_));
   v_proj_.forward(ps_, p, xn, arena_(v_));
-  if (rope_)
-    ops::rope_fwd(ex, arena_(q_), arena_(q_), p.B, p.T, H_, Dh_, rope_base_, arena_(k_),
-                  arena_(k_));
+  if (rope_) {
+    ops::rope_fwd(ex, arena_(q_), arena_(q_), p.B, p.T, H_, Dh_, rope_base_);
+    ops::rope_fwd(ex, arena_(k_), arena_(k_), p.B, p.T, H_, Dh_, rope_base_);
+  }
   ops::causal_attention_fwd(ex, attention(p), attention_work(p));
   S* y1 = ffn_ ? arena_(y1_) : y;
   o_proj_.forward(ps_, p, arena_(att_), y1, x);
@@ -126,9 +127,10 @@ void TransformerBlock<S>::backward(Pass p, const S* x, const S* dy, S* dx) {
   o_proj_.backward(ps_, p, arena_(att_), dy1, arena_(datt_));
   ops::causal_attention_bwd(ex, attention(p), arena_(datt_), arena_(dq_), arena_(dk_), arena_(dv_),
                             attention_work(p));
-  if (rope_)
-    ops::rope_bwd(ex, arena_(dq_), arena_(dq_), p.B, p.T, H_, Dh_, rope_base_, arena_(dk_),
-                  arena_(dk_));
+  if (rope_) {
+    ops::rope_bwd(ex, arena_(dq_), arena_(dq_), p.B, p.T, H_, Dh_, rope_base_);
+    ops::rope_bwd(ex, arena_(dk_), arena_(dk_), p.B, p.T, H_, Dh_, rope_base_);
+  }
   const S* xn = arena_(xn_);
   S* dxn = arena_(dxn_);
   q_proj_.backward(ps_, p, xn, arena_(dq_), dxn);

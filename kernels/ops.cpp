@@ -221,20 +221,16 @@ void l2norm_bwd(const Exec& ex, S* dx, const S* dy, const S* y, const S* rnorm, 
 
 template <typename S>
 void rope_fwd(const Exec& ex, S* y, const S* x, int64_t B, int64_t T, int64_t H, int64_t Dh,
-              double base, S* y2, const S* x2) {
-  SL_CHECK(!y2 == !x2, "RoPE: a second tensor needs both its input and its output");
-  SL_ON_CUDA(ex, cuda::rope_fwd(*ex.cuda, y, x, B, T, H, Dh, base, y2, x2));
+              double base) {
+  SL_ON_CUDA(ex, cuda::rope_fwd(*ex.cuda, y, x, B, T, H, Dh, base));
   cpu::rope_fwd(y, x, B, T, H, Dh, base);
-  if (y2) cpu::rope_fwd(y2, x2, B, T, H, Dh, base);
 }
 
 template <typename S>
 void rope_bwd(const Exec& ex, S* dx, const S* dy, int64_t B, int64_t T, int64_t H, int64_t Dh,
-              double base, S* dx2, const S* dy2) {
-  SL_CHECK(!dx2 == !dy2, "RoPE: a second tensor needs both its gradient and its output");
-  SL_ON_CUDA(ex, cuda::rope_bwd(*ex.cuda, dx, dy, B, T, H, Dh, base, dx2, dy2));
+              double base) {
+  SL_ON_CUDA(ex, cuda::rope_bwd(*ex.cuda, dx, dy, B, T, H, Dh, base));
   cpu::rope_bwd(dx, dy, B, T, H, Dh, base);
-  if (dx2) cpu::rope_bwd(dx2, dy2, B, T, H, Dh, base);
 }
 
 template <typename S>
@@ -412,9 +408,9 @@ int64_t linear_recurrence_work_size(const Exec& ex, const cpu::LinearRecurrence<
   template void l2norm_fwd<S>(const Exec&, S*, S*, const S*, int64_t, int64_t, double);            \
   template void l2norm_bwd<S>(const Exec&, S*, const S*, const S*, const S*, int64_t, int64_t);    \
   template void rope_fwd<S>(const Exec&, S*, const S*, int64_t, int64_t, int64_t, int64_t,         \
-                            double, S*, const S*);                                                 \
+                            double);                                                               \
   template void rope_bwd<S>(const Exec&, S*, const S*, int64_t, int64_t, int64_t, int64_t,         \
-                            double, S*, const S*);                                                 \
+                            double);                                                               \
   template void causal_attention_fwd<S>(const Exec&, const cpu::CausalAttention<S>&, S*);          \
   template void causal_attention_bwd<S>(const Exec&, const cpu::CausalAttention<S>&, const S*, S*, \
                                         S*, S*, S*);                                               \

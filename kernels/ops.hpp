@@ -104,14 +104,12 @@ void l2norm_bwd(const Exec& ex, S* dx, const S* dy, const S* y, const S* rnorm, 
                 int64_t D);
 
 // --- attention ---------------------------------------------------------------------------------
-// y2, x2 (both or neither): a second tensor of the same shape rotated alike, on CUDA in the
-// same launch (the Transformer's q and k)
 template <typename S>
 void rope_fwd(const Exec& ex, S* y, const S* x, int64_t B, int64_t T, int64_t H, int64_t Dh,
-              double base, S* y2 = nullptr, const S* x2 = nullptr);
+              double base);
 template <typename S>
 void rope_bwd(const Exec& ex, S* dx, const S* dy, int64_t B, int64_t T, int64_t H, int64_t Dh,
-              double base, S* dx2 = nullptr, const S* dy2 = nullptr);
+              double base);
 // Scratch elements the attention of these shapes needs (forward and backward share it).
 int64_t causal_attention_work_size(const Exec& ex, int64_t B, int64_t T, int64_t H);
 template <typename S>

@@ -12,11 +12,10 @@
 
 namespace statelab::cuda {
 
-// y2, x2 (both or neither): a second tensor of the same shape rotated in the same launch.
 void rope_fwd(const Context& ctx, float* y, const float* x, int64_t B, int64_t T, int64_t H,
-              int64_t Dh, double base, float* y2 = nullptr, const float* x2 = nullptr);
+              int64_t Dh, double base);
 void rope_bwd(const Context& ctx, float* dx, const float* dy, int64_t B, int64_t T, int64_t H,
-              int64_t Dh, double base, float* dx2 = nullptr, const float* dy2 = nullptr);
+              int64_t Dh, double base);
 
 // Writes a.o and a.lse. Heads up to Dh = 128 wide (ShapeError beyond, unlike the CPU twin).
 void causal_attention_fwd(const Context& ctx, const cpu::CausalAttention<float>& a);

@@ -1,8 +1,6 @@
 // Rotary position embedding on CUDA, twin of rope_fwd / rope_bwd in kernels/cpu/attention.cpp:
 // the rotation of each (even, odd) pair of a head by its position's angle, and its transpose for
-// the gradient. A second tensor of the same shape (the Transformer's k beside q) may ride in the
-// same launch as grid z index 1: the short launches of a small model cost more than their work.
-// Checked by kernels/selftest/attention.cpp.
+// the gradient. Checked by kernels/selftest/attention.cpp.
 #include <cuda_runtime.h>
 
 #include <climits>
@@ -22,8 +20,8 @@ namespace {
 // (unlike sincosf) has no slow large-argument path.
 constexpr int kRopeThreads = 256;
 struct RopeParams {
-  float* y[2] = {};        // [B, T, H, Dh], may equal x; by grid z
-  const float* x[2] = {};  // [B, T, H, Dh]
+  float* y = nullptr;        // [B, T, H, Dh], may equal x
+  const float* x = nullptr;  // [B, T, H, Dh]
   int64_t B = 0, T = 0, H = 0, half = 0;
   int Dh = 0;
   double log2_step = 0;  // log2 of the frequency ratio between neighbouring pairs, −2·log2(base)/Dh
@@ -40,34 +38,32 @@ __global__ void __launch_bounds__(kRopeThreads) rope_kernel(const RopeParams p) 
   float sn, cs;
   sincospif(float(reduced), &sn, &cs);
   sn *= p.direction;
-  float* const y = p.y[blockIdx.z];
-  const float* const x = p.x[blockIdx.z];
   for (int64_t b = blockIdx.y; b < p.B; b += gridDim.y)
     for (int64_t h = 0; h < p.H; ++h) {
       const int64_t off = ((b * p.T + t) * p.H + h) * p.Dh + 2 * i;
-      const float x0 = x[off], x1 = x[off + 1];
-      y[off] = fmaf(x0, cs, -x1 * sn);
-      y[off + 1] = fmaf(x0, sn, x1 * cs);
+      const float x0 = p.x[off], x1 = p.x[off + 1];
+      p.y[off] = fmaf(x0, cs, -x1 * sn);
+      p.y[off + 1] = fmaf(x0, sn, x1 * cs);
     }
 }
 
-void rope_rotate(const Context& ctx, float* y, const float* x, float* y2, const float* x2,
-                 int64_t B, int64_t T, int64_t H, int64_t Dh, double base, float direction) {
+void rope_rotate(const Context& ctx, float* y, const float* x, int64_t B, int64_t T, int64_t H,
+                 int64_t Dh, double base, float direction) {
   SL_CHECK_SHAPE(B >= 1 && T >= 1 && H >= 1 && Dh >= 1, "RoPE: empty shape");
   SL_CHECK_SHAPE(Dh % 2 == 0, "RoPE needs an even head dimension, got Dh = " + std::to_string(Dh));
   SL_CHECK(base > 0, "RoPE base must be positive");
-  SL_CHECK(x && y && !y2 == !x2, "RoPE: missing tensor");
+  SL_CHECK(x && y, "RoPE: missing tensor");
   SL_CHECK_SHAPE(Dh <= INT_MAX, "RoPE: head dimension too large");
   RopeParams p;
-  p.y[0] = y, p.x[0] = x;
-  p.y[1] = y2, p.x[1] = x2;
+  p.y = y;
+  p.x = x;
   p.B = B, p.T = T, p.H = H, p.half = Dh / 2;
   p.Dh = int(Dh);
   p.log2_step = -2.0 * std::log2(base) / double(Dh);
   p.direction = direction;
   const int64_t blocks = (T * p.half + kRopeThreads - 1) / kRopeThreads;
   SL_CHECK_SHAPE(blocks <= INT_MAX, "RoPE: T · Dh too large for one grid");
-  const dim3 grid(unsigned(blocks), unsigned(B < 65535 ? B : 65535), y2 ? 2u : 1u);
+  const dim3 grid(unsigned(blocks), unsigned(B < 65535 ? B : 65535));
   rope_kernel<<<grid, kRopeThreads, 0, ctx.stream>>>(p);
   SL_CUDA_LAUNCH_CHECK();
 }
@@ -75,13 +71,13 @@ void rope_rotate(const Context& ctx, float* y, const float* x, float* y2, const 
 }  // namespace
 
 void rope_fwd(const Context& ctx, float* y, const float* x, int64_t B, int64_t T, int64_t H,
-              int64_t Dh, double base, float* y2, const float* x2) {
-  rope_rotate(ctx, y, x, y2, x2, B, T, H, Dh, base, 1.f);
+              int64_t Dh, double base) {
+  rope_rotate(ctx, y, x, B, T, H, Dh, base, 1.f);
 }
 
 void rope_bwd(const Context& ctx, float* dx, const float* dy, int64_t B, int64_t T, int64_t H,
-              int64_t Dh, double base, float* dx2, const float* dy2) {
-  rope_rotate(ctx, dx, dy, dx2, dy2, B, T, H, Dh, base, -1.f);
+              int64_t Dh, double base) {
+  rope_rotate(ctx, dx, dy, B, T, H, Dh, base, -1.f);
 }
 
 }  // namespace statelab::cuda

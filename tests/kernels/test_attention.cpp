@@ -13,7 +13,6 @@
 
 #include "kernels/cpu/attention.hpp"
 #include "kernels/error.hpp"
-#include "kernels/ops.hpp"
 #include "tests/support/gradcheck.hpp"
 
 namespace statelab::cpu {
@@ -341,29 +340,6 @@ TEST(Rope, GradientMatchesFiniteDifferencesAndBackwardInverts) {
   std::vector<double> back(x.size());
   rope_bwd(back.data(), y.data(), B, T, H, Dh, 100.0);
   EXPECT_LE(max_abs_diff(back, x), 1e-14);
-}
-
-// The op's second tensor (the Transformer's k beside q) is rotated exactly as it would be alone,
-// forward and backward.
-TEST(Rope, TheOpRotatesASecondTensorAsItWouldAlone) {
-  const int64_t B = 2, T = 5, H = 3, Dh = 6, n = B * T * H * Dh;
-  const auto q = random_vector(n, 61), k = random_vector(n, 62);
-  for (const bool backward : {false, true}) {
-    auto q_pair = q, k_pair = k;
-    std::vector<double> k_alone(static_cast<size_t>(n));
-    if (backward) {
-      ops::rope_bwd(Exec{}, q_pair.data(), q_pair.data(), B, T, H, Dh, 100.0, k_pair.data(),
-                    k_pair.data());
-      rope_bwd(k_alone.data(), k.data(), B, T, H, Dh, 100.0);
-    } else {
-      ops::rope_fwd(Exec{}, q_pair.data(), q_pair.data(), B, T, H, Dh, 100.0, k_pair.data(),
-                    k_pair.data());
-      rope_fwd(k_alone.data(), k.data(), B, T, H, Dh, 100.0);
-    }
-    EXPECT_EQ(k_pair, k_alone) << (backward ? "backward" : "forward");
-    EXPECT_GT(max_abs_diff(k_pair, k), 1e-3) << "k was not rotated";
-    EXPECT_GT(max_abs_diff(q_pair, q), 1e-3) << "q was not rotated";
-  }
 }
 
 TEST(Rope, OddHeadDimensionIsAShapeError) {
