@@ -134,7 +134,7 @@ __global__ void embedding_fwd_kernel(float* y, const int32_t* tokens, const floa
 // dE[tokens[n], :] += dy[n, :] for a small vocabulary: a block sums `rows` rows of a 32-column
 // tile into a shared copy of the table's tile (its warps on rows apart), then adds the rows it
 // touched once each. One global atomic per token and column would pile thousands onto the few
-// rows of a task's vocabulary (25 µs for 8192 tokens of d128 at four symbols).
+// rows of a task's vocabulary (25 µs for 8192 tokens of d128 at four symbols, ncu on an H200).
 constexpr int64_t kSharedVocab = 256;  // 32 KB of shared memory for the tile
 constexpr int64_t kMinEmbeddingRows = 256;
 

@@ -3,8 +3,9 @@
 // paths, and the register-resident one for widths in fours up to 512: one to 32 lanes a
 // segment, several grid strides, G that does not divide a block's segments, a width just past
 // it), with and without bias; RMSNorm and the L2 norm over widths from 2 to 5000; 8192-token
-// shapes; a few backwards also add a residual path's gradient (skip) into dx. Backward gets the forward's saved statistics from the reference (rounded to float),
-// so each direction is checked on its own; dw and db start from random values.
+// shapes; a few backwards also add a residual path's gradient (skip) into dx. Backward gets the
+// forward's saved statistics from the reference (rounded to float), so each direction is checked
+// on its own; dw and db start from random values.
 #include <string>
 #include <vector>
 
